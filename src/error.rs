@@ -1,0 +1,68 @@
+//! Typed errors of the library, each classified as retryable (a transient fault worth
+//! another attempt with backoff) or fatal (retrying cannot help), with the context an
+//! operator needs: which service, which endpoint, which collection or document.
+
+use std::time::Duration;
+
+use gcloud_sdk::tonic::Code;
+
+/// Errors from the library's I/O paths.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Firestore {operation} failed ({code:?}): {message} [endpoint {endpoint}]")]
+    Firestore {
+        operation: &'static str,
+        endpoint: String,
+        code: Code,
+        message: String,
+    },
+    #[error("cannot connect to Firestore at {endpoint}: {message}")]
+    FirestoreConnect { endpoint: String, message: String },
+    #[error("MongoDB {operation} on `{target}` failed: {message} [server {uri}]")]
+    Mongo {
+        operation: &'static str,
+        /// Database or `database.collection`.
+        target: String,
+        /// Redacted connection string.
+        uri: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error("{what} still failing after retrying for {:.0?}: {last}", elapsed)]
+    RetriesExhausted {
+        what: String,
+        elapsed: Duration,
+        last: Box<Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Firestore { code, .. } => is_retryable_code(*code),
+            Error::FirestoreConnect { .. } => true,
+            Error::Mongo { retryable, .. } => *retryable,
+            Error::RetriesExhausted { .. } | Error::Config(_) => false,
+        }
+    }
+}
+
+/// gRPC codes that describe a passing condition. `Unknown` is included because tonic
+/// reports a dropped connection as `Unknown` ("transport error").
+pub fn is_retryable_code(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::ResourceExhausted
+            | Code::Internal
+            | Code::Unknown
+            | Code::Cancelled
+    )
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

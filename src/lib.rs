@@ -1,0 +1,30 @@
+//! fireshift moves a live application from Cloud Firestore to MongoDB.
+//!
+//! # Layout
+//!
+//! * [`cli`] the command line (clap), used by the thin `fireshift` binary.
+//! * [`path`] parses Firestore document names and derives a document's identity in
+//!   MongoDB (the DESIGN "Identity" rules), used by conversion and by references.
+//! * [`value`] converts lossless Firestore protobuf values to BSON (the DESIGN type table).
+//! * [`source`] streams raw Firestore documents in `__name__` order over gRPC.
+//! * [`sink`] writes BSON documents to MongoDB with idempotent, bounded, retried bulk upserts.
+//! * [`transform`] applies a collection's mapping to one document (pure), or says why not.
+//! * [`progress`] per-collection counters, shown as bars on a TTY and log lines elsewhere.
+//! * [`pipeline`] wires source → transform → sink with bounded queues and reports progress.
+//! * [`demo`] the deterministic data set shaped like the seed app (demo, tests, benchmarks).
+//! * [`redact`] keeps secrets in connection strings out of logs and reports.
+//! * [`retry`] the shared retry loop: exponential backoff, full jitter, a deadline.
+//! * [`error`] typed errors, classified retryable or fatal.
+
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod path;
+pub mod pipeline;
+pub mod progress;
+pub mod redact;
+pub mod retry;
+pub mod sink;
+pub mod source;
+pub mod transform;
+pub mod value;

@@ -1,0 +1,27 @@
+//! The `fireshift` binary: parse, run, map the outcome to an exit code.
+//! 0 = every document landed; 3 = finished with dead letters; 1 = stopped by an error;
+//! 2 = bad command line.
+
+use clap::Parser;
+use fireshift::cli::{self, Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    let args = Cli::parse();
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match args.command {
+        Command::Migrate(a) => cli::migrate(a).await,
+    };
+    match outcome {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Transform: one raw Firestore document → one BSON document for its target collection,
+//! or a dead-letter record saying why it cannot be converted. Pure and CPU-only.
+//!
+//! With no mapping, the defaults of DESIGN.md apply: the `keep` identity, a
+//! subcollection lands in its own collection named after its path pattern
+//! (`content.comments`) with its parent's `_id` in [`PARENT_FIELD`].
+
+use gcloud_sdk::google::firestore::v1::Document;
+use gcloud_sdk::prost::Message;
+use mongodb::bson::{spec::BinarySubtype, Binary, Bson, DateTime, RawDocumentBuf};
+
+use crate::path::{default_target_id, CollectionPattern, DocPath, PARENT_FIELD};
+use crate::sink::WriteItem;
+use crate::value::{fields_to_document, ConvertOptions};
+
+/// Default collection for documents that cannot be converted or written.
+pub const DEAD_LETTER_COLLECTION: &str = "_fireshift_dead_letters";
+/// Longest readable rendering of a raw document kept in a dead letter (the lossless
+/// protobuf bytes are kept whole).
+const MAX_RAW_TEXT: usize = 16 * 1024;
+
+/// A converted document, ready for the sink.
+#[derive(Debug)]
+pub struct Transformed {
+    pub pattern: CollectionPattern,
+    pub collection: String,
+    pub item: WriteItem,
+}
+
+/// Why a document could not be converted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub source_path: String,
+    pub pattern: Option<CollectionPattern>,
+    /// Which rule refused it: `path`, `identity`, `convert`, `encode`, `sink`.
+    pub rule: &'static str,
+    /// The field path concerned, if any.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// Applies the default mapping.
+#[derive(Debug, Clone, Default)]
+pub struct Transformer {
+    pub options: ConvertOptions,
+}
+
+impl Transformer {
+    pub fn apply(&self, doc: &Document) -> Result<Transformed, Rejection> {
+        let reject = |pattern: Option<CollectionPattern>, rule, field: Option<String>, reason: String| Rejection {
+            source_path: doc.name.clone(),
+            pattern,
+            rule,
+            field,
+            reason,
+        };
+        let path = DocPath::parse(&doc.name).map_err(|e| reject(None, "path", None, e.to_string()))?;
+        let pattern = path.pattern();
+        let id = Bson::String(default_target_id(&path));
+        let parent = path.parent().map(|p| default_target_id(&p));
+        // The target's identity fields must not be shadowed by a source field of the
+        // same name: silently overwriting either would lose data.
+        for reserved in ["_id", PARENT_FIELD] {
+            if doc.fields.contains_key(reserved) && (reserved == "_id" || parent.is_some()) {
+                return Err(reject(
+                    Some(pattern),
+                    "identity",
+                    Some(reserved.to_string()),
+                    format!("source field `{reserved}` clashes with the target's `{reserved}`; rename it in a mapping"),
+                ));
+            }
+        }
+        let fields = fields_to_document(&doc.fields, &self.options)
+            .map_err(|e| reject(Some(pattern.clone()), "convert", Some(e.field.clone()), e.reason))?;
+        let mut out = mongodb::bson::Document::new();
+        out.insert("_id", id.clone());
+        if let Some(parent) = parent {
+            out.insert(PARENT_FIELD, parent);
+        }
+        out.extend(fields);
+        let raw = RawDocumentBuf::from_document(&out)
+            .map_err(|e| reject(Some(pattern.clone()), "encode", None, e.to_string()))?;
+        Ok(Transformed {
+            collection: pattern.default_target(),
+            pattern,
+            item: WriteItem {
+                source_path: doc.name.clone(),
+                id,
+                doc: raw,
+            },
+        })
+    }
+}
+
+impl Rejection {
+    /// The dead-letter record: keyed by source path so a rerun replaces rather than
+    /// duplicates it; keeps the raw document losslessly (protobuf bytes) and readably.
+    pub fn dead_letter(&self, raw: Option<&Document>, run_id: &str) -> WriteItem {
+        let mut d = mongodb::bson::Document::new();
+        d.insert("_id", self.source_path.clone());
+        d.insert(
+            "collection",
+            self.pattern.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        );
+        d.insert("rule", self.rule);
+        d.insert("field", self.field.clone().map(Bson::String).unwrap_or(Bson::Null));
+        d.insert("reason", self.reason.clone());
+        if let Some(raw) = raw {
+            d.insert(
+                "raw",
+                Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: raw.encode_to_vec(),
+                },
+            );
+            let mut text = format!("{:?}", raw.fields);
+            if text.len() > MAX_RAW_TEXT {
+                let mut cut = MAX_RAW_TEXT;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            d.insert("rawText", text);
+        }
+        d.insert("runId", run_id);
+        d.insert("at", DateTime::now());
+        WriteItem {
+            source_path: self.source_path.clone(),
+            id: Bson::String(self.source_path.clone()),
+            // A document built from strings, binaries and dates always encodes.
+            doc: RawDocumentBuf::from_document(&d).expect("dead letter encodes"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
+    use mongodb::bson::doc;
+
+    fn document(name: &str, fields: Vec<(&str, ValueType)>) -> Document {
+        Document {
+            name: format!("projects/p/databases/(default)/documents/{name}"),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value { value_type: Some(v) }))
+                .collect(),
+            create_time: None,
+            update_time: None,
+        }
+    }
+
+    #[test]
+    fn root_document_keeps_its_id_and_lands_in_its_collection() {
+        let t = Transformer::default()
+            .apply(&document("users/u1", vec![("name", ValueType::StringValue("Ann".into()))]))
+            .unwrap();
+        assert_eq!(t.collection, "users");
+        assert_eq!(t.pattern.to_string(), "users");
+        let d: mongodb::bson::Document = t.item.doc.to_document().unwrap();
+        assert_eq!(d, doc! { "_id": "u1", "name": "Ann" });
+    }
+
+    #[test]
+    fn subcollection_document_gets_path_id_and_parent_key() {
+        let t = Transformer::default()
+            .apply(&document("content/c1/comments/k1/replies/r1", vec![("n", ValueType::IntegerValue(1))]))
+            .unwrap();
+        assert_eq!(t.collection, "content.comments.replies");
+        let d = t.item.doc.to_document().unwrap();
+        assert_eq!(
+            d,
+            doc! { "_id": "content/c1/comments/k1/replies/r1", "_parent": "content/c1/comments/k1", "n": 1i64 }
+        );
+    }
+
+    #[test]
+    fn a_source_field_named_like_the_identity_is_rejected_with_reason() {
+        let r = Transformer::default()
+            .apply(&document("users/u1", vec![("_id", ValueType::StringValue("x".into()))]))
+            .unwrap_err();
+        assert_eq!(r.rule, "identity");
+        assert_eq!(r.field.as_deref(), Some("_id"));
+        assert!(r.reason.contains("clashes"));
+        // `_parent` only clashes where the target has a parent key.
+        assert!(Transformer::default()
+            .apply(&document("users/u1", vec![("_parent", ValueType::BooleanValue(true))]))
+            .is_ok());
+        let r = Transformer::default()
+            .apply(&document("a/1/b/2", vec![("_parent", ValueType::BooleanValue(true))]))
+            .unwrap_err();
+        assert_eq!(r.field.as_deref(), Some("_parent"));
+    }
+
+    #[test]
+    fn dead_letter_keeps_path_rule_reason_and_lossless_raw() {
+        let raw = document("users/u1", vec![("bad\0name", ValueType::IntegerValue(5))]);
+        let r = Transformer::default().apply(&raw).unwrap_err();
+        assert_eq!(r.rule, "convert");
+        let dl = r.dead_letter(Some(&raw), "run-1").doc.to_document().unwrap();
+        assert_eq!(dl.get_str("_id").unwrap(), raw.name);
+        assert_eq!(dl.get_str("collection").unwrap(), "users");
+        assert!(dl.get_str("reason").unwrap().contains("NUL"));
+        let bytes = &dl.get_binary_generic("raw").unwrap()[..];
+        assert_eq!(Document::decode(bytes).unwrap(), raw);
+    }
+}
