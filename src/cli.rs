@@ -18,7 +18,11 @@ use crate::transform::Transformer;
 pub const EXIT_DEAD_LETTERS: i32 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "fireshift", version, about = "Move a live application from Cloud Firestore to MongoDB")]
+#[command(
+    name = "fireshift",
+    version,
+    about = "Move a live application from Cloud Firestore to MongoDB"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -142,7 +146,10 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         read_ahead: args.read_ahead,
         in_flight: args.in_flight,
         dead_letter_collection: args.dead_letter_collection.clone(),
-        run_id: format!("migrate-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        run_id: format!(
+            "migrate-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        ),
         dry_run: args.dry_run,
         ..PipelineConfig::default()
     };
@@ -217,7 +224,11 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
         "total", "", s.read, s.written, s.dead_lettered
     );
     let rate = s.read as f64 / s.elapsed_secs.max(1e-3);
-    let verb = if args.dry_run { "would be written (dry run)" } else { "written" };
+    let verb = if args.dry_run {
+        "would be written (dry run)"
+    } else {
+        "written"
+    };
     println!(
         "{} documents read, {} {verb} in {:.1} s ({rate:.0} docs/s)",
         s.read, s.written, s.elapsed_secs

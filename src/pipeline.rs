@@ -98,7 +98,9 @@ pub async fn run(
     let docs = source.stream(range, config.read_ahead);
     let batched = batch_documents(source, docs, btx, sink, transformer, config, progress).await;
     // The batcher dropped its sender: the writer drains what is queued and ends.
-    let written = writer.await.map_err(|e| Error::Config(format!("writer task failed: {e}")))?;
+    let written = writer
+        .await
+        .map_err(|e| Error::Config(format!("writer task failed: {e}")))?;
     batched?;
     written?;
     let collections = progress.snapshot();
@@ -148,10 +150,12 @@ async fn batch_documents(
             }
         };
         progress.read(&pattern, 1);
-        let entry = buffers.entry(collection.clone()).or_insert_with(|| Outgoing {
-            batch: Batch::new(collection.clone()),
-            patterns: Vec::new(),
-        });
+        let entry = buffers
+            .entry(collection.clone())
+            .or_insert_with(|| Outgoing {
+                batch: Batch::new(collection.clone()),
+                patterns: Vec::new(),
+            });
         if entry.batch.would_overflow(&item, &limits) {
             let full = std::mem::replace(
                 entry,
@@ -219,9 +223,11 @@ async fn write_batches(
     config: PipelineConfig,
     progress: Progress,
 ) -> Result<()> {
-    let stream = futures::stream::unfold(batches, |mut rx| async move {
-        rx.recv().await.map(|o| (o, rx))
-    });
+    let stream =
+        futures::stream::unfold(
+            batches,
+            |mut rx| async move { rx.recv().await.map(|o| (o, rx)) },
+        );
     let results = stream
         .map(|o| {
             let sink = sink.clone();
@@ -284,7 +290,9 @@ async fn store_refused(
         tracing::warn!(path = %item.source_path, code = failure.code, "server refused document: {}", failure.message);
         let rejection = Rejection {
             source_path: item.source_path.clone(),
-            pattern: crate::path::DocPath::parse(&item.source_path).ok().map(|p| p.pattern()),
+            pattern: crate::path::DocPath::parse(&item.source_path)
+                .ok()
+                .map(|p| p.pattern()),
             rule: "sink",
             field: None,
             reason: format!("server error {}: {}", failure.code, failure.message),

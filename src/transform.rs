@@ -47,14 +47,18 @@ pub struct Transformer {
 
 impl Transformer {
     pub fn apply(&self, doc: &Document) -> Result<Transformed, Rejection> {
-        let reject = |pattern: Option<CollectionPattern>, rule, field: Option<String>, reason: String| Rejection {
+        let reject = |pattern: Option<CollectionPattern>,
+                      rule,
+                      field: Option<String>,
+                      reason: String| Rejection {
             source_path: doc.name.clone(),
             pattern,
             rule,
             field,
             reason,
         };
-        let path = DocPath::parse(&doc.name).map_err(|e| reject(None, "path", None, e.to_string()))?;
+        let path =
+            DocPath::parse(&doc.name).map_err(|e| reject(None, "path", None, e.to_string()))?;
         let pattern = path.pattern();
         let id = Bson::String(default_target_id(&path));
         let parent = path.parent().map(|p| default_target_id(&p));
@@ -70,8 +74,14 @@ impl Transformer {
                 ));
             }
         }
-        let fields = fields_to_document(&doc.fields, &self.options)
-            .map_err(|e| reject(Some(pattern.clone()), "convert", Some(e.field.clone()), e.reason))?;
+        let fields = fields_to_document(&doc.fields, &self.options).map_err(|e| {
+            reject(
+                Some(pattern.clone()),
+                "convert",
+                Some(e.field.clone()),
+                e.reason,
+            )
+        })?;
         let mut out = mongodb::bson::Document::new();
         out.insert("_id", id.clone());
         if let Some(parent) = parent {
@@ -100,10 +110,16 @@ impl Rejection {
         d.insert("_id", self.source_path.clone());
         d.insert(
             "collection",
-            self.pattern.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            self.pattern
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
         );
         d.insert("rule", self.rule);
-        d.insert("field", self.field.clone().map(Bson::String).unwrap_or(Bson::Null));
+        d.insert(
+            "field",
+            self.field.clone().map(Bson::String).unwrap_or(Bson::Null),
+        );
         d.insert("reason", self.reason.clone());
         if let Some(raw) = raw {
             d.insert(
@@ -146,7 +162,14 @@ mod tests {
             name: format!("projects/p/databases/(default)/documents/{name}"),
             fields: fields
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), Value { value_type: Some(v) }))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value {
+                            value_type: Some(v),
+                        },
+                    )
+                })
                 .collect(),
             create_time: None,
             update_time: None,
@@ -156,7 +179,10 @@ mod tests {
     #[test]
     fn root_document_keeps_its_id_and_lands_in_its_collection() {
         let t = Transformer::default()
-            .apply(&document("users/u1", vec![("name", ValueType::StringValue("Ann".into()))]))
+            .apply(&document(
+                "users/u1",
+                vec![("name", ValueType::StringValue("Ann".into()))],
+            ))
             .unwrap();
         assert_eq!(t.collection, "users");
         assert_eq!(t.pattern.to_string(), "users");
@@ -167,7 +193,10 @@ mod tests {
     #[test]
     fn subcollection_document_gets_path_id_and_parent_key() {
         let t = Transformer::default()
-            .apply(&document("content/c1/comments/k1/replies/r1", vec![("n", ValueType::IntegerValue(1))]))
+            .apply(&document(
+                "content/c1/comments/k1/replies/r1",
+                vec![("n", ValueType::IntegerValue(1))],
+            ))
             .unwrap();
         assert_eq!(t.collection, "content.comments.replies");
         let d = t.item.doc.to_document().unwrap();
@@ -180,17 +209,26 @@ mod tests {
     #[test]
     fn a_source_field_named_like_the_identity_is_rejected_with_reason() {
         let r = Transformer::default()
-            .apply(&document("users/u1", vec![("_id", ValueType::StringValue("x".into()))]))
+            .apply(&document(
+                "users/u1",
+                vec![("_id", ValueType::StringValue("x".into()))],
+            ))
             .unwrap_err();
         assert_eq!(r.rule, "identity");
         assert_eq!(r.field.as_deref(), Some("_id"));
         assert!(r.reason.contains("clashes"));
         // `_parent` only clashes where the target has a parent key.
         assert!(Transformer::default()
-            .apply(&document("users/u1", vec![("_parent", ValueType::BooleanValue(true))]))
+            .apply(&document(
+                "users/u1",
+                vec![("_parent", ValueType::BooleanValue(true))]
+            ))
             .is_ok());
         let r = Transformer::default()
-            .apply(&document("a/1/b/2", vec![("_parent", ValueType::BooleanValue(true))]))
+            .apply(&document(
+                "a/1/b/2",
+                vec![("_parent", ValueType::BooleanValue(true))],
+            ))
             .unwrap_err();
         assert_eq!(r.field.as_deref(), Some("_parent"));
     }
@@ -200,7 +238,11 @@ mod tests {
         let raw = document("users/u1", vec![("bad\0name", ValueType::IntegerValue(5))]);
         let r = Transformer::default().apply(&raw).unwrap_err();
         assert_eq!(r.rule, "convert");
-        let dl = r.dead_letter(Some(&raw), "run-1").doc.to_document().unwrap();
+        let dl = r
+            .dead_letter(Some(&raw), "run-1")
+            .doc
+            .to_document()
+            .unwrap();
         assert_eq!(dl.get_str("_id").unwrap(), raw.name);
         assert_eq!(dl.get_str("collection").unwrap(), "users");
         assert!(dl.get_str("reason").unwrap().contains("NUL"));

@@ -1,0 +1,208 @@
+//! Shared harness for the end-to-end tests: real Firestore emulator and real MongoDB-wire
+//! server, addressed by `FIRESTORE_EMULATOR_HOST` / `MONGODB_URI` with loopback
+//! defaults (`scripts/services up` starts both). Every test uses its own Firestore project
+//! and its own MongoDB database, so tests run in parallel without seeing each other.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+
+use fireshift::demo::{self, DemoDoc};
+use gcloud_sdk::google::firestore::v1::Value;
+use mongodb::bson::{doc, Bson, RawDocumentBuf};
+use mongodb::{Client, Database};
+
+pub const DB_ID: &str = "(default)";
+
+static ENV: Once = Once::new();
+
+/// Sets the service addresses to their defaults when the caller did not.
+pub fn init_env() {
+    ENV.call_once(|| {
+        if std::env::var_os("FIRESTORE_EMULATOR_HOST").is_none() {
+            std::env::set_var("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8085");
+        }
+        if std::env::var_os("MONGODB_URI").is_none() {
+            std::env::set_var(
+                "MONGODB_URI",
+                "mongodb://127.0.0.1:27017/?directConnection=true",
+            );
+        }
+    });
+}
+
+pub fn mongodb_uri() -> String {
+    init_env();
+    std::env::var("MONGODB_URI").unwrap()
+}
+
+/// A name unique to this test process and call: `{prefix}-{pid}-{n}-{nanos}`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// One test's world: a fresh Firestore project and a fresh MongoDB database.
+pub struct World {
+    pub project: String,
+    pub database: String,
+    pub db: Database,
+    pub firestore: firestore::FirestoreDb,
+}
+
+impl World {
+    pub async fn new(name: &str) -> Self {
+        init_env();
+        let project = unique(name);
+        let database = project.replace('-', "_");
+        let client = Client::with_uri_str(mongodb_uri())
+            .await
+            .expect("mongodb client");
+        let db = client.database(&database);
+        db.drop().await.expect("drop test database");
+        let firestore = firestore::FirestoreDb::with_options(firestore::FirestoreDbOptions::new(
+            project.clone(),
+        ))
+        .await
+        .expect("firestore client");
+        Self {
+            project,
+            database,
+            db,
+            firestore,
+        }
+    }
+
+    /// Writes documents to this world's Firestore project.
+    pub async fn write(&self, docs: impl Iterator<Item = DemoDoc>) -> usize {
+        demo::write(&self.firestore, &self.project, DB_ID, docs, 4)
+            .await
+            .expect("write demo documents")
+    }
+
+    pub fn full_name(&self, relative: &str) -> String {
+        format!("{}{relative}", demo::documents_prefix(&self.project, DB_ID))
+    }
+
+    /// Runs the real binary: `fireshift migrate --project P --database D <extra>`.
+    pub fn migrate(&self, extra: &[&str]) -> Output {
+        self.fireshift(
+            &[
+                "migrate",
+                "--project",
+                &self.project,
+                "--database",
+                &self.database,
+            ],
+            extra,
+        )
+    }
+
+    pub fn fireshift(&self, base: &[&str], extra: &[&str]) -> Output {
+        init_env();
+        let out = Command::new(env!("CARGO_BIN_EXE_fireshift"))
+            .args(base)
+            .args(extra)
+            .env("FIRESHIFT_LOG", "warn")
+            .output()
+            .expect("run fireshift");
+        eprintln!(
+            "--- fireshift {:?} {:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+            base,
+            extra,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Every document of a collection as raw BSON, keyed by `_id` rendered as a string.
+    pub async fn raw_docs(&self, collection: &str) -> BTreeMap<String, RawDocumentBuf> {
+        use futures::TryStreamExt;
+        let coll = self.db.collection::<RawDocumentBuf>(collection);
+        let docs: Vec<RawDocumentBuf> = coll
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        docs.into_iter()
+            .map(|d| {
+                let id = d.get("_id").unwrap().map(|v| v.to_raw_bson());
+                let key = match id {
+                    Some(mongodb::bson::RawBson::String(s)) => s,
+                    other => format!("{other:?}"),
+                };
+                (key, d)
+            })
+            .collect()
+    }
+
+    /// All collections with their raw documents (a snapshot for before/after checks).
+    pub async fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
+        let mut out = BTreeMap::new();
+        for name in self.db.list_collection_names().await.unwrap() {
+            let docs = self.raw_docs(&name).await;
+            out.insert(name, docs);
+        }
+        out
+    }
+}
+
+pub fn fields(pairs: Vec<(&str, Value)>) -> HashMap<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+pub fn doc_at(path: &str, pairs: Vec<(&str, Value)>) -> DemoDoc {
+    DemoDoc {
+        path: path.to_string(),
+        fields: fields(pairs),
+    }
+}
+
+/// Describes the first difference between two BSON documents, field by field, so a
+/// failing assertion says where the data went wrong (NaN-aware: compares bytes).
+pub fn diff(
+    expected: &mongodb::bson::Document,
+    actual: &mongodb::bson::Document,
+) -> Option<String> {
+    let enc = |b: &Bson| mongodb::bson::to_vec(&doc! { "v": b.clone() }).unwrap();
+    for (k, v) in expected {
+        match actual.get(k) {
+            None => return Some(format!("field `{k}` missing (expected {v:?})")),
+            Some(a) if enc(a) != enc(v) => {
+                return Some(format!("field `{k}`: expected {v:?}, got {a:?}"))
+            }
+            _ => {}
+        }
+    }
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    if !extra.is_empty() {
+        return Some(format!("unexpected fields {extra:?}"));
+    }
+    let (ek, ak): (Vec<_>, Vec<_>) = (expected.keys().collect(), actual.keys().collect());
+    (ek != ak).then(|| format!("field order differs: expected {ek:?}, got {ak:?}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,420 @@
+//! End-to-end: the real `fireshift` binary migrates data from the Firestore emulator into
+//! the MongoDB-wire server, and the tests read back what actually landed.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{diff, doc_at, stderr, stdout, World};
+use fireshift::demo;
+use fireshift::transform::Transformer;
+use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, Document, MapValue, Value};
+use gcloud_sdk::google::r#type::LatLng;
+use gcloud_sdk::prost_types::Timestamp;
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, DateTime};
+
+fn v(t: ValueType) -> Value {
+    Value {
+        value_type: Some(t),
+    }
+}
+
+/// What the migration should have written for each generated document, per collection.
+fn expected_target(
+    world: &World,
+    docs: impl Iterator<Item = demo::DemoDoc>,
+) -> BTreeMap<String, BTreeMap<String, mongodb::bson::Document>> {
+    let t = Transformer::default();
+    let mut out: BTreeMap<String, BTreeMap<String, mongodb::bson::Document>> = BTreeMap::new();
+    for d in docs {
+        let raw = Document {
+            name: world.full_name(&d.path),
+            fields: d.fields,
+            create_time: None,
+            update_time: None,
+        };
+        let x = t.apply(&raw).expect("demo documents convert");
+        let id = x.item.id.as_str().unwrap().to_string();
+        out.entry(x.collection)
+            .or_default()
+            .insert(id, x.item.doc.to_document().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_demo_document_lands_equal_to_its_expected_conversion() {
+    let world = World::new("e2e-demo").await;
+    let users = 15;
+    let written = world
+        .write(demo::generate(users, &world.project, common::DB_ID))
+        .await;
+    assert_eq!(written, demo::expected_count(users));
+
+    let out = world.migrate(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "migrate failed: {}",
+        stderr(&out)
+    );
+
+    let expected = expected_target(&world, demo::generate(users, &world.project, common::DB_ID));
+    let actual = world.snapshot().await;
+    let expected_names: BTreeSet<&String> = expected.keys().collect();
+    let actual_names: BTreeSet<&String> = actual.keys().collect();
+    assert_eq!(actual_names, expected_names, "target collections");
+    let mut compared = 0;
+    for (collection, docs) in &expected {
+        let landed = &actual[collection];
+        let missing: Vec<&String> = docs.keys().filter(|id| !landed.contains_key(*id)).collect();
+        let extra: Vec<&String> = landed.keys().filter(|id| !docs.contains_key(*id)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{collection}: missing {missing:?}, extra {extra:?}"
+        );
+        for (id, want) in docs {
+            let got = landed[id].to_document().unwrap();
+            if let Some(d) = diff(want, &got) {
+                panic!("{collection}/{id}: {d}");
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, demo::expected_count(users));
+    // The summary the operator sees agrees with what landed.
+    let s = stdout(&out);
+    let total = s
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .expect("summary total line");
+    let nums: Vec<u64> = total
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums, vec![compared as u64, compared as u64, 0], "{total}");
+}
+
+#[tokio::test]
+async fn second_run_changes_nothing_and_duplicates_nothing() {
+    let world = World::new("e2e-rerun").await;
+    world
+        .write(demo::generate(3, &world.project, common::DB_ID))
+        .await;
+    assert_eq!(world.migrate(&["--batch-size", "7"]).status.code(), Some(0));
+    let first = world.snapshot().await;
+    assert!(first.values().map(|c| c.len()).sum::<usize>() >= demo::expected_count(3));
+    // Different batching on the rerun: replays must be harmless whatever the grouping.
+    assert_eq!(
+        world
+            .migrate(&["--batch-size", "1000", "--in-flight", "1"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let second = world.snapshot().await;
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (c, docs) in &first {
+        assert_eq!(docs.len(), second[c].len(), "{c}: document count changed");
+        for (id, d) in docs {
+            assert_eq!(
+                d.as_bytes(),
+                second[c][id].as_bytes(),
+                "{c}/{id} changed on rerun"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn finds_subcollections_at_depth_three_and_under_missing_parents() {
+    let world = World::new("e2e-depth").await;
+    let n = |i| v(ValueType::IntegerValue(i));
+    world
+        .write(
+            vec![
+                doc_at("content/c1", vec![("n", n(1))]),
+                doc_at(
+                    "content/c1/comments/k1/replies/r1/reactions/x1",
+                    vec![("n", n(4))],
+                ),
+                // None of these parents exist.
+                doc_at("ghosts/g1/items/i1", vec![("n", n(2))]),
+                doc_at("content/c2/comments/k2/replies/r2", vec![("n", n(3))]),
+            ]
+            .into_iter(),
+        )
+        .await;
+    let out = world.migrate(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deep = world.raw_docs("content.comments.replies.reactions").await;
+    let d = deep["content/c1/comments/k1/replies/r1/reactions/x1"]
+        .to_document()
+        .unwrap();
+    assert_eq!(
+        d,
+        doc! { "_id": "content/c1/comments/k1/replies/r1/reactions/x1", "_parent": "content/c1/comments/k1/replies/r1", "n": 4i64 }
+    );
+    let ghost = world.raw_docs("ghosts.items").await;
+    assert_eq!(
+        ghost["ghosts/g1/items/i1"].to_document().unwrap(),
+        doc! { "_id": "ghosts/g1/items/i1", "_parent": "g1", "n": 2i64 }
+    );
+    let replies = world.raw_docs("content.comments.replies").await;
+    assert_eq!(replies.len(), 1);
+    assert!(replies.contains_key("content/c2/comments/k2/replies/r2"));
+    // The missing parents themselves are not invented.
+    assert!(world.raw_docs("ghosts").await.is_empty());
+    assert_eq!(world.raw_docs("content").await.len(), 1);
+}
+
+#[tokio::test]
+async fn edge_values_land_exactly_as_the_type_table_says() {
+    let world = World::new("e2e-edge").await;
+    let ts = |seconds, nanos| v(ValueType::TimestampValue(Timestamp { seconds, nanos }));
+    let geo = |latitude, longitude| {
+        v(ValueType::GeoPointValue(LatLng {
+            latitude,
+            longitude,
+        }))
+    };
+    let map = |pairs: Vec<(&str, Value)>| {
+        v(ValueType::MapValue(MapValue {
+            fields: common::fields(pairs),
+        }))
+    };
+    let arr = |values| v(ValueType::ArrayValue(ArrayValue { values }));
+    let reference = |p: &str| v(ValueType::ReferenceValue(world.full_name(p)));
+    let mut nested = v(ValueType::StringValue("bottom".into()));
+    // Firestore allows 20 levels of maps and arrays: 10 × (map + array).
+    for _ in 0..10 {
+        nested = map(vec![("k", arr(vec![nested]))]);
+    }
+    world
+        .write(std::iter::once(doc_at(
+            "edge/e1",
+            vec![
+                ("nan", v(ValueType::DoubleValue(f64::NAN))),
+                ("inf", v(ValueType::DoubleValue(f64::INFINITY))),
+                ("ninf", v(ValueType::DoubleValue(f64::NEG_INFINITY))),
+                ("negzero", v(ValueType::DoubleValue(-0.0))),
+                ("imin", v(ValueType::IntegerValue(i64::MIN))),
+                ("imax", v(ValueType::IntegerValue(i64::MAX))),
+                ("year1", ts(-62_135_596_800, 0)),
+                ("year9999", ts(253_402_300_799, 999_999_000)),
+                ("moon", ts(-14_182_940, 123_456_000)),
+                ("bytes", v(ValueType::BytesValue(vec![0, 1, 254, 255]))),
+                ("nobytes", v(ValueType::BytesValue(vec![]))),
+                (
+                    "places",
+                    arr(vec![geo(48.8566, 2.3522), geo(-33.86, 151.21)]),
+                ),
+                ("refRoot", reference("users/u1")),
+                ("refSub", reference("content/c1/comments/k1")),
+                ("refDangling", reference("users/nobody-here")),
+                ("emptyMap", map(vec![])),
+                ("emptyArray", arr(vec![])),
+                ("deep", nested),
+                ("a.b", v(ValueType::BooleanValue(true))),
+                ("$dollar", map(vec![("$in", v(ValueType::IntegerValue(1)))])),
+                ("with space", v(ValueType::NullValue(0))),
+                ("naïve ключ 🔥", v(ValueType::StringValue("ünïcödé".into()))),
+                (
+                    "vec",
+                    map(vec![
+                        ("__type__", v(ValueType::StringValue("__vector__".into()))),
+                        (
+                            "value",
+                            arr(vec![
+                                v(ValueType::DoubleValue(0.25)),
+                                v(ValueType::DoubleValue(-1.5)),
+                            ]),
+                        ),
+                    ]),
+                ),
+            ],
+        )))
+        .await;
+    let out = world.migrate(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = world.raw_docs("edge").await["e1"].to_document().unwrap();
+
+    let nan = got.get_f64("nan").unwrap();
+    assert!(nan.is_nan());
+    let nz = got.get_f64("negzero").unwrap();
+    assert!(
+        nz == 0.0 && nz.is_sign_negative(),
+        "-0.0 lost its sign: {nz}"
+    );
+    assert_eq!(got.get_f64("inf").unwrap(), f64::INFINITY);
+    assert_eq!(got.get_f64("ninf").unwrap(), f64::NEG_INFINITY);
+    assert_eq!(got.get("imin"), Some(&Bson::Int64(i64::MIN)));
+    assert_eq!(got.get("imax"), Some(&Bson::Int64(i64::MAX)));
+    assert_eq!(
+        got.get("year1"),
+        Some(&Bson::DateTime(DateTime::from_millis(-62_135_596_800_000)))
+    );
+    assert_eq!(
+        got.get("year9999"),
+        Some(&Bson::DateTime(DateTime::from_millis(253_402_300_799_999)))
+    );
+    assert_eq!(
+        got.get("moon"),
+        Some(&Bson::DateTime(DateTime::from_millis(-14_182_939_877)))
+    );
+    assert_eq!(
+        got.get("bytes"),
+        Some(&Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![0, 1, 254, 255]
+        }))
+    );
+    assert_eq!(
+        got.get("nobytes"),
+        Some(&Bson::Binary(Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: vec![]
+        }))
+    );
+    assert_eq!(
+        got.get_array("places").unwrap(),
+        &vec![
+            Bson::Document(doc! { "type": "Point", "coordinates": [2.3522, 48.8566] }),
+            Bson::Document(doc! { "type": "Point", "coordinates": [151.21, -33.86] }),
+        ]
+    );
+    assert_eq!(got.get_str("refRoot").unwrap(), "u1");
+    assert_eq!(got.get_str("refSub").unwrap(), "content/c1/comments/k1");
+    assert_eq!(got.get_str("refDangling").unwrap(), "nobody-here");
+    assert_eq!(got.get_document("emptyMap").unwrap(), &doc! {});
+    assert!(got.get_array("emptyArray").unwrap().is_empty());
+    let mut deep = got.get("deep").unwrap();
+    for _ in 0..10 {
+        deep = &deep.as_document().unwrap().get_array("k").unwrap()[0];
+    }
+    assert_eq!(deep, &Bson::String("bottom".into()));
+    assert_eq!(got.get("a.b"), Some(&Bson::Boolean(true)));
+    assert_eq!(got.get_document("$dollar").unwrap(), &doc! { "$in": 1i64 });
+    assert_eq!(got.get("with space"), Some(&Bson::Null));
+    assert_eq!(got.get_str("naïve ключ 🔥").unwrap(), "ünïcödé");
+    assert_eq!(
+        got.get_array("vec").unwrap(),
+        &vec![Bson::Double(0.25), Bson::Double(-1.5)]
+    );
+}
+
+#[tokio::test]
+async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non_zero() {
+    let world = World::new("e2e-dead").await;
+    world
+        .write(
+            vec![
+                doc_at(
+                    "users/good",
+                    vec![("name", v(ValueType::StringValue("ok".into())))],
+                ),
+                // `_id` would overwrite the target identity: refused, never silently lost.
+                doc_at(
+                    "users/bad",
+                    vec![("_id", v(ValueType::StringValue("other".into())))],
+                ),
+            ]
+            .into_iter(),
+        )
+        .await;
+    let out = world.migrate(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 documents dead-lettered"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("users/bad"),
+        "the log names the document: {}",
+        stderr(&out)
+    );
+    let users = world.raw_docs("users").await;
+    assert_eq!(users.keys().collect::<Vec<_>>(), vec!["good"]);
+    let dead = world.raw_docs("_fireshift_dead_letters").await;
+    assert_eq!(dead.len(), 1);
+    let dl = dead[&world.full_name("users/bad")].to_document().unwrap();
+    assert_eq!(dl.get_str("collection").unwrap(), "users");
+    assert_eq!(dl.get_str("rule").unwrap(), "identity");
+    assert_eq!(dl.get_str("field").unwrap(), "_id");
+    assert!(dl.get_str("reason").unwrap().contains("clashes"));
+    assert!(!dl.get_binary_generic("raw").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_firestore_is_a_clear_error() {
+    let world = World::new("e2e-nofs").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fireshift"))
+        .args([
+            "migrate",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--retry-timeout",
+            "2",
+        ])
+        .env("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Firestore") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_mongodb_is_a_clear_error_without_leaking_the_password() {
+    let world = World::new("e2e-nomongo").await;
+    world
+        .write(std::iter::once(doc_at("users/u1", vec![])))
+        .await;
+    let out = world.migrate(&[
+        "--mongodb-uri",
+        "mongodb://fire:hunter2@127.0.0.1:9/?directConnection=true",
+        "--retry-timeout",
+        "1",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("MongoDB") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(err.contains("fire:***@"), "redacted form shown: {err}");
+    assert!(
+        !err.contains("hunter2") && !stdout(&out).contains("hunter2"),
+        "password leaked: {err}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_project_is_a_clear_error() {
+    let world = World::new("e2e-empty").await;
+    let out = world.migrate(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no documents found")
+            && err.contains(&world.project)
+            && err.contains("--project"),
+        "{err}"
+    );
+    // An operator who means it can say so.
+    assert_eq!(world.migrate(&["--allow-empty"]).status.code(), Some(0));
+}
