@@ -1648,9 +1648,11 @@ fn edge_case_paths() -> Vec<(&'static str, fn(&Gen) -> EdgeFields)> {
                     vector(&[f64::MAX, -f64::MAX, f64::MIN_POSITIVE, -0.0]),
                 ),
                 ("inMap", map([("embedding", vector(&[1.0, 2.0, 3.0]))])),
+                // Not inside an array: Firestore rejects that ("Cannot convert a vector
+                // value in an array value").
                 (
-                    "inArray",
-                    array(vec![vector(&[1.0, 0.0]), vector(&[0.0, 1.0])]),
+                    "inMapInArray",
+                    array(vec![map([("embedding", vector(&[1.0, 0.0]))])]),
                 ),
             ])
         }),
