@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::pipeline::{self, PipelineConfig, Summary};
+use crate::job::{self, JobOptions};
+use crate::pipeline::{PipelineConfig, Summary};
 use crate::progress::Progress;
 use crate::retry::RetryPolicy;
 use crate::sink::{MongoSink, SinkConfig};
-use crate::source::{FirestoreSource, KeyRange, SourceConfig};
+use crate::source::{FirestoreSource, SourceConfig};
 use crate::transform::Transformer;
 
 /// Exit code when the run finished but some documents were dead-lettered.
@@ -34,7 +35,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy every collection and subcollection of a Firestore database into MongoDB.
+    /// Resumable: rerun the same command after any stop and it continues.
     Migrate(MigrateArgs),
+    /// Show every range of a job: state, documents done, rate, last error.
+    Status(StatusArgs),
 }
 
 /// Where to read and where to write.
@@ -92,6 +96,38 @@ pub struct MigrateArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Job name: checkpoints are kept under it in `_fireshift_checkpoints` of the target
+    /// database. Default: `migrate:<project>/<firestore database>`.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Key ranges to split a new job into (fixed once the job exists).
+    #[arg(long, default_value_t = 8)]
+    pub ranges: usize,
+    /// Ranges copied at once by this process.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Run only share K of N of the ranges (N processes or machines run one job).
+    #[arg(long, default_value = "1/1")]
+    pub shard: crate::job::Shard,
+    /// Resume although the mappings changed since the job started.
+    #[arg(long)]
+    pub force: bool,
+    /// Forget the job's checkpoints and copy everything again.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// MongoDB connection string (never printed unredacted).
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: String,
+    /// Target MongoDB database that holds the checkpoints.
+    #[arg(long)]
+    pub database: String,
+    /// Only this job (default: every job in the database).
+    #[arg(long)]
+    pub job: Option<String>,
 }
 
 impl Endpoints {
@@ -142,7 +178,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         });
     }
     let log_lines = progress.spawn_log_lines(Duration::from_secs(5));
-    let config = PipelineConfig {
+    let pipeline = PipelineConfig {
         read_ahead: args.read_ahead,
         in_flight: args.in_flight,
         dead_letter_collection: args.dead_letter_collection.clone(),
@@ -153,32 +189,43 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         dry_run: args.dry_run,
         ..PipelineConfig::default()
     };
-    let result = pipeline::run(
-        &source,
-        &sink,
-        &Transformer::default(),
-        KeyRange::default(),
-        &config,
-        &progress,
-    )
-    .await;
+    let options = JobOptions {
+        job: args
+            .job
+            .clone()
+            .unwrap_or_else(|| format!("migrate:{}/{}", ep.project, ep.firestore_database)),
+        ranges: args.ranges.max(1),
+        parallel: args.parallel.max(1),
+        shard: args.shard,
+        force: args.force,
+        restart: args.restart,
+        pipeline,
+    };
+    let result = job::run(&source, &sink, &Transformer::default(), &options, &progress).await;
     progress.finish();
     if let Some(h) = log_lines {
         h.abort();
     }
-    let summary = result.with_context(|| {
+    let outcome = result.with_context(|| {
         format!(
-            "migration of {} stopped after {} (nothing acknowledged was lost; rerun to continue)",
-            source.root(),
+            "job `{}` stopped after {}. Every acknowledged document is checkpointed: rerun the same command to resume",
+            options.job,
             progress.line()
         )
     })?;
-    print_summary(&summary, &ep.database, &args);
+    let summary = &outcome.summary;
+    if outcome.ranges_already_done > 0 {
+        println!(
+            "job `{}`: {} of this shard's ranges were already copied by an earlier run; {} copied now",
+            options.job, outcome.ranges_already_done, outcome.ranges_copied
+        );
+    }
+    print_summary(summary, &ep.database, &args);
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+        std::fs::write(path, serde_json::to_vec_pretty(summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if summary.read == 0 && !args.allow_empty {
+    if summary.read == 0 && !outcome.resumed && !args.allow_empty {
         bail!(
             "no documents found in {} ({}): is --project right? (--allow-empty accepts an empty source)",
             source.root(),
@@ -239,4 +286,53 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
             s.dead_lettered, args.dead_letter_collection
         );
     }
+}
+
+/// Runs `status`: prints every range of the job(s) from the checkpoint collection.
+pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
+    let sink = MongoSink::connect(&args.mongodb_uri, &args.database, SinkConfig::default())
+        .await
+        .context("connecting to MongoDB")?;
+    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION);
+    let jobs = match &args.job {
+        Some(j) => store.load_job(j).await?.into_iter().collect(),
+        None => store.jobs().await?,
+    };
+    if jobs.is_empty() {
+        println!("no migration jobs in {} ({})", args.database, sink.uri());
+        return Ok(if args.job.is_some() { 1 } else { 0 });
+    }
+    for job in jobs {
+        let ranges = store.load_ranges(&job.job).await?;
+        let done = ranges.iter().filter(|r| r.state.is_done()).count();
+        println!(
+            "job `{}` — source {} — {} of {} ranges copied — mappings {}",
+            job.job,
+            job.source,
+            done,
+            job.ranges.len(),
+            job.mappings_hash
+        );
+        println!(
+            "{:>5}  {:<8}  {:>10}  {:>8}  {:>9}  {:<24}  last error",
+            "range", "state", "written", "dead", "docs/s", "updated"
+        );
+        for i in 0..job.ranges.len() {
+            match ranges.iter().find(|r| r.index as usize == i) {
+                Some(r) => println!(
+                    "{:>5}  {:<8}  {:>10}  {:>8}  {:>9.0}  {:<24}  {}",
+                    i,
+                    r.state.name(),
+                    r.counts.written,
+                    r.counts.dead_lettered,
+                    r.rate,
+                    r.updated_at.try_to_rfc3339_string().unwrap_or_default(),
+                    r.last_error.as_deref().unwrap_or("")
+                ),
+                None => println!("{i:>5}  {:<8}", "pending"),
+            }
+        }
+    }
+    Ok(0)
 }

@@ -196,9 +196,11 @@ pub enum DemoError {
 /// Writes `docs` into `projects/{project}/databases/{database_id}` with the raw gRPC
 /// `BatchWrite` (full-document `update` writes, so rerunning is idempotent), at most
 /// `concurrency` requests of up to [`BATCH_SIZE`] documents in flight. Transient errors
-/// (`Unavailable`, `DeadlineExceeded`, `Aborted`, `ResourceExhausted`), of the call or of
-/// single writes, are retried with exponential backoff, a bounded number of times; only
-/// the writes that failed are sent again. Returns the number of documents written.
+/// (`Unavailable`, `DeadlineExceeded`, `Aborted`, `ResourceExhausted`, and `Internal`,
+/// `Unknown` — a dropped connection — and `Cancelled`), of the call or of single writes,
+/// are retried with exponential backoff, at most 8 attempts a batch (about 20 s of
+/// waiting); only the writes that failed are sent again. Returns the number of documents
+/// written.
 ///
 /// `docs` is consumed lazily: memory stays bounded by `concurrency` batches.
 pub async fn write(
@@ -280,6 +282,9 @@ fn write_name(w: &Write) -> &str {
     }
 }
 
+/// Codes worth another attempt. Every write is a full-document update, so sending one
+/// twice is harmless. `Unknown` is how tonic reports a connection dropped mid-request
+/// ("transport error"); the set matches `crate::error::is_retryable_code`.
 fn is_transient(code: tonic::Code) -> bool {
     matches!(
         code,
@@ -287,6 +292,9 @@ fn is_transient(code: tonic::Code) -> bool {
             | tonic::Code::DeadlineExceeded
             | tonic::Code::Aborted
             | tonic::Code::ResourceExhausted
+            | tonic::Code::Internal
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
     )
 }
 

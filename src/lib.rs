@@ -10,18 +10,24 @@
 //! * [`sink`] writes BSON documents to MongoDB with idempotent, bounded, retried bulk upserts.
 //! * [`transform`] applies a collection's mapping to one document (pure), or says why not.
 //! * [`progress`] per-collection counters, shown as bars on a TTY and log lines elsewhere.
+//! * [`checkpoint`] durable per-range progress of a job in MongoDB (cursor, counts, state).
+//! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
+//! * [`job`] a resumable, shardable job: its ranges, copied in parallel, each checkpointed.
 //! * [`pipeline`] wires source → transform → sink with bounded queues and reports progress.
 //! * [`demo`] the deterministic data set shaped like the seed app (demo, tests, benchmarks).
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
 //! * [`retry`] the shared retry loop: exponential backoff, full jitter, a deadline.
 //! * [`error`] typed errors, classified retryable or fatal.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod job;
 pub mod path;
 pub mod pipeline;
 pub mod progress;
+pub mod ranges;
 pub mod redact;
 pub mod retry;
 pub mod sink;

@@ -16,6 +16,7 @@ async fn main() {
         .init();
     let outcome = match args.command {
         Command::Migrate(a) => cli::migrate(a).await,
+        Command::Status(a) => cli::status(a).await,
     };
     match outcome {
         Ok(code) => std::process::exit(code),

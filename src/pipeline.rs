@@ -13,11 +13,13 @@
 //! gRPC: backpressure reaches Firestore instead of growing a queue.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::Document;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{CheckpointStore, Counts, RangeCheckpoint};
 use crate::error::{Error, Result};
 use crate::path::CollectionPattern;
 use crate::progress::{CollectionStats, Progress};
@@ -77,6 +79,105 @@ impl Summary {
 struct Outgoing {
     batch: Batch,
     patterns: Vec<String>,
+    /// Sequence number of each item in read order (for the checkpoint cursor).
+    seqs: Vec<u64>,
+}
+
+impl Outgoing {
+    fn new(collection: &str) -> Self {
+        Self {
+            batch: Batch::new(collection),
+            patterns: Vec::new(),
+            seqs: Vec::new(),
+        }
+    }
+}
+
+/// What finally happened to one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Written,
+    DeadLettered,
+}
+
+/// Tracks documents from read to acknowledgement, in read order, to find the checkpoint
+/// cursor: the last name such that it and everything before it were acknowledged.
+/// Batches are acknowledged out of order (several in flight, several collections), so
+/// acknowledged documents wait here until everything before them is acknowledged too.
+/// The window is bounded by the pipeline's lag limit.
+#[derive(Default)]
+struct Tracker {
+    /// Sequence number of `window[0]`.
+    base: u64,
+    window: std::collections::VecDeque<(String, Option<Outcome>)>,
+}
+
+impl Tracker {
+    fn register(&mut self, name: String) -> u64 {
+        self.window.push_back((name, None));
+        self.base + self.window.len() as u64 - 1
+    }
+
+    fn ack(&mut self, seq: u64, outcome: Outcome) {
+        if let Some(slot) = seq
+            .checked_sub(self.base)
+            .and_then(|i| self.window.get_mut(i as usize))
+        {
+            slot.1 = Some(outcome);
+        }
+    }
+
+    /// Pops the acknowledged prefix: the new cursor and what it adds to the counts.
+    fn advance(&mut self) -> Option<(String, Counts)> {
+        let mut last = None;
+        let mut counts = Counts::default();
+        while let Some((_, Some(outcome))) = self.window.front() {
+            match outcome {
+                Outcome::Written => counts.written += 1,
+                Outcome::DeadLettered => counts.dead_lettered += 1,
+            }
+            last = self.window.pop_front().map(|(name, _)| name);
+            self.base += 1;
+        }
+        last.map(|name| (name, counts))
+    }
+
+    /// Documents read but not yet covered by the cursor.
+    fn lag(&self) -> usize {
+        self.window.len()
+    }
+
+    /// The oldest document not yet acknowledged.
+    fn oldest_pending(&self) -> Option<u64> {
+        self.window
+            .iter()
+            .position(|(_, o)| o.is_none())
+            .map(|i| self.base + i as u64)
+    }
+}
+
+/// Saves a range's checkpoint whenever its cursor moves.
+pub struct Checkpointer {
+    pub store: CheckpointStore,
+    pub record: RangeCheckpoint,
+}
+
+impl Checkpointer {
+    async fn advance(
+        &mut self,
+        cursor: String,
+        counts: Counts,
+        started: &std::time::Instant,
+        done_at_start: u64,
+    ) -> Result<()> {
+        self.record.cursor = Some(cursor);
+        self.record.counts.written += counts.written;
+        self.record.counts.dead_lettered += counts.dead_lettered;
+        self.record.updated_at = mongodb::bson::DateTime::now();
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        self.record.rate = (self.record.counts.done() - done_at_start) as f64 / secs;
+        self.store.save(&self.record).await
+    }
 }
 
 /// Runs a migration of `range` to completion.
@@ -87,33 +188,51 @@ pub async fn run(
     range: KeyRange,
     config: &PipelineConfig,
     progress: &Progress,
-) -> Result<Summary> {
+    checkpoint: Option<Checkpointer>,
+) -> Result<(Summary, Option<Checkpointer>)> {
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
     let (btx, brx) = mpsc::channel::<Outgoing>(config.in_flight.max(1));
     let writer = tokio::spawn(write_batches(
         sink.clone(),
         brx,
         config.clone(),
         progress.clone(),
+        tracker.clone(),
+        checkpoint,
     ));
     let docs = source.stream(range, config.read_ahead);
-    let batched = batch_documents(source, docs, btx, sink, transformer, config, progress).await;
-    // The batcher dropped its sender: the writer drains what is queued and ends.
+    let batched = batch_documents(
+        source,
+        docs,
+        btx,
+        sink,
+        transformer,
+        config,
+        progress,
+        &tracker,
+    )
+    .await;
+    // The batcher dropped its sender: the writer drains what is queued and ends. On a
+    // batcher error the writer still finishes what was sent, so the checkpoint keeps
+    // every acknowledged document.
     let written = writer
         .await
         .map_err(|e| Error::Config(format!("writer task failed: {e}")))?;
     batched?;
-    written?;
+    let checkpoint = written?;
     let collections = progress.snapshot();
-    Ok(Summary {
+    let summary = Summary {
         read: collections.iter().map(|c| c.read).sum(),
         written: collections.iter().map(|c| c.written).sum(),
         dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
         collections,
         elapsed_secs: progress.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((summary, checkpoint))
 }
 
 /// Transforms documents and groups them into per-collection batches.
+#[allow(clippy::too_many_arguments)]
 async fn batch_documents(
     source: &FirestoreSource,
     mut docs: mpsc::Receiver<Result<Document>>,
@@ -122,8 +241,12 @@ async fn batch_documents(
     transformer: &Transformer,
     config: &PipelineConfig,
     progress: &Progress,
+    tracker: &Mutex<Tracker>,
 ) -> Result<()> {
     let limits = sink.config().clone();
+    // Past this many unacknowledged documents, the partial batch holding the oldest one
+    // is sent early, so a crash replays at most about this many documents.
+    let max_lag = limits.max_batch_docs * (config.in_flight + 1);
     let mut buffers: HashMap<String, Outgoing> = HashMap::new();
     let mut buffered_bytes = 0usize;
     let send = |o: Outgoing| async {
@@ -150,20 +273,16 @@ async fn batch_documents(
             }
         };
         progress.read(&pattern, 1);
+        let (seq, lag, oldest) = {
+            let mut t = tracker.lock().unwrap();
+            let seq = t.register(doc.name.clone());
+            (seq, t.lag(), t.oldest_pending())
+        };
         let entry = buffers
             .entry(collection.clone())
-            .or_insert_with(|| Outgoing {
-                batch: Batch::new(collection.clone()),
-                patterns: Vec::new(),
-            });
+            .or_insert_with(|| Outgoing::new(&collection));
         if entry.batch.would_overflow(&item, &limits) {
-            let full = std::mem::replace(
-                entry,
-                Outgoing {
-                    batch: Batch::new(collection.clone()),
-                    patterns: Vec::new(),
-                },
-            );
+            let full = std::mem::replace(entry, Outgoing::new(&collection));
             buffered_bytes -= full.batch.bytes;
             send(full).await?;
         }
@@ -171,7 +290,20 @@ async fn batch_documents(
         let before = entry.batch.bytes;
         entry.batch.push(item);
         entry.patterns.push(pattern);
+        entry.seqs.push(seq);
         buffered_bytes += entry.batch.bytes - before;
+        if lag > max_lag {
+            let holder = buffers
+                .iter()
+                .find(|(_, o)| o.seqs.first().copied() == oldest)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = holder {
+                let o = buffers.remove(&k).expect("present");
+                buffered_bytes -= o.batch.bytes;
+                send(o).await?;
+                continue;
+            }
+        }
         if buffered_bytes > config.buffer_bytes {
             // Many collections interleave in `__name__` order; flushing the largest
             // partial batch keeps memory bounded without tiny batches.
@@ -185,7 +317,10 @@ async fn batch_documents(
             send(o).await?;
         }
     }
-    for (_, o) in buffers.drain() {
+    let mut rest: Vec<Outgoing> = buffers.into_values().collect();
+    // Oldest first, so the cursor advances as the tail drains.
+    rest.sort_by_key(|o| o.seqs.first().copied());
+    for o in rest {
         if !o.batch.is_empty() {
             send(o).await?;
         }
@@ -222,7 +357,11 @@ async fn write_batches(
     batches: mpsc::Receiver<Outgoing>,
     config: PipelineConfig,
     progress: Progress,
-) -> Result<()> {
+    tracker: Arc<Mutex<Tracker>>,
+    mut checkpoint: Option<Checkpointer>,
+) -> Result<Option<Checkpointer>> {
+    let started = std::time::Instant::now();
+    let done_at_start = checkpoint.as_ref().map_or(0, |c| c.record.counts.done());
     let stream =
         futures::stream::unfold(
             batches,
@@ -255,10 +394,17 @@ async fn write_batches(
             .map(|f| (f.source_path.as_str(), f))
             .collect();
         let mut refused = Vec::new();
-        for (item, pattern) in o.batch.items.iter().zip(&o.patterns) {
+        let mut acks = Vec::with_capacity(o.seqs.len());
+        for ((item, pattern), seq) in o.batch.items.iter().zip(&o.patterns).zip(&o.seqs) {
             match failed.get(item.source_path.as_str()) {
-                None if is_dead_letter_batch => progress.dead_lettered(pattern, 1),
-                None => progress.written(pattern, 1),
+                None if is_dead_letter_batch => {
+                    progress.dead_lettered(pattern, 1);
+                    acks.push((*seq, Outcome::DeadLettered));
+                }
+                None => {
+                    progress.written(pattern, 1);
+                    acks.push((*seq, Outcome::Written));
+                }
                 Some(f) if is_dead_letter_batch => {
                     // A dead letter that cannot be stored is a fatal condition: the
                     // document would otherwise vanish without a trace.
@@ -267,14 +413,29 @@ async fn write_batches(
                         f.source_path, f.message
                     )));
                 }
-                Some(f) => refused.push((item, pattern.clone(), *f)),
+                Some(f) => {
+                    refused.push((item, pattern.clone(), *f));
+                    acks.push((*seq, Outcome::DeadLettered));
+                }
             }
         }
         if !refused.is_empty() {
             store_refused(&sink, &config, &progress, refused).await?;
         }
+        let advanced = {
+            let mut t = tracker.lock().unwrap();
+            for (seq, outcome) in acks {
+                t.ack(seq, outcome);
+            }
+            t.advance()
+        };
+        if let (Some(c), Some((cursor, counts))) = (checkpoint.as_mut(), advanced) {
+            if !config.dry_run {
+                c.advance(cursor, counts, &started, done_at_start).await?;
+            }
+        }
     }
-    Ok(())
+    Ok(checkpoint)
 }
 
 /// Documents the server refused become dead letters (reason: the server's message).

@@ -78,6 +78,10 @@ pub struct WriteItem {
     pub source_path: String,
     pub id: Bson,
     pub doc: RawDocumentBuf,
+    /// The document has `$`-prefixed field names, which a replacement document may not
+    /// hold: it is written with `[{$replaceWith: {$literal: doc}}]` instead, which stores
+    /// it unchanged (MongoDB 4.2+).
+    pub literal: bool,
 }
 
 impl WriteItem {
@@ -86,6 +90,18 @@ impl WriteItem {
         // `_id` appears in the filter and in the document.
         self.doc.as_bytes().len() + 2 * id_len(&self.id) + STATEMENT_OVERHEAD
     }
+}
+
+/// Whether any field name, at any depth, starts with `$`.
+pub fn has_dollar_field(doc: &mongodb::bson::Document) -> bool {
+    fn in_value(v: &Bson) -> bool {
+        match v {
+            Bson::Document(d) => has_dollar_field(d),
+            Bson::Array(a) => a.iter().any(in_value),
+            _ => false,
+        }
+    }
+    doc.iter().any(|(k, v)| k.starts_with('$') || in_value(v))
 }
 
 fn id_len(id: &Bson) -> usize {
@@ -278,7 +294,13 @@ impl MongoSink {
                 "_id",
                 RawBson::try_from(item.id.clone()).unwrap_or(RawBson::Null),
             );
-            updates.push(rawdoc! { "q": q, "u": item.doc.clone(), "upsert": true });
+            if item.literal {
+                let mut stage = RawArrayBuf::new();
+                stage.push(rawdoc! { "$replaceWith": { "$literal": item.doc.clone() } });
+                updates.push(rawdoc! { "q": q, "u": stage, "upsert": true });
+            } else {
+                updates.push(rawdoc! { "q": q, "u": item.doc.clone(), "upsert": true });
+            }
         }
         let mut cmd = RawDocumentBuf::new();
         cmd.append("update", collection);

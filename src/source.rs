@@ -51,10 +51,13 @@ impl SourceConfig {
     }
 }
 
-/// A half-open range of document names: after `start_after` (exclusive, `None` = from
-/// the beginning) up to `end_before` (exclusive, `None` = to the end).
+/// A range of document names in `__name__` order. It starts at `start_at` (inclusive;
+/// `None` = the beginning) or, when set, after `start_after` (exclusive: a resume
+/// cursor), and ends before `end_before` (exclusive; `None` = the end). Names are full
+/// document names (`projects/…/documents/users/u1`); they need not exist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRange {
+    pub start_at: Option<String>,
     pub start_after: Option<String>,
     pub end_before: Option<String>,
 }
@@ -163,7 +166,12 @@ impl FirestoreSource {
     /// Counts the documents of the whole database (kindless all-descendants count), for
     /// progress ETA. Costs one read per 1000 documents in production.
     pub async fn count_all(&self) -> Result<u64> {
-        self.count(kindless_query(&KeyRange::default(), None)).await
+        self.count_range(&KeyRange::default()).await
+    }
+
+    /// Counts the documents of a key range (all depths).
+    pub async fn count_range(&self, range: &KeyRange) -> Result<u64> {
+        self.count(kindless_query(range, None)).await
     }
 
     /// Counts the documents of every collection with this id at any depth.
@@ -254,6 +262,7 @@ impl FirestoreSource {
         let mut backoff = self.config.retry.backoff();
         loop {
             let page = KeyRange {
+                start_at: range.start_at.clone(),
                 start_after: after.clone(),
                 end_before: range.end_before.clone(),
             };
@@ -355,11 +364,19 @@ fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
             }),
             direction: structured_query::Direction::Ascending as i32,
         }],
-        // `before: false` on a start cursor means "start after these values".
-        start_at: range.start_after.as_deref().map(|n| Cursor {
-            values: vec![reference(n)],
-            before: false,
-        }),
+        // `before: false` on a start cursor means "start after these values"; a resume
+        // cursor (start_after) is always past the range's own start.
+        start_at: match (&range.start_after, &range.start_at) {
+            (Some(n), _) => Some(Cursor {
+                values: vec![reference(n)],
+                before: false,
+            }),
+            (None, Some(n)) => Some(Cursor {
+                values: vec![reference(n)],
+                before: true,
+            }),
+            (None, None) => None,
+        },
         // `before: true` on an end cursor means "stop before these values".
         end_at: range.end_before.as_deref().map(|n| Cursor {
             values: vec![reference(n)],

@@ -46,6 +46,22 @@ pub struct Transformer {
 }
 
 impl Transformer {
+    /// A stable fingerprint of everything that decides the output, stored with a job's
+    /// checkpoints so a resume with different rules is noticed. FNV-1a over a canonical
+    /// description: stable across builds and platforms, unlike `Hash`.
+    pub fn fingerprint(&self) -> String {
+        let description = format!(
+            "fireshift-default-mapping/v1;field_names={:?}",
+            self.options.field_names
+        );
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in description.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
     pub fn apply(&self, doc: &Document) -> Result<Transformed, Rejection> {
         let reject = |pattern: Option<CollectionPattern>,
                       rule,
@@ -97,6 +113,7 @@ impl Transformer {
                 source_path: doc.name.clone(),
                 id,
                 doc: raw,
+                literal: crate::sink::has_dollar_field(&out),
             },
         })
     }
@@ -147,6 +164,7 @@ impl Rejection {
             id: Bson::String(self.source_path.clone()),
             // A document built from strings, binaries and dates always encodes.
             doc: RawDocumentBuf::from_document(&d).expect("dead letter encodes"),
+            literal: false,
         }
     }
 }

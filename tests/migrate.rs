@@ -104,13 +104,36 @@ async fn second_run_changes_nothing_and_duplicates_nothing() {
     assert_eq!(world.migrate(&["--batch-size", "7"]).status.code(), Some(0));
     let first = world.snapshot().await;
     assert!(first.values().map(|c| c.len()).sum::<usize>() >= demo::expected_count(3));
-    // Different batching on the rerun: replays must be harmless whatever the grouping.
-    assert_eq!(
-        world
-            .migrate(&["--batch-size", "1000", "--in-flight", "1"])
-            .status
-            .code(),
-        Some(0)
+    // A full replay over the landed data (--restart forgets the checkpoints), with
+    // different batching and ranges: replays must be harmless whatever the grouping.
+    let replay = world.migrate(&[
+        "--restart",
+        "--batch-size",
+        "1000",
+        "--in-flight",
+        "1",
+        "--ranges",
+        "3",
+        "--parallel",
+        "2",
+    ]);
+    assert_eq!(replay.status.code(), Some(0), "{}", stderr(&replay));
+    let replayed = stdout(&replay);
+    let total = replayed
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .expect("summary");
+    assert!(
+        total.contains(&demo::expected_count(3).to_string()),
+        "the replay read everything again: {total}"
+    );
+    // A plain rerun of a finished job resumes: nothing left to read, nothing written.
+    let rerun = world.migrate(&[]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert!(
+        stdout(&rerun).contains("already copied"),
+        "{}",
+        stdout(&rerun)
     );
     let second = world.snapshot().await;
     assert_eq!(
@@ -220,6 +243,9 @@ async fn edge_values_land_exactly_as_the_type_table_says() {
                 ("deep", nested),
                 ("a.b", v(ValueType::BooleanValue(true))),
                 ("$dollar", map(vec![("$in", v(ValueType::IntegerValue(1)))])),
+                // Regression: a replacement document may not hold `$`; the sink must
+                // fall back to `$replaceWith: {$literal}` instead of refusing it.
+                ("$", v(ValueType::IntegerValue(7))),
                 ("with space", v(ValueType::NullValue(0))),
                 ("naïve ключ 🔥", v(ValueType::StringValue("ünïcödé".into()))),
                 (
@@ -298,6 +324,7 @@ async fn edge_values_land_exactly_as_the_type_table_says() {
     assert_eq!(deep, &Bson::String("bottom".into()));
     assert_eq!(got.get("a.b"), Some(&Bson::Boolean(true)));
     assert_eq!(got.get_document("$dollar").unwrap(), &doc! { "$in": 1i64 });
+    assert_eq!(got.get("$"), Some(&Bson::Int64(7)));
     assert_eq!(got.get("with space"), Some(&Bson::Null));
     assert_eq!(got.get_str("naïve ключ 🔥").unwrap(), "ünïcödé");
     assert_eq!(

@@ -150,10 +150,14 @@ impl World {
             .collect()
     }
 
-    /// All collections with their raw documents (a snapshot for before/after checks).
+    /// All data collections with their raw documents (a snapshot for before/after checks).
     pub async fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
         let mut out = BTreeMap::new();
         for name in self.db.list_collection_names().await.unwrap() {
+            // fireshift's own bookkeeping (checkpoints, dead letters) is not data.
+            if name.starts_with("_fireshift") {
+                continue;
+            }
             let docs = self.raw_docs(&name).await;
             out.insert(name, docs);
         }

@@ -1,0 +1,282 @@
+//! Durable progress of a migration job, kept in the target MongoDB database.
+//!
+//! A job is a fixed list of key ranges (decided once, when the job is created, and stored
+//! in the job record so every shard and every rerun sees the same split). Each range has
+//! one checkpoint document: its cursor — the last `__name__` such that it and every
+//! document before it in the range were acknowledged by the sink — its counts, and its
+//! state. The cursor only moves after acknowledgement, so a crash at any moment loses
+//! nothing: a rerun resumes after the cursor and replays at most the unacknowledged
+//! window, which the idempotent sink absorbs.
+//!
+//! Records carry `version` so a future layout change can migrate or refuse old ones.
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, DateTime};
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::source::KeyRange;
+
+pub const CHECKPOINT_COLLECTION: &str = "_fireshift_checkpoints";
+pub const RECORD_VERSION: u32 = 1;
+
+/// Where a range is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RangeState {
+    /// Not started.
+    Pending,
+    /// Being copied; the cursor says how far.
+    Copying,
+    /// Every document of the range acknowledged.
+    Copied,
+    /// Copied, and the collection indexes built.
+    Indexed,
+    /// Stopped by an error; a rerun resumes from the cursor.
+    Failed { reason: String },
+}
+
+impl RangeState {
+    pub fn is_done(&self) -> bool {
+        matches!(self, RangeState::Copied | RangeState::Indexed)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            RangeState::Pending => "pending",
+            RangeState::Copying => "copying",
+            RangeState::Copied => "copied",
+            RangeState::Indexed => "indexed",
+            RangeState::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Counts of documents at or before the cursor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub written: u64,
+    pub dead_lettered: u64,
+}
+
+impl Counts {
+    pub fn done(&self) -> u64 {
+        self.written + self.dead_lettered
+    }
+}
+
+/// The job record: what every shard and rerun must agree on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    #[serde(rename = "_id")]
+    pub job: String,
+    pub kind: String,
+    pub version: u32,
+    /// `projects/P/databases/D/documents` the job reads.
+    pub source: String,
+    /// Hash of the mappings (transform configuration) the copy uses.
+    pub mappings_hash: String,
+    pub ranges: Vec<StoredRange>,
+    pub created_at: DateTime,
+}
+
+/// A range as stored: inclusive start, exclusive end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRange {
+    pub start_at: Option<String>,
+    pub end_before: Option<String>,
+}
+
+impl StoredRange {
+    pub fn key_range(&self, cursor: Option<&str>) -> KeyRange {
+        KeyRange {
+            start_at: self.start_at.clone(),
+            start_after: cursor.map(str::to_string),
+            end_before: self.end_before.clone(),
+        }
+    }
+}
+
+/// One range's checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeCheckpoint {
+    /// `{job}#{index}`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub kind: String,
+    pub version: u32,
+    pub job: String,
+    pub index: u32,
+    /// Last `__name__` acknowledged with everything before it.
+    pub cursor: Option<String>,
+    #[serde(flatten)]
+    pub state: RangeState,
+    pub counts: Counts,
+    pub mappings_hash: String,
+    pub started_at: Option<DateTime>,
+    pub updated_at: DateTime,
+    /// Documents per second over the last run of this range.
+    pub rate: f64,
+    pub last_error: Option<String>,
+}
+
+impl RangeCheckpoint {
+    pub fn new(job: &str, index: u32, mappings_hash: &str) -> Self {
+        Self {
+            id: format!("{job}#{index}"),
+            kind: "range".into(),
+            version: RECORD_VERSION,
+            job: job.to_string(),
+            index,
+            cursor: None,
+            state: RangeState::Pending,
+            counts: Counts::default(),
+            mappings_hash: mappings_hash.to_string(),
+            started_at: None,
+            updated_at: DateTime::now(),
+            rate: 0.0,
+            last_error: None,
+        }
+    }
+}
+
+/// Reads and writes job and range records in one collection.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    jobs: Collection<JobRecord>,
+    ranges: Collection<RangeCheckpoint>,
+    target: String,
+}
+
+impl CheckpointStore {
+    pub fn new(db: &mongodb::Database, collection: &str) -> Self {
+        Self {
+            jobs: db.collection(collection),
+            ranges: db.collection(collection),
+            target: format!("{}.{collection}", db.name()),
+        }
+    }
+
+    fn err(&self, operation: &'static str, e: mongodb::error::Error) -> Error {
+        Error::Mongo {
+            operation,
+            target: self.target.clone(),
+            uri: String::new(),
+            retryable: crate::sink::is_retryable(&e),
+            message: e.to_string(),
+        }
+    }
+
+    pub async fn load_job(&self, job: &str) -> Result<Option<JobRecord>> {
+        self.jobs
+            .find_one(doc! { "_id": job, "kind": "job" })
+            .await
+            .map_err(|e| self.err("load job", e))
+    }
+
+    /// Creates the job unless another process (another shard) created it first; either
+    /// way returns the record that is now stored, so all shards share one split.
+    pub async fn create_job(&self, record: JobRecord) -> Result<JobRecord> {
+        match self.jobs.insert_one(&record).await {
+            Ok(_) => Ok(record),
+            Err(e) if is_duplicate_key(&e) => self.load_job(&record.job).await?.ok_or_else(|| {
+                Error::Config(format!("job {} vanished while being created", record.job))
+            }),
+            Err(e) => Err(self.err("create job", e)),
+        }
+    }
+
+    pub async fn set_job_hash(&self, job: &str, hash: &str) -> Result<()> {
+        self.jobs
+            .update_one(
+                doc! { "_id": job },
+                doc! { "$set": { "mappings_hash": hash } },
+            )
+            .await
+            .map_err(|e| self.err("update job", e))?;
+        Ok(())
+    }
+
+    /// Deletes a job and its range checkpoints (`--restart`).
+    pub async fn delete_job(&self, job: &str) -> Result<()> {
+        self.ranges
+            .delete_many(doc! { "$or": [ { "_id": job }, { "job": job, "kind": "range" } ] })
+            .await
+            .map_err(|e| self.err("delete job", e))?;
+        Ok(())
+    }
+
+    pub async fn load_ranges(&self, job: &str) -> Result<Vec<RangeCheckpoint>> {
+        let mut out: Vec<RangeCheckpoint> = self
+            .ranges
+            .find(doc! { "job": job, "kind": "range" })
+            .await
+            .map_err(|e| self.err("load checkpoints", e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err("load checkpoints", e))?;
+        out.sort_by_key(|r| r.index);
+        Ok(out)
+    }
+
+    /// All job records, for `status` without `--job`.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
+        self.jobs
+            .find(doc! { "kind": "job" })
+            .await
+            .map_err(|e| self.err("list jobs", e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list jobs", e))
+    }
+
+    /// Records why a range stopped, keeping its cursor and counts as last saved.
+    pub async fn mark_failed(&self, id: &str, reason: &str) -> Result<()> {
+        self.ranges
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "state": "failed", "reason": reason, "last_error": reason, "updated_at": DateTime::now() } },
+            )
+            .await
+            .map_err(|e| self.err("record failure", e))?;
+        Ok(())
+    }
+
+    /// Replaces a range's checkpoint (idempotent).
+    pub async fn save(&self, record: &RangeCheckpoint) -> Result<()> {
+        self.ranges
+            .replace_one(doc! { "_id": &record.id }, record)
+            .upsert(true)
+            .await
+            .map_err(|e| self.err("save checkpoint", e))?;
+        Ok(())
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+        || matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 11000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_a_tagged_enum_with_reason() {
+        let mut r = RangeCheckpoint::new("job", 3, "h");
+        r.state = RangeState::Failed {
+            reason: "boom".into(),
+        };
+        let d = mongodb::bson::to_document(&r).unwrap();
+        assert_eq!(d.get_str("state").unwrap(), "failed");
+        assert_eq!(d.get_str("reason").unwrap(), "boom");
+        assert_eq!(d.get_str("_id").unwrap(), "job#3");
+        let back: RangeCheckpoint = mongodb::bson::from_document(d).unwrap();
+        assert_eq!(back, r);
+        assert!(RangeState::Copied.is_done() && RangeState::Indexed.is_done());
+        assert!(!RangeState::Copying.is_done());
+    }
+}

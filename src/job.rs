@@ -1,0 +1,312 @@
+//! A resumable migration job: a fixed split of the database into key ranges, each copied
+//! by the pipeline with its own checkpoint, several at once, and shardable across
+//! processes (`--shard K/N` takes ranges `i` with `i % N == K - 1`).
+//!
+//! Rerunning the same job skips finished ranges and resumes the others after their
+//! cursors; `kill -9` at any moment is safe because cursors only move after the sink
+//! acknowledged everything before them and the sink's upserts are idempotent.
+
+use futures::StreamExt;
+use mongodb::bson::DateTime;
+
+use crate::checkpoint::{
+    CheckpointStore, JobRecord, RangeCheckpoint, RangeState, StoredRange, CHECKPOINT_COLLECTION,
+    RECORD_VERSION,
+};
+use crate::error::{Error, Result};
+use crate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
+use crate::progress::Progress;
+use crate::sink::MongoSink;
+use crate::source::FirestoreSource;
+use crate::transform::Transformer;
+
+/// Which share of a job this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self { index: 1, count: 1 }
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `K/N` with `1 ≤ K ≤ N`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/8"))?;
+        let parse = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{s}`: `{x}` is not a number"))
+        };
+        let (index, count) = (parse(k)?, parse(n)?);
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("`{s}`: need 1 ≤ K ≤ N"));
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl Shard {
+    pub fn owns(&self, range_index: usize) -> bool {
+        range_index % self.count == self.index - 1
+    }
+}
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    pub job: String,
+    /// Ranges to split a new job into (ignored when the job exists).
+    pub ranges: usize,
+    /// Ranges copied at once by this process.
+    pub parallel: usize,
+    pub shard: Shard,
+    /// Continue although the mappings changed since the job started.
+    pub force: bool,
+    /// Forget the job's checkpoints and start over.
+    pub restart: bool,
+    pub pipeline: PipelineConfig,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct JobOutcome {
+    /// This run's counts.
+    pub summary: Summary,
+    /// Ranges of this shard that were already finished before this run.
+    pub ranges_already_done: usize,
+    /// Ranges of this shard copied by this run.
+    pub ranges_copied: usize,
+    /// Whether any range of the job had made progress before this run.
+    pub resumed: bool,
+}
+
+/// Runs (or resumes) a job to completion for this shard.
+pub async fn run(
+    source: &FirestoreSource,
+    sink: &MongoSink,
+    transformer: &Transformer,
+    options: &JobOptions,
+    progress: &Progress,
+) -> Result<JobOutcome> {
+    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION);
+    if options.restart && !options.pipeline.dry_run {
+        store.delete_job(&options.job).await?;
+    }
+    let hash = transformer.fingerprint();
+    let job = load_or_create(source, &store, options, &hash).await?;
+    let mut checkpoints = store.load_ranges(&options.job).await?;
+    let resumed = checkpoints
+        .iter()
+        .any(|c| c.cursor.is_some() || c.state != RangeState::Pending);
+
+    let mut todo = Vec::new();
+    let mut already_done = 0;
+    for (i, range) in job.ranges.iter().enumerate() {
+        if !options.shard.owns(i) {
+            continue;
+        }
+        let record = match checkpoints.iter().position(|c| c.index as usize == i) {
+            Some(p) => checkpoints.swap_remove(p),
+            None => RangeCheckpoint::new(&options.job, i as u32, &hash),
+        };
+        if record.state.is_done() {
+            already_done += 1;
+        } else {
+            todo.push((range.clone(), record));
+        }
+    }
+    tracing::info!(
+        job = %options.job, ranges = job.ranges.len(), mine = todo.len() + already_done,
+        already_done, parallel = options.parallel, "job plan"
+    );
+
+    let copied = todo.len();
+    let results: Vec<Result<()>> = futures::stream::iter(todo)
+        .map(|(range, record)| {
+            copy_range(
+                source,
+                sink,
+                transformer,
+                &store,
+                options,
+                progress,
+                range,
+                record,
+                &hash,
+            )
+        })
+        .buffer_unordered(options.parallel.max(1))
+        .collect()
+        .await;
+    // Every range ran to its end (or its error) before we report: a failed range does not
+    // stop the others from reaching their checkpoints.
+    if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+        return Err(e);
+    }
+    let collections = progress.snapshot();
+    Ok(JobOutcome {
+        summary: Summary {
+            read: collections.iter().map(|c| c.read).sum(),
+            written: collections.iter().map(|c| c.written).sum(),
+            dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
+            collections,
+            elapsed_secs: progress.elapsed().as_secs_f64(),
+        },
+        ranges_already_done: already_done,
+        ranges_copied: copied,
+        resumed,
+    })
+}
+
+async fn load_or_create(
+    source: &FirestoreSource,
+    store: &CheckpointStore,
+    options: &JobOptions,
+    hash: &str,
+) -> Result<JobRecord> {
+    let job = match store.load_job(&options.job).await? {
+        Some(job) => job,
+        None => {
+            let ranges = crate::ranges::split(source, options.ranges).await?;
+            let record = JobRecord {
+                job: options.job.clone(),
+                kind: "job".into(),
+                version: RECORD_VERSION,
+                source: source.root().to_string(),
+                mappings_hash: hash.to_string(),
+                ranges: ranges
+                    .into_iter()
+                    .map(|r| StoredRange {
+                        start_at: r.start_at,
+                        end_before: r.end_before,
+                    })
+                    .collect(),
+                created_at: DateTime::now(),
+            };
+            if options.pipeline.dry_run {
+                return Ok(record);
+            }
+            store.create_job(record).await?
+        }
+    };
+    if job.source != source.root() {
+        return Err(Error::Config(format!(
+            "job `{}` was started for {}, not {}: pick another --job name",
+            job.job,
+            job.source,
+            source.root()
+        )));
+    }
+    if job.mappings_hash != hash {
+        if !options.force {
+            return Err(Error::Config(format!(
+                "the mappings changed since job `{}` started (stored {}, now {}): documents already copied used the old ones. \
+                 Rerun with --force to continue with the new mappings, or --restart to copy everything again",
+                job.job, job.mappings_hash, hash
+            )));
+        }
+        tracing::warn!(job = %job.job, "mappings changed since the job started; continuing because of --force");
+        if !options.pipeline.dry_run {
+            store.set_job_hash(&job.job, hash).await?;
+        }
+    }
+    Ok(job)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_range(
+    source: &FirestoreSource,
+    sink: &MongoSink,
+    transformer: &Transformer,
+    store: &CheckpointStore,
+    options: &JobOptions,
+    progress: &Progress,
+    range: StoredRange,
+    mut record: RangeCheckpoint,
+    hash: &str,
+) -> Result<()> {
+    let dry_run = options.pipeline.dry_run;
+    record.state = RangeState::Copying;
+    record.mappings_hash = hash.to_string();
+    record.started_at = Some(DateTime::now());
+    record.last_error = None;
+    if !dry_run {
+        store.save(&record).await?;
+    }
+    let key_range = range.key_range(record.cursor.as_deref());
+    let id = record.id.clone();
+    let checkpointer = Checkpointer {
+        store: store.clone(),
+        record,
+    };
+    match pipeline::run(
+        source,
+        sink,
+        transformer,
+        key_range,
+        &options.pipeline,
+        progress,
+        Some(checkpointer),
+    )
+    .await
+    {
+        Ok((_, Some(mut c))) => {
+            c.record.state = RangeState::Copied;
+            c.record.updated_at = DateTime::now();
+            if !dry_run {
+                store.save(&c.record).await?;
+            }
+            Ok(())
+        }
+        Ok((_, None)) => Ok(()),
+        Err(e) => {
+            // Best effort: the cursor in the store is already right; this only records
+            // why the range stopped, for `status`. If MongoDB is the cause it fails too.
+            if !dry_run {
+                if let Err(e2) = store.mark_failed(&id, &e.to_string()).await {
+                    tracing::warn!("could not record the failure of range {id}: {e2}");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shard_parses_and_owns_every_nth_range() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert_eq!(s, Shard { index: 2, count: 3 });
+        let owned: Vec<usize> = (0..7).filter(|i| s.owns(*i)).collect();
+        assert_eq!(owned, vec![1, 4]);
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().unwrap_err().contains("K/N"));
+        // Every range belongs to exactly one shard.
+        for i in 0..20 {
+            assert_eq!(
+                (1..=4)
+                    .filter(|k| Shard {
+                        index: *k,
+                        count: 4
+                    }
+                    .owns(i))
+                    .count(),
+                1
+            );
+        }
+    }
+}
