@@ -16,6 +16,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 use crate::source::KeyRange;
 
 pub const CHECKPOINT_COLLECTION: &str = "_fireshift_checkpoints";
@@ -147,14 +148,18 @@ pub struct CheckpointStore {
     jobs: Collection<JobRecord>,
     ranges: Collection<RangeCheckpoint>,
     target: String,
+    /// Checkpoint writes ride out the same outages as data writes; a checkpoint that
+    /// cannot be saved stops the run (the previous one stays valid).
+    retry: RetryPolicy,
 }
 
 impl CheckpointStore {
-    pub fn new(db: &mongodb::Database, collection: &str) -> Self {
+    pub fn new(db: &mongodb::Database, collection: &str, retry: RetryPolicy) -> Self {
         Self {
             jobs: db.collection(collection),
             ranges: db.collection(collection),
             target: format!("{}.{collection}", db.name()),
+            retry,
         }
     }
 
@@ -243,13 +248,20 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Replaces a range's checkpoint (idempotent).
+    /// Replaces a range's checkpoint (idempotent, so retried on transient errors).
     pub async fn save(&self, record: &RangeCheckpoint) -> Result<()> {
-        self.ranges
-            .replace_one(doc! { "_id": &record.id }, record)
-            .upsert(true)
-            .await
-            .map_err(|e| self.err("save checkpoint", e))?;
+        self.retry
+            .run(
+                || format!("save checkpoint {}", record.id),
+                || async {
+                    self.ranges
+                        .replace_one(doc! { "_id": &record.id }, record)
+                        .upsert(true)
+                        .await
+                        .map_err(|e| self.err("save checkpoint", e))
+                },
+            )
+            .await?;
         Ok(())
     }
 }

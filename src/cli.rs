@@ -13,7 +13,6 @@ use crate::progress::Progress;
 use crate::retry::RetryPolicy;
 use crate::sink::{MongoSink, SinkConfig};
 use crate::source::{FirestoreSource, SourceConfig};
-use crate::transform::Transformer;
 
 /// Exit code when the run finished but some documents were dead-lettered.
 pub const EXIT_DEAD_LETTERS: i32 = 3;
@@ -39,6 +38,15 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Show every range of a job: state, documents done, rate, last error.
     Status(StatusArgs),
+    /// Compare the target with the source document by document (canonical hashes, field
+    /// diffs); write a parity report. Exit 0 on full parity, 4 on mismatches.
+    Verify(crate::verify::cmd::VerifyArgs),
+    /// Validate a mapping directory (no I/O beyond reading it). Exit 0 when valid, 1 with
+    /// every error as file:line:column, what is wrong and how to fix it.
+    Check(crate::mapping::cmd::CheckArgs),
+    /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
+    /// when all exist, 5 when some were refused or clash.
+    Indexes(crate::mapping::cmd::IndexesArgs),
 }
 
 /// Where to read and where to write.
@@ -66,6 +74,10 @@ pub struct Endpoints {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    /// Mapping directory (`mappings/<dataset>`); collections without a mapping file, or
+    /// every collection without this flag, keep the defaults.
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
     /// Documents per MongoDB write batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
@@ -100,9 +112,11 @@ pub struct MigrateArgs {
     /// database. Default: `migrate:<project>/<firestore database>`.
     #[arg(long)]
     pub job: Option<String>,
-    /// Key ranges to split a new job into (fixed once the job exists).
-    #[arg(long, default_value_t = 8)]
-    pub ranges: usize,
+    /// Key ranges to split a new job into (fixed once the job exists). Default:
+    /// --parallel × the shard count, so no split is paid for without parallelism
+    /// (each split slice costs a count query, a full scan on the emulator).
+    #[arg(long)]
+    pub ranges: Option<usize>,
     /// Ranges copied at once by this process.
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
@@ -142,6 +156,9 @@ impl Endpoints {
 /// Runs `migrate`; returns the process exit code.
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     let ep = &args.endpoints;
+    // Mappings are validated before any I/O: a broken file stops the run here.
+    let transformer = crate::mapping::cmd::transformer(args.mappings.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
     let sink_config = SinkConfig {
         max_batch_docs: args.batch_size,
         max_batch_bytes: args.batch_bytes,
@@ -194,14 +211,17 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
             .job
             .clone()
             .unwrap_or_else(|| format!("migrate:{}/{}", ep.project, ep.firestore_database)),
-        ranges: args.ranges.max(1),
+        ranges: args
+            .ranges
+            .unwrap_or(args.parallel * args.shard.count)
+            .max(1),
         parallel: args.parallel.max(1),
         shard: args.shard,
         force: args.force,
         restart: args.restart,
         pipeline,
     };
-    let result = job::run(&source, &sink, &Transformer::default(), &options, &progress).await;
+    let result = job::run(&source, &sink, &transformer, &options, &progress).await;
     progress.finish();
     if let Some(h) = log_lines {
         h.abort();
@@ -294,7 +314,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let sink = MongoSink::connect(&args.mongodb_uri, &args.database, SinkConfig::default())
         .await
         .context("connecting to MongoDB")?;
-    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION);
+    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
         Some(j) => store.load_job(j).await?.into_iter().collect(),
         None => store.jobs().await?,

@@ -98,7 +98,7 @@ pub async fn run(
     options: &JobOptions,
     progress: &Progress,
 ) -> Result<JobOutcome> {
-    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION);
+    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     if options.restart && !options.pipeline.dry_run {
         store.delete_job(&options.job).await?;
     }

@@ -9,11 +9,15 @@
 //! * [`source`] streams raw Firestore documents in `__name__` order over gRPC.
 //! * [`sink`] writes BSON documents to MongoDB with idempotent, bounded, retried bulk upserts.
 //! * [`transform`] applies a collection's mapping to one document (pure), or says why not.
+//! * [`mapping`] the TOML mapping files: schema, validation with file:line errors, field
+//!   rules, path-derived identities, indexes, and the `check`/`indexes` commands.
 //! * [`progress`] per-collection counters, shown as bars on a TTY and log lines elsewhere.
 //! * [`checkpoint`] durable per-range progress of a job in MongoDB (cursor, counts, state).
 //! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
 //! * [`job`] a resumable, shardable job: its ranges, copied in parallel, each checkpointed.
 //! * [`pipeline`] wires source → transform → sink with bounded queues and reports progress.
+//! * [`verify`] re-reads the source, transforms as migrate does, compares canonical hashes
+//!   with the target and writes the parity report (JSON, HTML, terminal).
 //! * [`demo`] the deterministic data set shaped like the seed app (demo, tests, benchmarks).
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
 //! * [`retry`] the shared retry loop: exponential backoff, full jitter, a deadline.
@@ -24,6 +28,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod job;
+pub mod mapping;
 pub mod path;
 pub mod pipeline;
 pub mod progress;
@@ -34,3 +39,4 @@ pub mod sink;
 pub mod source;
 pub mod transform;
 pub mod value;
+pub mod verify;

@@ -17,6 +17,9 @@ async fn main() {
     let outcome = match args.command {
         Command::Migrate(a) => cli::migrate(a).await,
         Command::Status(a) => cli::status(a).await,
+        Command::Verify(a) => fireshift::verify::cmd::run(a).await,
+        Command::Check(a) => fireshift::mapping::cmd::check(a),
+        Command::Indexes(a) => fireshift::mapping::cmd::indexes(a).await,
     };
     match outcome {
         Ok(code) => std::process::exit(code),

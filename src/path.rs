@@ -42,7 +42,7 @@ impl<'a> DocPath<'a> {
             return Err(err("empty path"));
         }
         let segments: Vec<&str> = relative.split('/').collect();
-        if segments.len() % 2 != 0 {
+        if !segments.len().is_multiple_of(2) {
             return Err(err("a document path has an even number of segments"));
         }
         if segments.iter().any(|s| s.is_empty()) {
@@ -120,7 +120,7 @@ impl CollectionPattern {
     /// Parses `users/{}/posts` or `users/{userId}/posts` (placeholder names are ignored).
     pub fn parse(s: &str) -> Option<Self> {
         let segs: Vec<&str> = s.split('/').collect();
-        if segs.len() % 2 == 0 || segs.iter().any(|x| x.is_empty()) {
+        if segs.len().is_multiple_of(2) || segs.iter().any(|x| x.is_empty()) {
             return None;
         }
         let ok_placeholders = segs

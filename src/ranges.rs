@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn boundaries_are_evenly_spaced_base62_in_byte_order() {
         let b = candidate_boundaries("R", "users", 4);
-        assert_eq!(b, vec!["R/users/F", "R/users/V", "R/users/l"]);
+        assert_eq!(b, vec!["R/users/F", "R/users/V", "R/users/k"]);
         let mut sorted = b.clone();
         sorted.sort();
         assert_eq!(sorted, b);

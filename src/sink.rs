@@ -76,19 +76,129 @@ impl SinkConfig {
 #[derive(Debug, Clone)]
 pub struct WriteItem {
     pub source_path: String,
+    /// The `_id` of the target document the statement writes (for [`WriteKind::Embed`],
+    /// the parent's).
     pub id: Bson,
     pub doc: RawDocumentBuf,
     /// The document has `$`-prefixed field names, which a replacement document may not
     /// hold: it is written with `[{$replaceWith: {$literal: doc}}]` instead, which stores
-    /// it unchanged (MongoDB 4.2+).
+    /// it unchanged (MongoDB 4.2+). Only read for [`WriteKind::Replace`]: the other kinds
+    /// always wrap the document in `$literal`.
     pub literal: bool,
+    pub kind: WriteKind,
 }
+
+/// How a [`WriteItem`] lands. Every kind is an upsert filtered on `_id`, idempotent and
+/// independent of the order of the statements touching one document, because batches
+/// run unordered and concurrently (a parent and its embedded children may be written in
+/// any order, or at once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Replace the whole document.
+    #[default]
+    Replace,
+    /// Replace the whole document but keep the existing value of these array fields
+    /// (`[]` when absent): the parent of embedded subcollections, whose arrays are
+    /// written by the children's own statements.
+    /// `[{$replaceWith: {$mergeObjects: [{$literal: doc}, {f: {$ifNull: ["$f", []]}}]}}]`.
+    ReplaceKeeping { fields: Vec<String> },
+    /// Put `doc` (which has an `_id`) into the array `field` of the document `id`: any
+    /// element with the same `_id` is removed and `doc` added, the array kept sorted by
+    /// `_id` (MongoDB 5.2+), so a rerun replaces rather than duplicates and the result
+    /// does not depend on the order of the writes. When the array already holds `max`
+    /// other elements the statement fails on purpose and the item comes back as a
+    /// [`DocFailure`] with rule `embed-limit` (dead-lettered, never silently dropped).
+    Embed { field: String, max: u32 },
+}
+
+/// Marker in the server error a full embedded array provokes (see [`WriteKind::Embed`]).
+const EMBED_LIMIT_MARKER: &str = "fireshift-embed-limit";
 
 impl WriteItem {
     /// Bytes this item adds to an `update` command.
     pub fn command_bytes(&self) -> usize {
         // `_id` appears in the filter and in the document.
-        self.doc.as_bytes().len() + 2 * id_len(&self.id) + STATEMENT_OVERHEAD
+        let wrapper = match &self.kind {
+            WriteKind::Replace => 0,
+            WriteKind::ReplaceKeeping { fields } => {
+                96 + fields.iter().map(|f| 2 * f.len() + 48).sum::<usize>()
+            }
+            WriteKind::Embed { field, .. } => 512 + 3 * field.len() + id_len(&self.id),
+        };
+        self.doc.as_bytes().len() + 2 * id_len(&self.id) + STATEMENT_OVERHEAD + wrapper
+    }
+
+    /// The update statement's `u`: a replacement document or an update pipeline.
+    pub fn update(&self) -> RawBson {
+        let literal = || rawdoc! { "$literal": self.doc.clone() };
+        let mut stages = RawArrayBuf::new();
+        match &self.kind {
+            WriteKind::Replace if !self.literal => return RawBson::Document(self.doc.clone()),
+            WriteKind::Replace => stages.push(rawdoc! { "$replaceWith": literal() }),
+            WriteKind::ReplaceKeeping { fields } => {
+                let mut kept = RawDocumentBuf::new();
+                for f in fields {
+                    let mut if_null = RawArrayBuf::new();
+                    if_null.push(format!("${f}"));
+                    if_null.push(RawArrayBuf::new());
+                    kept.append(f.as_str(), rawdoc! { "$ifNull": if_null });
+                }
+                let mut merge = RawArrayBuf::new();
+                merge.push(literal());
+                merge.push(kept);
+                stages.push(rawdoc! { "$replaceWith": { "$mergeObjects": merge } });
+            }
+            WriteKind::Embed { field, max } => {
+                let child_id = self
+                    .doc
+                    .get("_id")
+                    .ok()
+                    .flatten()
+                    .map(|v| v.to_raw_bson())
+                    .unwrap_or(RawBson::Null);
+                let mut if_null = RawArrayBuf::new();
+                if_null.push(format!("${field}"));
+                if_null.push(RawArrayBuf::new());
+                let mut ne = RawArrayBuf::new();
+                ne.push("$$this._id");
+                ne.push(rawdoc! { "$literal": child_id });
+                let mut lt = RawArrayBuf::new();
+                lt.push(rawdoc! { "$size": "$$kept" });
+                lt.push(i64::from(*max));
+                let mut appended = RawArrayBuf::new();
+                appended.push(literal());
+                let mut concat = RawArrayBuf::new();
+                concat.push("$$kept");
+                concat.push(appended);
+                // Fails the statement on purpose (a conversion error whose message holds
+                // the marker); the input depends on the document, so no server can fold
+                // it away as a constant.
+                let mut overflow_text = RawArrayBuf::new();
+                overflow_text.push(format!("{EMBED_LIMIT_MARKER} "));
+                overflow_text.push(rawdoc! { "$toString": { "$size": "$$kept" } });
+                let mut cond = RawArrayBuf::new();
+                cond.push(rawdoc! { "$lt": lt });
+                // Sorted by `_id`, so the array is the same whatever order the children
+                // were written in (concurrent batches, reruns): `$sortArray`, MongoDB 5.2+.
+                cond.push(rawdoc! { "$sortArray": { "input": { "$concatArrays": concat }, "sortBy": { "_id": 1 } } });
+                cond.push(rawdoc! { "$toInt": { "$concat": overflow_text } });
+                let mut set = RawDocumentBuf::new();
+                set.append(
+                    field.as_str(),
+                    rawdoc! {
+                        "$let": {
+                            "vars": { "kept": { "$filter": {
+                                "input": { "$ifNull": if_null },
+                                "cond": { "$ne": ne },
+                            } } },
+                            "in": { "$cond": cond },
+                        }
+                    },
+                );
+                stages.push(rawdoc! { "$set": set });
+            }
+        }
+        RawBson::Array(stages)
     }
 }
 
@@ -153,6 +263,9 @@ pub struct DocFailure {
     pub collection: String,
     pub code: i32,
     pub message: String,
+    /// The dead-letter rule: `sink` (the server refused the document) or `embed-limit`
+    /// (an embedded array was full, see [`WriteKind::Embed`]).
+    pub rule: &'static str,
 }
 
 /// What happened to a batch.
@@ -242,6 +355,7 @@ impl MongoSink {
                         "document is {} bytes after conversion; MongoDB stores at most {MAX_BSON_BYTES}",
                         item.doc.as_bytes().len()
                     ),
+                    rule: "sink",
                 });
             } else {
                 pending.push(item);
@@ -294,18 +408,17 @@ impl MongoSink {
                 "_id",
                 RawBson::try_from(item.id.clone()).unwrap_or(RawBson::Null),
             );
-            if item.literal {
-                let mut stage = RawArrayBuf::new();
-                stage.push(rawdoc! { "$replaceWith": { "$literal": item.doc.clone() } });
-                updates.push(rawdoc! { "q": q, "u": stage, "upsert": true });
-            } else {
-                updates.push(rawdoc! { "q": q, "u": item.doc.clone(), "upsert": true });
-            }
+            updates.push(rawdoc! { "q": q, "u": item.update(), "upsert": true });
         }
         let mut cmd = RawDocumentBuf::new();
         cmd.append("update", collection);
         cmd.append("updates", updates);
         cmd.append("ordered", false);
+        // A checkpoint moves past these documents once this command is acknowledged, so
+        // the acknowledgement must mean durable: journaled, and on a majority of a
+        // replica set. With w:1 a server crash can lose acknowledged writes (seen on the
+        // test server: a batch vanished after kill -9 of the server).
+        cmd.append("writeConcern", rawdoc! { "w": "majority", "j": true });
         self.db
             .run_raw_command(cmd)
             .await
@@ -362,12 +475,27 @@ impl MongoSink {
                 errored[index as usize] = true;
                 if RETRYABLE_CODES.contains(&code) {
                     retry.push((*item, message));
+                } else if let (WriteKind::Embed { field, max }, true) =
+                    (&item.kind, message.contains(EMBED_LIMIT_MARKER))
+                {
+                    failed.push(DocFailure {
+                        source_path: item.source_path.clone(),
+                        collection: collection.to_string(),
+                        code,
+                        message: format!(
+                            "embed-limit: array `{field}` of {collection} document {} already holds max = {max} other elements, \
+                             so this child was not embedded (raise `max` in [embed] or land the subcollection in its own collection)",
+                            item.id
+                        ),
+                        rule: "embed-limit",
+                    });
                 } else {
                     failed.push(DocFailure {
                         source_path: item.source_path.clone(),
                         collection: collection.to_string(),
                         code,
                         message,
+                        rule: "sink",
                     });
                 }
             }

@@ -382,7 +382,7 @@ fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
             values: vec![reference(n)],
             before: true,
         }),
-        limit: limit.map(|l| l.into()),
+        limit,
         ..Default::default()
     }
 }

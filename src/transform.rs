@@ -3,15 +3,20 @@
 //!
 //! With no mapping, the defaults of DESIGN.md apply: the `keep` identity, a
 //! subcollection lands in its own collection named after its path pattern
-//! (`content.comments`) with its parent's `_id` in [`PARENT_FIELD`].
+//! (`content.comments`) with its parent's `_id` in [`PARENT_FIELD`]. With a mapping set
+//! ([`Transformer::with_mappings`]) each collection follows its mapping file
+//! ([`crate::mapping`]), and collections without one keep those defaults.
 
-use gcloud_sdk::google::firestore::v1::Document;
+use std::sync::Arc;
+
+use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Value};
 use gcloud_sdk::prost::Message;
 use mongodb::bson::{spec::BinarySubtype, Binary, Bson, DateTime, RawDocumentBuf};
 
+use crate::mapping::MappingSet;
 use crate::path::{default_target_id, CollectionPattern, DocPath, PARENT_FIELD};
-use crate::sink::WriteItem;
-use crate::value::{fields_to_document, ConvertOptions};
+use crate::sink::{WriteItem, WriteKind};
+use crate::value::{fields_to_document, to_bson, ConvertOptions};
 
 /// Default collection for documents that cannot be converted or written.
 pub const DEAD_LETTER_COLLECTION: &str = "_fireshift_dead_letters";
@@ -32,24 +37,49 @@ pub struct Transformed {
 pub struct Rejection {
     pub source_path: String,
     pub pattern: Option<CollectionPattern>,
-    /// Which rule refused it: `path`, `identity`, `convert`, `encode`, `sink`.
+    /// Which rule refused it: `path`, `identity`, `convert`, `encode`, `sink`; with
+    /// mappings also `cast`, `required`, `reference`, `field-name`, `rename`,
+    /// `metadata`, `embed`, `embed-limit` (docs/mappings.md, "Dead letters").
     pub rule: &'static str,
     /// The field path concerned, if any.
     pub field: Option<String>,
     pub reason: String,
 }
 
-/// Applies the default mapping.
+/// Applies the mappings (or, by default, none: the defaults of DESIGN.md).
 #[derive(Debug, Clone, Default)]
 pub struct Transformer {
+    /// Conversion options of the default mapping (ignored with a mapping set, whose
+    /// dataset and mappings say how names convert).
     pub options: ConvertOptions,
+    mappings: Option<Arc<MappingSet>>,
 }
 
 impl Transformer {
+    /// A transformer that follows a validated mapping set.
+    pub fn with_mappings(set: MappingSet) -> Self {
+        Self {
+            options: ConvertOptions {
+                field_names: set.dataset.field_names,
+            },
+            mappings: Some(Arc::new(set)),
+        }
+    }
+
+    /// The mapping set, if any.
+    pub fn mappings(&self) -> Option<&MappingSet> {
+        self.mappings.as_deref()
+    }
+
     /// A stable fingerprint of everything that decides the output, stored with a job's
-    /// checkpoints so a resume with different rules is noticed. FNV-1a over a canonical
-    /// description: stable across builds and platforms, unlike `Hash`.
+    /// checkpoints so a resume with different rules is noticed. With mappings: the
+    /// sha256 (hex) of the normalized mapping set ([`MappingSet::fingerprint`]). Without:
+    /// FNV-1a over a canonical description (unchanged, so existing jobs still resume);
+    /// both are stable across builds and platforms, unlike `Hash`.
     pub fn fingerprint(&self) -> String {
+        if let Some(set) = &self.mappings {
+            return set.fingerprint().to_string();
+        }
         let description = format!(
             "fireshift-default-mapping/v1;field_names={:?}",
             self.options.field_names
@@ -62,7 +92,11 @@ impl Transformer {
         format!("{h:016x}")
     }
 
+    /// Converts one document, or says why it cannot be (a dead letter).
     pub fn apply(&self, doc: &Document) -> Result<Transformed, Rejection> {
+        if let Some(set) = &self.mappings {
+            return crate::mapping::apply::apply(set, doc);
+        }
         let reject = |pattern: Option<CollectionPattern>,
                       rule,
                       field: Option<String>,
@@ -114,6 +148,7 @@ impl Transformer {
                 id,
                 doc: raw,
                 literal: crate::sink::has_dollar_field(&out),
+                kind: WriteKind::Replace,
             },
         })
     }
@@ -139,6 +174,13 @@ impl Rejection {
         );
         d.insert("reason", self.reason.clone());
         if let Some(raw) = raw {
+            // The offending value itself, converted without any mapping (or as text
+            // when even that fails), so the reason can be read next to it.
+            if let Some(v) = self.field.as_deref().and_then(|f| value_at(&raw.fields, f)) {
+                let shown = to_bson(v, &ConvertOptions::default())
+                    .unwrap_or_else(|_| Bson::String(format!("{v:?}")));
+                d.insert("value", shown);
+            }
             d.insert(
                 "raw",
                 Binary {
@@ -165,8 +207,38 @@ impl Rejection {
             // A document built from strings, binaries and dates always encodes.
             doc: RawDocumentBuf::from_document(&d).expect("dead letter encodes"),
             literal: false,
+            kind: WriteKind::Replace,
         }
     }
+}
+
+/// The value at a field path as rejections name it (`a.b[2].c`); `None` when the path
+/// does not lead to a value (or a name holds a `.`, which the path cannot tell apart).
+fn value_at<'a>(
+    fields: &'a std::collections::HashMap<String, Value>,
+    path: &str,
+) -> Option<&'a Value> {
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let (name, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        steps.push(Err(name));
+        while let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            steps.push(Ok(r[..end].parse::<usize>().ok()?));
+            rest = &r[end + 1..];
+        }
+    }
+    let mut current: Option<&Value> = None;
+    for step in steps {
+        current = match (step, current.and_then(|v| v.value_type.as_ref())) {
+            (Err(name), None) if current.is_none() => fields.get(name),
+            (Err(name), Some(ValueType::MapValue(m))) => m.fields.get(name),
+            (Ok(i), Some(ValueType::ArrayValue(a))) => a.values.get(i),
+            _ => return None,
+        };
+        current?;
+    }
+    current
 }
 
 #[cfg(test)]

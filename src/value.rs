@@ -43,19 +43,58 @@ pub struct ConvertError {
     /// Dotted path with `[i]` for array elements, e.g. `places[2].geo`.
     pub field: String,
     pub reason: String,
+    /// What kind of value failed, so a mapping can name the rule that refused it.
+    pub kind: ConvertErrorKind,
+}
+
+/// Which part of the conversion failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvertErrorKind {
+    /// A value BSON cannot hold (bad timestamp, broken vector, NUL in a field name…).
+    Value,
+    /// A field name refused by the `reject` field-name policy.
+    FieldName,
+    /// A reference value that cannot be resolved to the referenced document's `_id`.
+    Reference,
+}
+
+/// Resolves a Firestore reference value (a document path) to what the target stores for
+/// it. The default, [`DefaultReferences`], is the referenced document's `_id` under the
+/// default `keep` identity; a mapping set resolves through the referenced collection's
+/// mapping. Must be pure: the same path always gives the same value.
+pub trait ResolveReference {
+    fn resolve(&self, path: &DocPath<'_>) -> Result<Bson, String>;
+}
+
+/// The default identity: `users/u1` → `"u1"`, `content/c1/comments/k9` → its path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultReferences;
+
+impl ResolveReference for DefaultReferences {
+    fn resolve(&self, path: &DocPath<'_>) -> Result<Bson, String> {
+        Ok(Bson::String(default_target_id(path)))
+    }
 }
 
 impl ConvertError {
-    fn new(reason: impl Into<String>) -> Self {
+    pub fn new(reason: impl Into<String>) -> Self {
         Self {
             field: String::new(),
             reason: reason.into(),
+            kind: ConvertErrorKind::Value,
+        }
+    }
+
+    fn of_kind(kind: ConvertErrorKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            ..Self::new(reason)
         }
     }
 
     /// Prepends the enclosing field name while the error travels up the recursion
     /// (cheaper than carrying a path on the success path).
-    fn within_field(mut self, name: &str) -> Self {
+    pub fn within_field(mut self, name: &str) -> Self {
         self.field = if self.field.is_empty() {
             name.to_string()
         } else if self.field.starts_with('[') {
@@ -66,7 +105,7 @@ impl ConvertError {
         self
     }
 
-    fn within_index(mut self, i: usize) -> Self {
+    pub fn within_index(mut self, i: usize) -> Self {
         self.field = if self.field.is_empty() || self.field.starts_with('[') {
             format!("[{i}]{}", self.field)
         } else {
@@ -82,12 +121,21 @@ pub fn fields_to_document(
     fields: &HashMap<String, Value>,
     opts: &ConvertOptions,
 ) -> Result<Document, ConvertError> {
+    fields_to_document_with(fields, opts, &DefaultReferences)
+}
+
+/// [`fields_to_document`] with references resolved by `refs`.
+pub fn fields_to_document_with(
+    fields: &HashMap<String, Value>,
+    opts: &ConvertOptions,
+    refs: &dyn ResolveReference,
+) -> Result<Document, ConvertError> {
     let mut keys: Vec<&String> = fields.keys().collect();
     keys.sort_unstable();
     let mut out = Document::new();
     for key in keys {
         let name = field_name(key, opts.field_names).map_err(|e| e.within_field(key))?;
-        let v = to_bson(&fields[key], opts).map_err(|e| e.within_field(key))?;
+        let v = to_bson_with(&fields[key], opts, refs).map_err(|e| e.within_field(key))?;
         out.insert(name, v);
     }
     Ok(out)
@@ -95,6 +143,15 @@ pub fn fields_to_document(
 
 /// Converts one Firestore value.
 pub fn to_bson(value: &Value, opts: &ConvertOptions) -> Result<Bson, ConvertError> {
+    to_bson_with(value, opts, &DefaultReferences)
+}
+
+/// [`to_bson`] with references resolved by `refs`.
+pub fn to_bson_with(
+    value: &Value,
+    opts: &ConvertOptions,
+    refs: &dyn ResolveReference,
+) -> Result<Bson, ConvertError> {
     let Some(vt) = &value.value_type else {
         // A value with no type set is how proto3 encodes an unset oneof; Firestore
         // never sends it for a stored field, so treat it like null rather than fail.
@@ -113,18 +170,18 @@ pub fn to_bson(value: &Value, opts: &ConvertOptions) -> Result<Bson, ConvertErro
             subtype: BinarySubtype::Generic,
             bytes: b.clone(),
         }),
-        ValueType::ReferenceValue(name) => reference_to_bson(name)?,
+        ValueType::ReferenceValue(name) => reference_to_bson(name, refs)?,
         ValueType::GeoPointValue(ll) => geopoint(ll.latitude, ll.longitude),
         ValueType::ArrayValue(arr) => {
             let mut out = Vec::with_capacity(arr.values.len());
             for (i, v) in arr.values.iter().enumerate() {
-                out.push(to_bson(v, opts).map_err(|e| e.within_index(i))?);
+                out.push(to_bson_with(v, opts, refs).map_err(|e| e.within_index(i))?);
             }
             Bson::Array(out)
         }
         ValueType::MapValue(map) => match vector(map)? {
             Some(v) => v,
-            None => Bson::Document(fields_to_document(&map.fields, opts)?),
+            None => Bson::Document(fields_to_document_with(&map.fields, opts, refs)?),
         },
         ValueType::FieldReferenceValue(_)
         | ValueType::VariableReferenceValue(_)
@@ -165,11 +222,32 @@ pub fn geopoint(latitude: f64, longitude: f64) -> Bson {
     Bson::Document(d)
 }
 
-/// A reference becomes the referenced document's target `_id` (default identity), so it
-/// resolves with a plain lookup; dangling references convert the same way.
-fn reference_to_bson(name: &str) -> Result<Bson, ConvertError> {
-    let path = DocPath::parse(name).map_err(|e| ConvertError::new(e.to_string()))?;
-    Ok(Bson::String(default_target_id(&path)))
+/// A reference becomes the referenced document's target `_id` (default identity, or the
+/// referenced collection's mapping), so it resolves with a plain lookup; dangling
+/// references convert the same way.
+fn reference_to_bson(name: &str, refs: &dyn ResolveReference) -> Result<Bson, ConvertError> {
+    let path = DocPath::parse(name)
+        .map_err(|e| ConvertError::of_kind(ConvertErrorKind::Reference, e.to_string()))?;
+    refs.resolve(&path)
+        .map_err(|reason| ConvertError::of_kind(ConvertErrorKind::Reference, reason))
+}
+
+/// The Firestore type of a value, as its documentation names it (for messages).
+pub fn type_name(value: &Value) -> &'static str {
+    match &value.value_type {
+        None | Some(ValueType::NullValue(_)) => "null",
+        Some(ValueType::BooleanValue(_)) => "boolean",
+        Some(ValueType::IntegerValue(_)) => "integer",
+        Some(ValueType::DoubleValue(_)) => "double",
+        Some(ValueType::TimestampValue(_)) => "timestamp",
+        Some(ValueType::StringValue(_)) => "string",
+        Some(ValueType::BytesValue(_)) => "bytes",
+        Some(ValueType::ReferenceValue(_)) => "reference",
+        Some(ValueType::GeoPointValue(_)) => "geopoint",
+        Some(ValueType::ArrayValue(_)) => "array",
+        Some(ValueType::MapValue(_)) => "map",
+        Some(_) => "pipeline expression",
+    }
 }
 
 /// Recognises the vector encoding and returns its doubles; `None` for an ordinary map.
@@ -206,7 +284,7 @@ fn vector(map: &MapValue) -> Result<Option<Bson>, ConvertError> {
 }
 
 /// Applies the field-name policy. BSON keys are C strings, so a NUL can never be stored.
-fn field_name(name: &str, policy: FieldNamePolicy) -> Result<String, ConvertError> {
+pub fn field_name(name: &str, policy: FieldNamePolicy) -> Result<String, ConvertError> {
     if name.contains('\0') {
         return Err(ConvertError::new(
             "field name contains NUL, which BSON cannot store",
@@ -225,7 +303,8 @@ fn field_name(name: &str, policy: FieldNamePolicy) -> Result<String, ConvertErro
                 None => escaped,
             })
         }
-        FieldNamePolicy::Reject => Err(ConvertError::new(
+        FieldNamePolicy::Reject => Err(ConvertError::of_kind(
+            ConvertErrorKind::FieldName,
             "field name contains `.` or starts with `$` and the policy is `reject`",
         )),
     }

@@ -81,7 +81,11 @@ fn encode_value(out: &mut impl Out, v: RawBsonRef<'_>) -> Result<(), RawError> {
     out.put(&[v.element_type() as u8]);
     match v {
         RawBsonRef::Double(d) => {
-            let bits = if d.is_nan() { CANONICAL_NAN } else { d.to_bits() };
+            let bits = if d.is_nan() {
+                CANONICAL_NAN
+            } else {
+                d.to_bits()
+            };
             out.put(&bits.to_be_bytes());
         }
         RawBsonRef::String(s) | RawBsonRef::JavaScriptCode(s) | RawBsonRef::Symbol(s) => {
@@ -484,7 +488,9 @@ mod tests {
         assert_eq!(h1, h2);
         assert_ne!(h1, h3);
         assert_eq!(h1.len(), 64);
-        assert!(h1.chars().all(|c| c.is_ascii_hexdigit() && !c.is_uppercase()));
+        assert!(h1
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_uppercase()));
     }
 
     #[test]
@@ -574,7 +580,10 @@ mod tests {
         assert_eq!(n.expected, Some(Bson::Int64(5)));
         assert_eq!(n.actual, Some(Bson::String("5".into())));
         assert_eq!(display_value(n.expected.as_ref().unwrap(), 50), "long 5");
-        assert_eq!(display_value(n.actual.as_ref().unwrap(), 50), "string \"5\"");
+        assert_eq!(
+            display_value(n.actual.as_ref().unwrap(), 50),
+            "string \"5\""
+        );
         assert_eq!(diffs[4].actual, None);
         assert_eq!(diffs[6].expected, None);
     }

@@ -1,0 +1,504 @@
+//! `fireshift verify`: flags (no I/O), then the run: pass 1, extras, recheck, report.
+//!
+//! Exit codes: 0 full parity; [`EXIT_MISMATCHES`] (4) mismatches confirmed (the report
+//! lists them); [`EXIT_PAUSED`] (5) stopped by `--max-docs` before the end, resumable;
+//! 1 an error stopped the run (rerun to resume it).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use futures::TryStreamExt;
+use mongodb::bson::DateTime;
+
+use super::report::{self, ReportHead, ReportWriter};
+use super::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
+use super::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
+use crate::cli::Endpoints;
+use crate::retry::RetryPolicy;
+use crate::sink::{MongoSink, SinkConfig};
+use crate::source::{FirestoreSource, SourceConfig};
+use crate::transform::Transformer;
+
+/// Exit code when the verify finished and confirmed mismatches.
+pub const EXIT_MISMATCHES: i32 = 4;
+/// Exit code when `--max-docs` stopped the verify before the end (rerun to continue).
+pub const EXIT_PAUSED: i32 = 5;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Write the report to PREFIX.json and PREFIX.html.
+    #[arg(long, value_name = "PREFIX", default_value = "fireshift-verify")]
+    pub report: PathBuf,
+    /// Compare this fraction of the source documents (0 < P ≤ 1), chosen by a hash of
+    /// the document name (the same documents on every run). A sampled run does not
+    /// search for extra target documents; it compares target counts instead.
+    #[arg(long, value_name = "P", default_value_t = 1.0)]
+    pub sample: f64,
+    /// Resume this run (default: the last unfinished run comparing the same source and
+    /// target, if its options match). A finished run's report is written again.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Start a new run even if an unfinished one exists.
+    #[arg(long, conflicts_with = "resume")]
+    pub new_run: bool,
+    /// Wait this long (seconds) before rechecking mismatches, so that writes in flight
+    /// (a dual writer's lag) land first.
+    #[arg(long, default_value_t = 5.0)]
+    pub recheck_delay: f64,
+    /// Mismatches listed in the report (all are counted).
+    #[arg(long, default_value_t = 1000)]
+    pub max_listed: usize,
+    /// Stop after this many source documents (resumable: rerun to continue); exit 5.
+    #[arg(long)]
+    pub max_docs: Option<u64>,
+    /// Ids per target query.
+    #[arg(long, default_value_t = 500)]
+    pub chunk_size: usize,
+    /// Target queries in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: usize,
+    /// Source documents read ahead of the comparison.
+    #[arg(long, default_value_t = 4096)]
+    pub read_ahead: usize,
+    /// Documents per Firestore query page.
+    #[arg(long, default_value_t = 10_000)]
+    pub page_size: i32,
+    /// Source documents between two saved cursors (the work redone after a crash).
+    #[arg(long, default_value_t = 50_000)]
+    pub checkpoint_docs: u64,
+    /// Collection where migrate put documents it could not convert or write.
+    #[arg(long, default_value = crate::transform::DEAD_LETTER_COLLECTION)]
+    pub dead_letter_collection: String,
+}
+
+/// The transform verify compares against: the one `migrate` applies. Built here and
+/// nowhere else, so that mappings (when they arrive) are swapped in at one place.
+fn transformer(_args: &VerifyArgs) -> Transformer {
+    Transformer::default()
+}
+
+/// Runs `verify`; returns the process exit code.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let ep = &args.endpoints;
+    let retry = RetryPolicy {
+        deadline: Duration::from_secs(ep.retry_timeout),
+        ..RetryPolicy::default()
+    };
+    let config = VerifyConfig {
+        chunk_size: args.chunk_size,
+        in_flight: args.in_flight,
+        read_ahead: args.read_ahead,
+        checkpoint_docs: args.checkpoint_docs,
+        sample: args.sample,
+        dead_letter_collection: args.dead_letter_collection.clone(),
+        max_docs: args.max_docs,
+        retry,
+        ..VerifyConfig::default()
+    };
+    config.validate()?;
+    if args.page_size <= 0 {
+        bail!("--page-size must be at least 1");
+    }
+    if !(args.recheck_delay >= 0.0 && args.recheck_delay.is_finite()) {
+        bail!("--recheck-delay must be a number of seconds ≥ 0");
+    }
+    if args.max_docs == Some(0) {
+        bail!("--max-docs must be at least 1");
+    }
+    let transformer = transformer(&args);
+
+    let mut source_config = SourceConfig::new(&ep.project);
+    source_config.database_id = ep.firestore_database.clone();
+    source_config.page_size = args.page_size;
+    source_config.retry = retry;
+    let source = FirestoreSource::connect(source_config)
+        .await
+        .context("connecting to Firestore")?;
+    // The sink's connect: same options, same ping with retries, same redaction.
+    let target = MongoSink::connect(&ep.mongodb_uri, &ep.database, SinkConfig::default())
+        .await
+        .context("connecting to MongoDB")?;
+    let db = target.database().clone();
+    let uri = target.uri().to_string();
+
+    let mut run = open_run(&args, &db, &uri, &transformer, args.sample).await?;
+    run.invocations += 1;
+    let store = Store::new(db.clone(), uri.clone(), run.id.clone(), retry);
+    store.save_run(&mut run).await?;
+    store.ensure_indexes().await?;
+    tracing::info!(
+        run = %run.id, source = %source.root(), endpoint = %source.endpoint(), target = %uri,
+        database = %ep.database, sample = args.sample, state = ?run.state,
+        cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
+    );
+    let verifier = Verifier::new(source, db, uri.clone(), transformer, config)?;
+
+    let progress = Arc::new(Progress::default());
+    let ticker = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            let t0 = Instant::now();
+            loop {
+                tick.tick().await;
+                let docs = progress.docs.load(Ordering::Relaxed);
+                tracing::info!(
+                    "progress: {docs} source documents compared ({:.0} docs/s), {} suspected mismatches before recheck",
+                    docs as f64 / t0.elapsed().as_secs_f64().max(1e-3),
+                    progress.suspects.load(Ordering::Relaxed)
+                );
+            }
+        })
+    };
+    let mut background: Vec<Background> = Vec::new();
+    {
+        let store = store.clone();
+        background.push(tokio::spawn(async move {
+            for name in store.drop_stale_scratch().await? {
+                tracing::info!("dropped {name}, the scratch collection of a finished run");
+            }
+            Ok(())
+        }));
+    }
+    let mut phases = report::PhaseSecs::default();
+    let outcome = drive(
+        &verifier,
+        &store,
+        &mut run,
+        &progress,
+        &args,
+        &mut phases,
+        &mut background,
+    )
+    .await;
+    ticker.abort();
+    match outcome.with_context(|| {
+        format!(
+            "verify run {} stopped (rerun the same command to resume it)",
+            run.id
+        )
+    })? {
+        PassEnd::Paused => {
+            println!(
+                "verify run {} paused after {} source documents (cursor {}); rerun to continue",
+                run.id,
+                run.docs,
+                run.cursor.as_deref().unwrap_or("(start)")
+            );
+            return Ok(EXIT_PAUSED);
+        }
+        PassEnd::Complete => {}
+    }
+
+    // The report.
+    let tally = store.tally().await?;
+    let sampled = verifier.config().sampled();
+    let (collections, totals) = report::collection_reports(&run.collections, &tally, sampled);
+    let parity = totals.parity;
+    let exit_code = if parity { 0 } else { EXIT_MISMATCHES };
+    let head = ReportHead {
+        schema_version: report::SCHEMA_VERSION,
+        tool: report::ToolInfo {
+            name: "fireshift",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        run: report::RunInfo {
+            id: run.id.clone(),
+            started_at: rfc3339(run.started_at),
+            finished_at: rfc3339(run.finished_at.unwrap_or_else(DateTime::now)),
+            invocations: run.invocations,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+            docs_this_invocation: progress.docs.load(Ordering::Relaxed),
+            phase_secs: phases,
+        },
+        source: report::SourceInfo {
+            project: ep.project.clone(),
+            firestore_database: ep.firestore_database.clone(),
+            endpoint: verifier.source().endpoint().to_string(),
+        },
+        target: report::TargetInfo {
+            uri: uri.clone(),
+            database: ep.database.clone(),
+            dead_letter_collection: args.dead_letter_collection.clone(),
+        },
+        options: report::OptionsInfo {
+            sample: args.sample,
+            extras_checked: !sampled,
+            recheck_delay_secs: args.recheck_delay,
+            max_listed: args.max_listed,
+            transform: run.transform.clone(),
+            canonical_form: 1,
+        },
+        result: report::ResultInfo {
+            parity,
+            exit_code,
+            mismatches: totals.mismatches(),
+            summary: report::verdict(&totals, sampled),
+        },
+        totals,
+        collections,
+    };
+    let mut writer = ReportWriter::create(&args.report)
+        .with_context(|| format!("creating the report {}.json/.html", args.report.display()))?;
+    writer.begin(&head).context("writing the report")?;
+    if args.max_listed > 0 {
+        let mut listed = store.confirmed(args.max_listed).await?;
+        while let Some(f) = listed
+            .try_next()
+            .await
+            .context("reading the confirmed mismatches")?
+        {
+            writer.push(&f).context("writing the report")?;
+        }
+    }
+    let (json_path, html_path) = {
+        let (j, h) = writer.paths();
+        (j.to_path_buf(), h.to_path_buf())
+    };
+    let first = writer
+        .finish(head.result.mismatches)
+        .context("writing the report")?;
+    print!(
+        "{}",
+        report::terminal_summary(&head, &first, (&json_path, &html_path))
+    );
+    for task in background {
+        if let Err(e) = task
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|r| Ok(r?))
+        {
+            // The verdict stands; only the cleanup failed.
+            tracing::warn!("cleaning up the verifier's scratch collections: {e:#}");
+        }
+    }
+    Ok(exit_code)
+}
+
+/// Cleanup running beside the verify, awaited before the process exits.
+type Background = tokio::task::JoinHandle<crate::error::Result<()>>;
+
+/// Pass 1, extras, recheck, each skipped when the run is past it.
+async fn drive(
+    verifier: &Verifier,
+    store: &Store,
+    run: &mut RunRecord,
+    progress: &Progress,
+    args: &VerifyArgs,
+    phases: &mut report::PhaseSecs,
+    background: &mut Vec<Background>,
+) -> anyhow::Result<PassEnd> {
+    if run.state == RunState::Comparing {
+        let t = Instant::now();
+        let end = verifier.compare_source(store, run, progress).await?;
+        phases.compare = t.elapsed().as_secs_f64();
+        tracing::info!(
+            "pass 1: {} source documents in {:.1} s",
+            progress.docs.load(Ordering::Relaxed),
+            phases.compare
+        );
+        if end == PassEnd::Paused {
+            return Ok(PassEnd::Paused);
+        }
+        run.state = RunState::Extras;
+        store.save_run(run).await?;
+    }
+    if run.state == RunState::Extras {
+        let t = Instant::now();
+        let sampled = verifier.config().sampled();
+        for c in &mut run.collections {
+            c.target = Some(0);
+        }
+        for name in store
+            .target_collections(&verifier.config().dead_letter_collection)
+            .await?
+        {
+            let n = store.count(&name).await?;
+            let counts = match run.collections.iter_mut().find(|c| c.collection == name) {
+                Some(c) => c,
+                None => {
+                    run.collections.push(CollectionCounts::named(&name));
+                    run.collections.last_mut().expect("pushed")
+                }
+            };
+            counts.target = Some(n);
+            // Pass 1 found `matched + differing` distinct documents of this collection
+            // in the target (each expected document has its own _id: the identity is
+            // injective). When the target holds exactly that many, none is left over
+            // and the anti-join would return nothing: skip it. Only a collection whose
+            // count differs is scanned. (With writes during the run, an extra can hide
+            // behind a found document deleted from the target in the meantime; both are
+            // changes made during the run, which no single pass can pin down.)
+            let found = counts.matched + counts.differing;
+            if !sampled && n != found {
+                let extras = store
+                    .scan_extras(&name, verifier.config().chunk_size)
+                    .await?;
+                if extras > 0 {
+                    tracing::info!(collection = %name, extras, "target documents no source document maps to (before recheck)");
+                }
+            }
+        }
+        run.collections
+            .retain(|c| c.source > 0 || c.target.unwrap_or(0) > 0);
+        run.collections
+            .sort_by(|a, b| a.collection.cmp(&b.collection));
+        run.state = RunState::Recheck;
+        store.save_run(run).await?;
+        phases.extras = t.elapsed().as_secs_f64();
+        tracing::info!("target counts and extras scan: {:.1} s", phases.extras);
+    }
+    if run.state == RunState::Recheck {
+        let t = Instant::now();
+        // The seen ids served the extras scan only. Dropping them can take a while on
+        // some servers: it runs beside the recheck and the report (awaited at the end;
+        // if the process stops first, the next run drops it, see drop_stale_scratch).
+        let store2 = store.clone();
+        background.push(tokio::spawn(async move { store2.drop_seen().await }));
+        let mut batch = store.pending(verifier.config().recheck_batch).await?;
+        if !batch.is_empty() && args.recheck_delay > 0.0 {
+            tracing::info!(
+                "waiting {:.1} s before rechecking mismatches (--recheck-delay)",
+                args.recheck_delay
+            );
+            tokio::time::sleep(Duration::from_secs_f64(args.recheck_delay)).await;
+        }
+        let (mut confirmed, mut resolved) = (0u64, 0u64);
+        while !batch.is_empty() {
+            let verdicts = verifier.recheck(&batch).await?;
+            for v in &verdicts {
+                match v {
+                    Recheck::Resolved => resolved += 1,
+                    Recheck::Confirmed(_) => confirmed += 1,
+                }
+            }
+            store.record_verdicts(&batch, &verdicts).await?;
+            batch = store.pending(verifier.config().recheck_batch).await?;
+        }
+        if confirmed + resolved > 0 {
+            tracing::info!(confirmed, resolved, "recheck done");
+        }
+        run.state = RunState::Done;
+        run.finished_at = Some(DateTime::now());
+        store.save_run(run).await?;
+        phases.recheck = t.elapsed().as_secs_f64();
+    }
+    Ok(PassEnd::Complete)
+}
+
+/// The run to continue, or a new one.
+async fn open_run(
+    args: &VerifyArgs,
+    db: &mongodb::Database,
+    uri: &str,
+    transformer: &Transformer,
+    sample: f64,
+) -> anyhow::Result<RunRecord> {
+    let ep = &args.endpoints;
+    let fingerprint = transformer.fingerprint();
+    let matches = |r: &RunRecord| {
+        r.project == ep.project
+            && r.firestore_database == ep.firestore_database
+            && r.database == ep.database
+    };
+    if let Some(id) = &args.resume {
+        let Some(r) = Store::load_run(db, uri, id).await? else {
+            bail!(
+                "no verify run `{id}` in {}.{}",
+                ep.database,
+                super::store::RUNS_COLLECTION
+            );
+        };
+        if !matches(&r) {
+            bail!(
+                "verify run `{id}` compared projects/{}/databases/{} with database {}, not this source and target",
+                r.project, r.firestore_database, r.database
+            );
+        }
+        check_resumable(&r, &fingerprint, sample, &args.dead_letter_collection)?;
+        tracing::info!(run = %r.id, state = ?r.state, "resuming verify run");
+        return Ok(r);
+    }
+    if !args.new_run {
+        if let Some(r) =
+            Store::latest_unfinished(db, uri, &ep.project, &ep.firestore_database, &ep.database)
+                .await?
+        {
+            match check_resumable(&r, &fingerprint, sample, &args.dead_letter_collection) {
+                Ok(()) => {
+                    tracing::info!(run = %r.id, state = ?r.state, cursor = r.cursor.as_deref().unwrap_or("(start)"), "resuming the unfinished verify run");
+                    return Ok(r);
+                }
+                Err(e) => {
+                    tracing::warn!(run = %r.id, "not resuming the unfinished verify run: {e:#}; starting a new one")
+                }
+            }
+        }
+    }
+    let now = DateTime::now();
+    Ok(RunRecord {
+        id: format!("verify-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
+        version: RUN_RECORD_VERSION,
+        project: ep.project.clone(),
+        firestore_database: ep.firestore_database.clone(),
+        database: ep.database.clone(),
+        sample,
+        transform: fingerprint,
+        dead_letter_collection: args.dead_letter_collection.clone(),
+        state: RunState::Comparing,
+        cursor: None,
+        docs: 0,
+        collections: Vec::new(),
+        started_at: now,
+        updated_at: now,
+        finished_at: None,
+        invocations: 0,
+    })
+}
+
+fn check_resumable(
+    r: &RunRecord,
+    fingerprint: &str,
+    sample: f64,
+    dead_letters: &str,
+) -> anyhow::Result<()> {
+    if r.version != RUN_RECORD_VERSION {
+        bail!(
+            "run record version {} (this fireshift writes {RUN_RECORD_VERSION})",
+            r.version
+        );
+    }
+    if r.transform != fingerprint {
+        bail!(
+            "the run compared with transform {} and the transform is now {fingerprint}; \
+             its counts would mix two rules (start a new run with --new-run)",
+            r.transform
+        );
+    }
+    if r.sample != sample {
+        bail!(
+            "the run samples {} and --sample is {sample} (start a new run with --new-run)",
+            r.sample
+        );
+    }
+    if r.dead_letter_collection != dead_letters {
+        bail!(
+            "the run checks dead letters in {} and --dead-letter-collection is {dead_letters}",
+            r.dead_letter_collection
+        );
+    }
+    Ok(())
+}
+
+fn rfc3339(t: DateTime) -> String {
+    t.try_to_rfc3339_string()
+        .unwrap_or_else(|_| format!("{} ms", t.timestamp_millis()))
+}

@@ -1,0 +1,207 @@
+//! The recheck: every suspect of pass 1 and of the extras scan is judged again against
+//! fresh reads of both sides (the source with `BatchGetDocuments`, the target with one
+//! `$in` query per collection), through the same transform. Only what still differs is
+//! reported, so documents written while the verify ran are not false positives.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::StreamExt;
+use gcloud_sdk::google::firestore::v1::{
+    batch_get_documents_response, BatchGetDocumentsRequest, Document,
+};
+use mongodb::bson::{Bson, RawDocumentBuf};
+
+use super::compare::{canonical_hash, diff_documents, documents_equal};
+use super::{id_key, malformed, source_relative_path, Finding, Kind, Mismatch, Recheck, Verifier};
+use crate::error::{Error, Result};
+
+impl Verifier {
+    /// Reads source documents by full name: `Some` when found, `None` when absent.
+    async fn get_sources(&self, names: &[String]) -> Result<HashMap<String, Option<Document>>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let req = BatchGetDocumentsRequest {
+            database: self
+                .source
+                .root()
+                .trim_end_matches("/documents")
+                .to_string(),
+            documents: names.to_vec(),
+            ..Default::default()
+        };
+        let firestore_error = |s: gcloud_sdk::tonic::Status| Error::Firestore {
+            operation: "BatchGetDocuments",
+            endpoint: self.source.endpoint().to_string(),
+            code: s.code(),
+            message: s.message().to_string(),
+        };
+        self.source
+            .config()
+            .retry
+            .run(
+                || format!("read back {} source documents", names.len()),
+                || async {
+                    let mut found = HashMap::new();
+                    let mut stream = self
+                        .source
+                        .db()
+                        .client()
+                        .get()
+                        .batch_get_documents(req.clone())
+                        .await
+                        .map_err(firestore_error)?
+                        .into_inner();
+                    while let Some(resp) = stream.next().await {
+                        match resp.map_err(firestore_error)?.result {
+                            Some(batch_get_documents_response::Result::Found(d)) => {
+                                found.insert(d.name.clone(), Some(d));
+                            }
+                            Some(batch_get_documents_response::Result::Missing(n)) => {
+                                found.insert(n, None);
+                            }
+                            None => {}
+                        }
+                    }
+                    Ok(found)
+                },
+            )
+            .await
+    }
+
+    /// Rechecks one mismatch against fresh reads of source and target.
+    pub async fn recheck_one(&self, m: &Mismatch) -> Result<Recheck> {
+        Ok(self
+            .recheck(std::slice::from_ref(m))
+            .await?
+            .pop()
+            .expect("one verdict per mismatch"))
+    }
+
+    /// Rechecks mismatches against fresh reads: one BatchGetDocuments for their sources,
+    /// one `$in` query per collection for their targets. Each verdict judges the
+    /// mismatch's own target key: what should it hold now (from the source, through the
+    /// same transform), and what does it hold. Verdicts are in input order.
+    pub async fn recheck(&self, mismatches: &[Mismatch]) -> Result<Vec<Recheck>> {
+        let root = self.source.root();
+        let names: Vec<Option<String>> = mismatches
+            .iter()
+            .map(|m| match (&m.source_path, m.kind) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Kind::Extra) => {
+                    source_relative_path(&m.collection, &m.id).map(|r| format!("{root}/{r}"))
+                }
+                (None, _) => None,
+            })
+            .collect();
+        let mut unique: Vec<String> = names.iter().flatten().cloned().collect();
+        unique.sort();
+        unique.dedup();
+        let sources = self.get_sources(&unique).await?;
+        let mut by_collection: BTreeMap<&str, Vec<Bson>> = BTreeMap::new();
+        for m in mismatches {
+            by_collection
+                .entry(m.collection.as_str())
+                .or_default()
+                .push(m.id.clone());
+        }
+        let mut targets: HashMap<(&str, Vec<u8>), RawDocumentBuf> = HashMap::new();
+        for (collection, ids) in by_collection {
+            for (key, d) in self.fetch_docs(collection, &ids).await? {
+                targets.insert((collection, key), d);
+            }
+        }
+        let mut out = Vec::with_capacity(mismatches.len());
+        for (m, name) in mismatches.iter().zip(names) {
+            let actual = targets.get(&(m.collection.as_str(), id_key(&m.id)?));
+            let source = name
+                .as_ref()
+                .and_then(|n| sources.get(n))
+                .cloned()
+                .flatten();
+            out.push(self.judge(m, name, source.as_ref(), actual)?);
+        }
+        Ok(out)
+    }
+
+    fn judge(
+        &self,
+        m: &Mismatch,
+        name: Option<String>,
+        source: Option<&Document>,
+        actual: Option<&RawDocumentBuf>,
+    ) -> Result<Recheck> {
+        let finding = |kind: Kind,
+                       expected: Option<&RawDocumentBuf>,
+                       note: Option<String>|
+         -> Result<Recheck> {
+            let hash = |d: Option<&RawDocumentBuf>| {
+                d.map(|d| canonical_hash(d).map_err(|e| malformed(&m.collection, e)))
+                    .transpose()
+            };
+            let (diffs, diffs_omitted) = match (kind, expected, actual) {
+                (Kind::Differing, Some(e), Some(a)) => diff_documents(e, a, self.config.max_diffs)
+                    .map_err(|e| malformed(&m.collection, e))?,
+                _ => (Vec::new(), 0),
+            };
+            Ok(Recheck::Confirmed(Box::new(Finding {
+                mismatch: Mismatch {
+                    kind,
+                    collection: m.collection.clone(),
+                    id: m.id.clone(),
+                    source_path: name.clone(),
+                },
+                expected_hash: hash(expected)?,
+                actual_hash: hash(actual)?,
+                diffs,
+                diffs_omitted,
+                note,
+            })))
+        };
+        if m.collection == self.config.dead_letter_collection {
+            // The key is a dead letter: needed only while the transform refuses the source.
+            let refused = source.is_some_and(|d| self.transformer.apply(d).is_err());
+            return if refused && actual.is_none() {
+                finding(Kind::DeadLetterMissing, None, None)
+            } else {
+                Ok(Recheck::Resolved)
+            };
+        }
+        let expected = match source.map(|d| self.transformer.apply(d)) {
+            Some(Ok(t))
+                if t.collection == m.collection && id_key(&t.item.id)? == id_key(&m.id)? =>
+            {
+                Some(t.item.doc)
+            }
+            _ => None,
+        };
+        match (expected, actual) {
+            (Some(e), Some(a)) => {
+                if documents_equal(&e, a).map_err(|e| malformed(&m.collection, e))? {
+                    Ok(Recheck::Resolved)
+                } else {
+                    finding(Kind::Differing, Some(&e), None)
+                }
+            }
+            (Some(e), None) => finding(Kind::Missing, Some(&e), None),
+            (None, Some(_)) => {
+                let note = match &name {
+                    None => Some(
+                        "no source document name can be derived from this _id; \
+                         no source document maps to it"
+                            .to_string(),
+                    ),
+                    Some(n) if source.is_none() => {
+                        Some(format!("source document {n} does not exist"))
+                    }
+                    Some(n) => Some(format!(
+                        "source document {n} exists but does not map to this collection and _id"
+                    )),
+                };
+                finding(Kind::Extra, None, note)
+            }
+            // Neither side holds it any more (deleted during the verify).
+            (None, None) => Ok(Recheck::Resolved),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! What the verifier keeps in the target database, so that memory stays bounded and a
+//! run can resume:
+//!
+//! * `_fireshift_verify_runs`: one record per run — what it compares (project, databases,
+//!   sample, transform fingerprint), its state (`comparing → extras → recheck → done`),
+//!   the pass-1 cursor and the counts up to it.
+//! * `_fireshift_verify_mismatches`: one record per suspected mismatch, keyed by
+//!   `{r: run, c: collection, i: _id}` so that finding it twice (a resumed generation)
+//!   stores it once; `state` goes `pending → confirmed | resolved` in the recheck, which
+//!   adds the hashes and field diffs. Kept after the run for audit (the report lists at
+//!   most `--max-listed`; the store has them all); drop the collection when done with it.
+//! * `_fireshift_verify_seen_<run>`: scratch, `{c: collection, i: _id}` for every
+//!   expected document found in the target; the extras scan anti-joins each target
+//!   collection against it (`$lookup` on the indexed `i`). Dropped when the run is done.
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+use super::report::DiffRecord;
+use super::{mongo_error, CollectionCounts, Finding, Kind, Mismatch, Recheck, UNPARSEABLE};
+use crate::error::{Error, Result};
+use crate::path::DocPath;
+use crate::retry::RetryPolicy;
+
+pub const RUNS_COLLECTION: &str = "_fireshift_verify_runs";
+pub const MISMATCHES_COLLECTION: &str = "_fireshift_verify_mismatches";
+pub const SEEN_PREFIX: &str = "_fireshift_verify_seen_";
+/// Version of the run record layout; a resume of another version is refused.
+pub const RUN_RECORD_VERSION: i32 = 1;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Pass 1: streaming the source from `cursor`.
+    Comparing,
+    /// Counting target collections and scanning them for extras (redone whole on resume).
+    Extras,
+    /// Rechecking pending mismatches (resume continues with those still pending).
+    Recheck,
+    /// Finished; the report can be rendered again from the store.
+    Done,
+}
+
+/// The durable state of one verify run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub version: i32,
+    pub project: String,
+    pub firestore_database: String,
+    pub database: String,
+    pub sample: f64,
+    /// The transform's fingerprint: a resume with other rules is refused.
+    pub transform: String,
+    pub dead_letter_collection: String,
+    pub state: RunState,
+    /// Last source document name of the last committed generation.
+    pub cursor: Option<String>,
+    /// Source documents up to the cursor.
+    pub docs: u64,
+    pub collections: Vec<CollectionCounts>,
+    pub started_at: DateTime,
+    pub updated_at: DateTime,
+    pub finished_at: Option<DateTime>,
+    /// How many times the run was started or resumed.
+    pub invocations: u32,
+}
+
+/// One row of the mismatch tally: how many records of a kind and state a collection has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The collection the mismatch counts against (for a missing dead letter: the
+    /// collection the source document would have landed in).
+    pub collection: String,
+    pub kind: Kind,
+    pub state: String,
+    pub n: u64,
+}
+
+/// A stored finding, as the report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredFinding {
+    pub c: String,
+    pub i: Bson,
+    pub kind: Kind,
+    pub source_path: Option<String>,
+    pub expected_hash: Option<String>,
+    pub actual_hash: Option<String>,
+    pub note: Option<String>,
+    #[serde(default)]
+    pub diffs: Vec<DiffRecord>,
+    #[serde(default)]
+    pub diffs_omitted: u64,
+}
+
+/// Access to the verifier's collections for one run.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+    /// Redacted.
+    uri: String,
+    run_id: String,
+    retry: RetryPolicy,
+}
+
+impl Store {
+    pub fn new(db: Database, uri: String, run_id: String, retry: RetryPolicy) -> Self {
+        Self {
+            db,
+            uri,
+            run_id,
+            retry,
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn seen_collection(&self) -> String {
+        format!("{SEEN_PREFIX}{}", self.run_id)
+    }
+
+    fn target(&self, collection: &str) -> String {
+        format!("{}.{collection}", self.db.name())
+    }
+
+    fn err(&self, op: &'static str, collection: &str, e: mongodb::error::Error) -> Error {
+        mongo_error(op, self.target(collection), &self.uri, e)
+    }
+
+    /// Creates the indexes the verifier's queries rely on (idempotent).
+    pub async fn ensure_indexes(&self) -> Result<()> {
+        let seen = self.seen_collection();
+        self.retry
+            .run(
+                || "create the verifier's indexes".into(),
+                || async {
+                    self.db
+                        .collection::<Document>(MISMATCHES_COLLECTION)
+                        .create_index(
+                            IndexModel::builder()
+                                .keys(doc! {"run": 1, "state": 1, "c": 1})
+                                .options(
+                                    IndexOptions::builder()
+                                        .name("run_state_c".to_string())
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .await
+                        .map_err(|e| self.err("createIndexes", MISMATCHES_COLLECTION, e))?;
+                    self.db
+                        .collection::<Document>(&seen)
+                        .create_index(IndexModel::builder().keys(doc! {"i": 1}).build())
+                        .await
+                        .map_err(|e| self.err("createIndexes", &seen, e))?;
+                    Ok(())
+                },
+            )
+            .await
+    }
+
+    /// The most recent unfinished run comparing this source with this target.
+    pub async fn latest_unfinished(
+        db: &Database,
+        uri: &str,
+        project: &str,
+        firestore_database: &str,
+        database: &str,
+    ) -> Result<Option<RunRecord>> {
+        db.collection::<RunRecord>(RUNS_COLLECTION)
+            .find_one(doc! {
+                "project": project,
+                "firestore_database": firestore_database,
+                "database": database,
+                "state": {"$ne": "done"},
+            })
+            .sort(doc! {"started_at": -1})
+            .await
+            .map_err(|e| mongo_error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e))
+    }
+
+    pub async fn load_run(db: &Database, uri: &str, id: &str) -> Result<Option<RunRecord>> {
+        db.collection::<RunRecord>(RUNS_COLLECTION)
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(|e| mongo_error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e))
+    }
+
+    /// Writes the run record (whole-document replacement, so a retry is harmless).
+    pub async fn save_run(&self, run: &mut RunRecord) -> Result<()> {
+        run.updated_at = DateTime::now();
+        let coll = self.db.collection::<RunRecord>(RUNS_COLLECTION);
+        self.retry
+            .run(
+                || format!("save verify run {}", run.id),
+                || async {
+                    coll.replace_one(doc! {"_id": &run.id}, &*run)
+                        .upsert(true)
+                        .await
+                        .map_err(|e| self.err("replace", RUNS_COLLECTION, e))
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs an `insert` or `update` command, retried; write errors with a code in
+    /// `tolerated` are ignored (duplicate keys of an idempotent insert).
+    async fn write_command(
+        &self,
+        op: &'static str,
+        collection: &str,
+        cmd: Document,
+        tolerated: &[i32],
+    ) -> Result<()> {
+        let reply = self
+            .retry
+            .run(
+                || format!("{op} into {}", self.target(collection)),
+                || async {
+                    self.db
+                        .run_command(cmd.clone())
+                        .await
+                        .map_err(|e| self.err(op, collection, e))
+                },
+            )
+            .await?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for e in errors.iter().filter_map(Bson::as_document) {
+                let code = match e.get("code") {
+                    Some(Bson::Int32(c)) => *c,
+                    Some(Bson::Int64(c)) => *c as i32,
+                    _ => 0,
+                };
+                if !tolerated.contains(&code) {
+                    return Err(Error::Mongo {
+                        operation: op,
+                        target: self.target(collection),
+                        uri: self.uri.clone(),
+                        message: format!(
+                            "write error {code}: {}",
+                            e.get_str("errmsg").unwrap_or("")
+                        ),
+                        retryable: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn key(&self, m: &Mismatch) -> Document {
+        doc! {"r": &self.run_id, "c": &m.collection, "i": m.id.clone()}
+    }
+
+    /// Records suspects as pending (a suspect already recorded is left as it is).
+    pub async fn insert_pending(&self, mismatches: &[Mismatch]) -> Result<()> {
+        if mismatches.is_empty() {
+            return Ok(());
+        }
+        let now = DateTime::now();
+        let docs: Vec<Document> = mismatches
+            .iter()
+            .map(|m| {
+                doc! {
+                    "_id": self.key(m),
+                    "run": &self.run_id,
+                    "c": &m.collection,
+                    "i": m.id.clone(),
+                    "counts_as": counts_as(m),
+                    "kind": m.kind.as_str(),
+                    "source_path": m.source_path.clone(),
+                    "state": "pending",
+                    "found_at": now,
+                }
+            })
+            .collect();
+        let cmd = doc! {"insert": MISMATCHES_COLLECTION, "documents": docs, "ordered": false};
+        self.write_command("insert", MISMATCHES_COLLECTION, cmd, &[11000])
+            .await
+    }
+
+    /// Records target ids found in `collection` (for the extras anti-join).
+    pub async fn insert_seen(&self, collection: &str, ids: &[Bson]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let seen = self.seen_collection();
+        let docs: Vec<Document> = ids
+            .iter()
+            .map(|i| doc! {"_id": ObjectId::new(), "c": collection, "i": i.clone()})
+            .collect();
+        let cmd = doc! {"insert": &seen, "documents": docs, "ordered": false};
+        self.write_command("insert", &seen, cmd, &[]).await
+    }
+
+    /// Target collections to compare: every collection but fireshift's own, the dead
+    /// letters (which may be named otherwise) and `system.*`.
+    pub async fn target_collections(&self, dead_letters: &str) -> Result<Vec<String>> {
+        let mut names = self
+            .retry
+            .run(
+                || format!("list the collections of {}", self.db.name()),
+                || async {
+                    self.db
+                        .list_collection_names()
+                        .await
+                        .map_err(|e| self.err("listCollections", "*", e))
+                },
+            )
+            .await?;
+        names.retain(|n| {
+            !n.starts_with(super::OWN_COLLECTION_PREFIX)
+                && !n.starts_with("system.")
+                && n != dead_letters
+        });
+        names.sort();
+        Ok(names)
+    }
+
+    /// Documents in a collection (exact count).
+    pub async fn count(&self, collection: &str) -> Result<u64> {
+        let coll = self.db.collection::<Document>(collection);
+        self.retry
+            .run(
+                || format!("count {}", self.target(collection)),
+                || async {
+                    coll.count_documents(doc! {})
+                        .await
+                        .map_err(|e| self.err("count", collection, e))
+                },
+            )
+            .await
+    }
+
+    /// Streams the documents of `collection` that no expected document matched (an
+    /// anti-join against the seen ids) into pending `extra` mismatches, `batch` at a
+    /// time. Returns how many. Redone whole on resume: the pending records are keyed,
+    /// so a second scan stores nothing twice.
+    pub async fn scan_extras(&self, collection: &str, batch: usize) -> Result<u64> {
+        let seen = self.seen_collection();
+        let pipeline = vec![
+            doc! {"$project": {"_id": 1}},
+            doc! {"$lookup": {"from": &seen, "localField": "_id", "foreignField": "i", "as": "s"}},
+            // `$ne` on an array path: true when no element has c == collection (or the
+            // array is empty), i.e. this _id was never seen in this collection.
+            doc! {"$match": {"s.c": {"$ne": collection}}},
+            doc! {"$project": {"_id": 1}},
+        ];
+        let coll = self.db.collection::<Document>(collection);
+        // A failed scan is restarted from the beginning (idempotent), so the retry
+        // wraps the whole scan.
+        self.retry
+            .run(
+                || format!("scan {} for extra documents", self.target(collection)),
+                || async {
+                    let mut cursor = coll
+                        .aggregate(pipeline.clone())
+                        .await
+                        .map_err(|e| self.err("aggregate", collection, e))?;
+                    let mut n = 0u64;
+                    let mut pending = Vec::with_capacity(batch);
+                    while let Some(d) = cursor
+                        .try_next()
+                        .await
+                        .map_err(|e| self.err("aggregate", collection, e))?
+                    {
+                        pending.push(Mismatch {
+                            kind: Kind::Extra,
+                            collection: collection.to_string(),
+                            id: d.get("_id").cloned().unwrap_or(Bson::Null),
+                            source_path: None,
+                        });
+                        if pending.len() >= batch {
+                            n += pending.len() as u64;
+                            self.insert_pending(&pending).await?;
+                            pending.clear();
+                        }
+                    }
+                    n += pending.len() as u64;
+                    self.insert_pending(&pending).await?;
+                    Ok(n)
+                },
+            )
+            .await
+    }
+
+    /// Up to `n` pending mismatches of this run.
+    pub async fn pending(&self, n: usize) -> Result<Vec<Mismatch>> {
+        let coll = self.db.collection::<Document>(MISMATCHES_COLLECTION);
+        let docs: Vec<Document> = self
+            .retry
+            .run(
+                || "read pending mismatches".into(),
+                || async {
+                    coll.find(doc! {"run": &self.run_id, "state": "pending"})
+                        .limit(n as i64)
+                        .await
+                        .map_err(|e| self.err("find", MISMATCHES_COLLECTION, e))?
+                        .try_collect()
+                        .await
+                        .map_err(|e| self.err("find", MISMATCHES_COLLECTION, e))
+                },
+            )
+            .await?;
+        docs.into_iter()
+            .map(|d| {
+                let kind: Kind =
+                    mongodb::bson::from_bson(d.get("kind").cloned().unwrap_or(Bson::Null))
+                        .map_err(|e| Error::Config(format!("bad mismatch record {d}: {e}")))?;
+                Ok(Mismatch {
+                    kind,
+                    collection: d.get_str("c").unwrap_or_default().to_string(),
+                    id: d.get("i").cloned().unwrap_or(Bson::Null),
+                    source_path: d.get_str("source_path").ok().map(str::to_string),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the recheck's verdicts (one `update` command for the batch).
+    pub async fn record_verdicts(
+        &self,
+        mismatches: &[Mismatch],
+        verdicts: &[Recheck],
+    ) -> Result<()> {
+        let now = DateTime::now();
+        let mut updates = Vec::with_capacity(mismatches.len());
+        for (m, v) in mismatches.iter().zip(verdicts) {
+            let set = match v {
+                Recheck::Resolved => doc! {"state": "resolved", "checked_at": now},
+                Recheck::Confirmed(f) => finding_fields(f, now)?,
+            };
+            updates.push(doc! {"q": {"_id": self.key(m)}, "u": {"$set": set}});
+        }
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let cmd = doc! {"update": MISMATCHES_COLLECTION, "updates": updates, "ordered": false};
+        self.write_command("update", MISMATCHES_COLLECTION, cmd, &[])
+            .await
+    }
+
+    /// Counts of this run's mismatch records by collection, kind and state.
+    pub async fn tally(&self) -> Result<Vec<Tally>> {
+        let pipeline = vec![
+            doc! {"$match": {"run": &self.run_id}},
+            doc! {"$group": {"_id": {"c": "$counts_as", "k": "$kind", "s": "$state"}, "n": {"$sum": 1}}},
+        ];
+        let coll = self.db.collection::<Document>(MISMATCHES_COLLECTION);
+        let rows: Vec<Document> = self
+            .retry
+            .run(
+                || "tally mismatches".into(),
+                || async {
+                    coll.aggregate(pipeline.clone())
+                        .await
+                        .map_err(|e| self.err("aggregate", MISMATCHES_COLLECTION, e))?
+                        .try_collect()
+                        .await
+                        .map_err(|e| self.err("aggregate", MISMATCHES_COLLECTION, e))
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id = r.get_document("_id").cloned().unwrap_or_default();
+            let kind: Kind = mongodb::bson::from_bson(id.get("k").cloned().unwrap_or(Bson::Null))
+                .map_err(|e| Error::Config(format!("bad mismatch tally {r}: {e}")))?;
+            let n = match r.get("n") {
+                Some(Bson::Int32(n)) => *n as u64,
+                Some(Bson::Int64(n)) => *n as u64,
+                Some(Bson::Double(n)) => *n as u64,
+                _ => 0,
+            };
+            out.push(Tally {
+                collection: id.get_str("c").unwrap_or_default().to_string(),
+                kind,
+                state: id.get_str("s").unwrap_or_default().to_string(),
+                n,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The run's confirmed findings in (collection, _id) order, at most `limit`, as a
+    /// cursor (the report writes them as they come).
+    pub async fn confirmed(&self, limit: usize) -> Result<mongodb::Cursor<StoredFinding>> {
+        self.db
+            .collection::<StoredFinding>(MISMATCHES_COLLECTION)
+            .find(doc! {"run": &self.run_id, "state": "confirmed"})
+            .sort(doc! {"c": 1, "i": 1})
+            .limit(limit as i64)
+            .await
+            .map_err(|e| self.err("find", MISMATCHES_COLLECTION, e))
+    }
+
+    /// Drops the scratch collection of seen ids.
+    pub async fn drop_seen(&self) -> Result<()> {
+        self.drop_collection(&self.seen_collection()).await
+    }
+
+    async fn drop_collection(&self, name: &str) -> Result<()> {
+        self.db
+            .collection::<Document>(name)
+            .drop()
+            .await
+            .map_err(|e| self.err("drop", name, e))
+    }
+
+    /// Drops the scratch collections of other runs that are finished (or gone): left
+    /// behind when a process stopped between finishing a run and dropping its scratch.
+    /// Unfinished runs keep theirs (they may be resumed).
+    pub async fn drop_stale_scratch(&self) -> Result<Vec<String>> {
+        let names = self
+            .db
+            .list_collection_names()
+            .await
+            .map_err(|e| self.err("listCollections", "*", e))?;
+        let mut dropped = Vec::new();
+        for name in names {
+            let Some(run) = name.strip_prefix(SEEN_PREFIX) else {
+                continue;
+            };
+            if run == self.run_id {
+                continue;
+            }
+            let finished = match Self::load_run(&self.db, &self.uri, run).await? {
+                None => true,
+                Some(r) => r.state == RunState::Done,
+            };
+            if finished {
+                self.drop_collection(&name).await?;
+                dropped.push(name);
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+/// The collection a mismatch counts against in the report.
+fn counts_as(m: &Mismatch) -> String {
+    if m.kind != Kind::DeadLetterMissing {
+        return m.collection.clone();
+    }
+    m.source_path
+        .as_deref()
+        .and_then(|p| DocPath::parse(p).ok())
+        .map(|p| p.pattern().default_target())
+        .unwrap_or_else(|| UNPARSEABLE.to_string())
+}
+
+fn finding_fields(f: &Finding, now: DateTime) -> Result<Document> {
+    let diffs: Vec<Bson> = f
+        .diffs
+        .iter()
+        .map(|d| {
+            mongodb::bson::to_bson(&DiffRecord::from_diff(d))
+                .map_err(|e| Error::Config(format!("cannot store a field diff: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    Ok(doc! {
+        "state": "confirmed",
+        "kind": f.mismatch.kind.as_str(),
+        "source_path": f.mismatch.source_path.clone(),
+        "expected_hash": f.expected_hash.clone(),
+        "actual_hash": f.actual_hash.clone(),
+        "note": f.note.clone(),
+        "diffs": diffs,
+        "diffs_omitted": f.diffs_omitted as i64,
+        "checked_at": now,
+    })
+}

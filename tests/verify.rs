@@ -1,0 +1,637 @@
+//! End-to-end: `fireshift verify` (the real binary) against the Firestore emulator and
+//! the MongoDB-wire server, after a real `fireshift migrate`; and the recheck step
+//! driven from the library, where a test can change the target between pass 1 and the
+//! recheck deterministically.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Output;
+
+use common::{doc_at, stderr, stdout, World};
+use fireshift::demo;
+use fireshift::source::{FirestoreSource, SourceConfig};
+use fireshift::transform::Transformer;
+use fireshift::verify::{Kind, Mismatch, Recheck, Verifier, VerifyConfig};
+use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use serde_json::Value as Json;
+
+fn v(t: ValueType) -> Value {
+    Value {
+        value_type: Some(t),
+    }
+}
+
+/// `fireshift verify` for this world, report under `dir/report`, no recheck delay.
+fn verify(world: &World, dir: &Path, extra: &[&str]) -> (Output, Option<Json>) {
+    let prefix = dir.join("report");
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--report",
+            prefix.to_str().unwrap(),
+            "--recheck-delay",
+            "0",
+        ],
+        extra,
+    );
+    let json = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .map(|s| serde_json::from_str(&s).expect("the JSON report parses"));
+    (out, json)
+}
+
+/// Loads `users` demo users and migrates them; returns the expected document count.
+async fn migrated_demo(world: &World, users: usize) -> usize {
+    let n = world
+        .write(demo::generate(users, &world.project, common::DB_ID))
+        .await;
+    assert_eq!(n, demo::expected_count(users));
+    let out = world.migrate(&["--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "migrate: {}", stderr(&out));
+    n
+}
+
+fn u(j: &Json) -> u64 {
+    j.as_u64().unwrap_or_else(|| panic!("not a count: {j}"))
+}
+
+/// The demo's pattern (`content/*/comments`) → the default target (`content.comments`).
+fn target_of(pattern: &str) -> String {
+    pattern.replace("/*/", ".")
+}
+
+#[tokio::test]
+async fn after_a_migrate_verify_reports_parity_with_the_demo_counts() {
+    let world = World::new("v-parity").await;
+    let users = 12;
+    let total = migrated_demo(&world, users).await as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report.expect("a report");
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["result"]["parity"], true);
+    assert_eq!(r["result"]["exit_code"], 0);
+    let t = &r["totals"];
+    for (field, want) in [
+        ("source", total),
+        ("compared", total),
+        ("expected_in_target", total),
+        ("target", total),
+        ("missing", 0),
+        ("extra", 0),
+        ("differing", 0),
+        ("dead_lettered", 0),
+        ("dead_letters_missing", 0),
+        ("sampled_out", 0),
+    ] {
+        assert_eq!(u(&t[field]), want, "totals.{field}");
+    }
+    // Per collection, the counts the demo promises.
+    let want: BTreeMap<String, u64> = demo::expected_counts(users)
+        .into_iter()
+        .map(|(p, n)| (target_of(p), n as u64))
+        .collect();
+    let got: BTreeMap<String, (u64, u64, u64)> = r["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["collection"].as_str().unwrap().to_string(),
+                (u(&c["source"]), u(&c["target"]), u(&c["compared"])),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (c, n) in &want {
+        assert_eq!(got[c], (*n, *n, *n), "{c}");
+    }
+    assert!(r["mismatches"].as_array().unwrap().is_empty());
+    assert_eq!(r["mismatches_omitted"], 0);
+    let s = stdout(&out);
+    assert!(s.contains("PARITY"), "{s}");
+    // The scratch collection is gone; the run is recorded as done.
+    let names = world.db.list_collection_names().await.unwrap();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("_fireshift_verify_seen")),
+        "{names:?}"
+    );
+    let run = world
+        .db
+        .collection::<Document>("_fireshift_verify_runs")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.get_str("state").unwrap(), "done");
+}
+
+/// (kind, collection, id) of a finding, or (path, expected type, actual type) of a diff.
+type Triple = (String, String, String);
+
+/// The five tamperings of the issue, and what verify must say about each.
+#[tokio::test]
+async fn a_tampered_target_is_reported_exactly_with_field_paths_and_exit_4() {
+    let world = World::new("v-tamper").await;
+    migrated_demo(&world, 8).await;
+    let users = world.db.collection::<Document>("users");
+    let content = world.db.collection::<Document>("content");
+    let user_ids: Vec<String> = world.raw_docs("users").await.into_keys().collect();
+    let content_ids: Vec<String> = world.raw_docs("content").await.into_keys().collect();
+    let (deleted, retyped, moved) = (&user_ids[0], &user_ids[1], &user_ids[2]);
+    let nested = &content_ids[0];
+
+    // 1. a document deleted
+    users.delete_one(doc! {"_id": deleted}).await.unwrap();
+    // 2. a nested field changed
+    let views = content
+        .find_one(doc! {"_id": nested})
+        .await
+        .unwrap()
+        .unwrap()
+        .get_document("stats")
+        .unwrap()
+        .get_i64("views")
+        .unwrap();
+    content
+        .update_one(
+            doc! {"_id": nested},
+            doc! {"$set": {"stats.views": views + 1}},
+        )
+        .await
+        .unwrap();
+    // 3. an extra document
+    world
+        .db
+        .collection::<Document>("follows")
+        .insert_one(doc! {"_id": "intruder", "from": "nobody"})
+        .await
+        .unwrap();
+    // 4. a type changed from Int64 to String
+    let coins = users
+        .find_one(doc! {"_id": retyped})
+        .await
+        .unwrap()
+        .unwrap()
+        .get_i64("coins")
+        .unwrap();
+    users
+        .update_one(
+            doc! {"_id": retyped},
+            doc! {"$set": {"coins": coins.to_string()}},
+        )
+        .await
+        .unwrap();
+    // 5. a timestamp moved by 1 s
+    let created = *users
+        .find_one(doc! {"_id": moved})
+        .await
+        .unwrap()
+        .unwrap()
+        .get_datetime("createdAt")
+        .unwrap();
+    let later = DateTime::from_millis(created.timestamp_millis() + 1000);
+    users
+        .update_one(doc! {"_id": moved}, doc! {"$set": {"createdAt": later}})
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(fireshift::verify::cmd::EXIT_MISMATCHES),
+        "{}",
+        stderr(&out)
+    );
+    let r = report.expect("a report");
+    assert_eq!(r["result"]["parity"], false);
+    assert_eq!(r["result"]["exit_code"], 4);
+    assert_eq!(r["result"]["mismatches"], 5);
+    let t = &r["totals"];
+    assert_eq!(
+        (u(&t["missing"]), u(&t["extra"]), u(&t["differing"])),
+        (1, 1, 3)
+    );
+    assert_eq!(u(&t["resolved_on_recheck"]), 0);
+    assert_eq!(r["mismatches_listed"], 5);
+    assert_eq!(r["mismatches_omitted"], 0);
+
+    // Exactly these findings: (kind, collection, id) → [(path, expected_type, actual_type)].
+    let mut got: BTreeMap<Triple, Vec<Triple>> = BTreeMap::new();
+    for m in r["mismatches"].as_array().unwrap() {
+        let key = (
+            m["kind"].as_str().unwrap().to_string(),
+            m["collection"].as_str().unwrap().to_string(),
+            m["id"].as_str().unwrap().to_string(),
+        );
+        let diffs = m["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["path"].as_str().unwrap().to_string(),
+                    d["expected_type"].as_str().unwrap_or("-").to_string(),
+                    d["actual_type"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect();
+        got.insert(key, diffs);
+    }
+    let k = |kind: &str, c: &str, id: &str| (kind.to_string(), c.to_string(), id.to_string());
+    let d = |p: &str, e: &str, a: &str| vec![(p.to_string(), e.to_string(), a.to_string())];
+    let want = BTreeMap::from([
+        (k("missing", "users", deleted), vec![]),
+        (
+            k("differing", "content", nested),
+            d("stats.views", "long", "long"),
+        ),
+        (k("extra", "follows", "intruder"), vec![]),
+        (
+            k("differing", "users", retyped),
+            d("coins", "long", "string"),
+        ),
+        (
+            k("differing", "users", moved),
+            d("createdAt", "date", "date"),
+        ),
+    ]);
+    assert_eq!(got, want);
+
+    // Both values, as canonical extended JSON, and the hashes.
+    let find = |id: &str| {
+        r["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let m = find(retyped);
+    assert_eq!(
+        m["diffs"][0]["expected"],
+        serde_json::json!({"$numberLong": coins.to_string()})
+    );
+    assert_eq!(m["diffs"][0]["actual"], Json::String(coins.to_string()));
+    assert_eq!(m["diffs"][0]["change"], "type");
+    assert_ne!(m["expected_hash"], m["actual_hash"]);
+    assert_eq!(m["expected_hash"].as_str().unwrap().len(), 64);
+    let m = find(moved);
+    assert_eq!(m["diffs"][0]["change"], "value");
+    assert_eq!(
+        m["diffs"][0]["actual"]["$date"]["$numberLong"],
+        later.timestamp_millis().to_string()
+    );
+    let m = find(nested);
+    assert_eq!(
+        m["diffs"][0]["actual"],
+        serde_json::json!({"$numberLong": (views + 1).to_string()})
+    );
+    let m = find(deleted);
+    assert!(m["source_path"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/users/{deleted}")));
+    assert!(m["actual_hash"].is_null() && m["expected_hash"].is_string());
+    let m = find("intruder");
+    assert!(m["expected_hash"].is_null() && m["actual_hash"].is_string());
+
+    // Per collection.
+    let coll = |name: &str| {
+        r["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["collection"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(coll("users")["parity"], false);
+    assert_eq!(u(&coll("users")["differing"]), 2);
+    assert_eq!(coll("follows")["count_parity"], false);
+    assert_eq!(coll("gifts")["parity"], true);
+
+    // The HTML page: self-contained, lists every finding with its field path.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<style>") && !html.contains("<script") && !html.contains("http://"));
+    for needle in [
+        "stats.views",
+        "coins",
+        "createdAt",
+        "intruder",
+        deleted.as_str(),
+    ] {
+        assert!(html.contains(needle), "HTML lacks {needle}");
+    }
+    assert!(
+        html.contains(&format!("long {coins}"))
+            && html.contains(&format!("string &quot;{coins}&quot;"))
+    );
+    // The terminal summary names them too.
+    let s = stdout(&out);
+    assert!(
+        s.contains("MISMATCHES: 1 missing, 1 extra, 3 differing"),
+        "{s}"
+    );
+    assert!(s.contains("coins: type changed: expected long"), "{s}");
+}
+
+/// A verifier built from the library, as the command builds it.
+async fn verifier(world: &World) -> Verifier {
+    let source = FirestoreSource::connect(SourceConfig::new(&world.project))
+        .await
+        .unwrap();
+    Verifier::new(
+        source,
+        world.db.clone(),
+        "test".into(),
+        Transformer::default(),
+        VerifyConfig::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_mismatch_repaired_before_the_recheck_is_resolved_not_reported() {
+    let world = World::new("v-recheck").await;
+    let n = |i| v(ValueType::IntegerValue(i));
+    world
+        .write(
+            vec![
+                doc_at("users/u1", vec![("n", n(1)), ("stats", n(7))]),
+                doc_at("users/u2", vec![("n", n(2))]),
+            ]
+            .into_iter(),
+        )
+        .await;
+    assert_eq!(world.migrate(&["--quiet"]).status.code(), Some(0));
+    let users = world.db.collection::<Document>("users");
+    let v = verifier(&world).await;
+    let m = Mismatch {
+        kind: Kind::Differing,
+        collection: "users".into(),
+        id: Bson::String("u1".into()),
+        source_path: Some(world.full_name("users/u1")),
+    };
+
+    // Pass 1 would have seen this tampered document …
+    users
+        .update_one(doc! {"_id": "u1"}, doc! {"$set": {"n": 100i64}})
+        .await
+        .unwrap();
+    match v.recheck_one(&m).await.unwrap() {
+        Recheck::Confirmed(f) => {
+            assert_eq!(f.mismatch.kind, Kind::Differing);
+            assert_eq!(f.diffs.len(), 1);
+            assert_eq!(f.diffs[0].path, "n");
+            assert_eq!(f.diffs[0].expected, Some(Bson::Int64(1)));
+            assert_eq!(f.diffs[0].actual, Some(Bson::Int64(100)));
+        }
+        other => panic!("still differs: {other:?}"),
+    }
+    // … and the target is repaired before the recheck: resolved.
+    users
+        .update_one(doc! {"_id": "u1"}, doc! {"$set": {"n": 1i64}})
+        .await
+        .unwrap();
+    assert_eq!(v.recheck_one(&m).await.unwrap(), Recheck::Resolved);
+
+    // A document created in both databases after pass 1 passed its place (pass 1 saw
+    // an extra): the recheck finds its source and resolves it.
+    world
+        .write(std::iter::once(doc_at("users/late", vec![("n", n(3))])))
+        .await;
+    users
+        .insert_one(doc! {"_id": "late", "n": 3i64})
+        .await
+        .unwrap();
+    let extra = Mismatch {
+        kind: Kind::Extra,
+        collection: "users".into(),
+        id: Bson::String("late".into()),
+        source_path: None,
+    };
+    assert_eq!(v.recheck_one(&extra).await.unwrap(), Recheck::Resolved);
+    // A real extra stays one, with the reason.
+    users
+        .insert_one(doc! {"_id": "ghost", "n": 4i64})
+        .await
+        .unwrap();
+    let ghost = Mismatch {
+        id: Bson::String("ghost".into()),
+        ..extra.clone()
+    };
+    match v.recheck_one(&ghost).await.unwrap() {
+        Recheck::Confirmed(f) => {
+            assert_eq!(f.mismatch.kind, Kind::Extra);
+            assert!(f.note.unwrap().contains("does not exist"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A document deleted from both during the verify (pass 1 saw it missing): resolved.
+    users.delete_one(doc! {"_id": "u2"}).await.unwrap();
+    world
+        .firestore
+        .fluent()
+        .delete()
+        .from("users")
+        .document_id("u2")
+        .execute()
+        .await
+        .unwrap();
+    let missing = Mismatch {
+        kind: Kind::Missing,
+        collection: "users".into(),
+        id: Bson::String("u2".into()),
+        source_path: Some(world.full_name("users/u2")),
+    };
+    assert_eq!(v.recheck_one(&missing).await.unwrap(), Recheck::Resolved);
+    // Several at once keep their order.
+    let verdicts = v
+        .recheck(&[m.clone(), ghost.clone(), missing])
+        .await
+        .unwrap();
+    assert_eq!(verdicts.len(), 3);
+    assert_eq!(verdicts[0], Recheck::Resolved);
+    assert!(matches!(verdicts[1], Recheck::Confirmed(_)));
+    assert_eq!(verdicts[2], Recheck::Resolved);
+}
+
+#[tokio::test]
+async fn an_interrupted_verify_resumes_from_its_cursor_without_counting_twice() {
+    let world = World::new("v-resume").await;
+    let total = migrated_demo(&world, 4).await as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = verify(
+        &world,
+        dir.path(),
+        &[
+            "--max-docs",
+            "50",
+            "--checkpoint-docs",
+            "20",
+            "--chunk-size",
+            "7",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(fireshift::verify::cmd::EXIT_PAUSED),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("paused after 50 source documents"),
+        "{}",
+        stdout(&out)
+    );
+    // The rerun picks the unfinished run up by itself.
+    let (out, report) = verify(&world, dir.path(), &["--checkpoint-docs", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report.unwrap();
+    assert_eq!(r["run"]["invocations"], 2);
+    assert_eq!(u(&r["run"]["docs_this_invocation"]), total - 50);
+    assert_eq!(u(&r["totals"]["compared"]), total);
+    assert_eq!(u(&r["totals"]["source"]), total);
+    assert_eq!(r["result"]["parity"], true);
+    // A third run starts afresh (the last one finished).
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let r2 = report.unwrap();
+    assert_ne!(r2["run"]["id"], r["run"]["id"]);
+    assert_eq!(r2["run"]["invocations"], 1);
+}
+
+#[tokio::test]
+async fn a_sampled_verify_compares_part_and_still_catches_count_differences() {
+    let world = World::new("v-sample").await;
+    let total = migrated_demo(&world, 6).await as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &["--sample", "0.3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report.unwrap();
+    assert_eq!(r["options"]["extras_checked"], false);
+    let t = &r["totals"];
+    let (compared, out_of_sample) = (u(&t["compared"]), u(&t["sampled_out"]));
+    assert_eq!(compared + out_of_sample, total);
+    assert!(
+        compared > total / 10 && compared < total * 6 / 10,
+        "{compared} of {total}"
+    );
+    // An extra document is not searched for, but the count shows it.
+    world
+        .db
+        .collection::<Document>("gifts")
+        .insert_one(doc! {"_id": "extra-gift"})
+        .await
+        .unwrap();
+    let (out, report) = verify(&world, dir.path(), &["--sample", "0.3"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let r = report.unwrap();
+    let gifts = r["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["collection"] == "gifts")
+        .unwrap()
+        .clone();
+    assert_eq!(gifts["count_parity"], false);
+    assert_eq!(gifts["parity"], false);
+    assert_eq!(u(&gifts["target"]), u(&gifts["expected_in_target"]) + 1);
+}
+
+#[tokio::test]
+async fn dead_lettered_documents_count_as_expected_and_a_lost_dead_letter_is_reported() {
+    let world = World::new("v-dead").await;
+    world
+        .write(
+            vec![
+                doc_at(
+                    "users/good",
+                    vec![("name", v(ValueType::StringValue("ok".into())))],
+                ),
+                doc_at(
+                    "users/bad",
+                    vec![("_id", v(ValueType::StringValue("x".into())))],
+                ),
+            ]
+            .into_iter(),
+        )
+        .await;
+    assert_eq!(world.migrate(&["--quiet"]).status.code(), Some(3));
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report.unwrap();
+    assert_eq!(u(&r["totals"]["dead_lettered"]), 1);
+    assert_eq!(u(&r["totals"]["expected_in_target"]), 1);
+    // The dead letter disappears: verify says which document is unaccounted for.
+    world
+        .db
+        .collection::<Document>("_fireshift_dead_letters")
+        .delete_many(doc! {})
+        .await
+        .unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let r = report.unwrap();
+    let ms = r["mismatches"].as_array().unwrap();
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0]["kind"], "dead_letter_missing");
+    assert_eq!(
+        ms[0]["source_path"],
+        Json::String(world.full_name("users/bad"))
+    );
+    let users = r["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["collection"] == "users")
+        .unwrap()
+        .clone();
+    assert_eq!(u(&users["dead_letters_missing"]), 1);
+}
+
+#[tokio::test]
+async fn report_listing_is_capped_and_says_how_many_were_omitted() {
+    let world = World::new("v-cap").await;
+    migrated_demo(&world, 3).await;
+    world
+        .db
+        .collection::<Document>("gifts")
+        .update_many(doc! {}, doc! {"$set": {"tampered": true}})
+        .await
+        .unwrap();
+    let n = world.raw_docs("gifts").await.len() as u64;
+    assert!(n > 3);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &["--max-listed", "2"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let r = report.unwrap();
+    assert_eq!(u(&r["totals"]["differing"]), n);
+    assert_eq!(r["mismatches_listed"], 2);
+    assert_eq!(u(&r["mismatches_omitted"]), n - 2);
+    let ids: BTreeSet<&str> = r["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+}
