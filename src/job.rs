@@ -153,15 +153,8 @@ pub async fn run(
     if let Some(e) = results.into_iter().find_map(|r| r.err()) {
         return Err(e);
     }
-    let collections = progress.snapshot();
     Ok(JobOutcome {
-        summary: Summary {
-            read: collections.iter().map(|c| c.read).sum(),
-            written: collections.iter().map(|c| c.written).sum(),
-            dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
-            collections,
-            elapsed_secs: progress.elapsed().as_secs_f64(),
-        },
+        summary: Summary::from_progress(progress),
         ranges_already_done: already_done,
         ranges_copied: copied,
         resumed,

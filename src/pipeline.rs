@@ -69,6 +69,18 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The counts so far, per collection and in total.
+    pub fn from_progress(progress: &Progress) -> Self {
+        let collections = progress.snapshot();
+        Self {
+            read: collections.iter().map(|c| c.read).sum(),
+            written: collections.iter().map(|c| c.written).sum(),
+            dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
+            collections,
+            elapsed_secs: progress.elapsed().as_secs_f64(),
+        }
+    }
+
     /// Every document read either landed or was dead-lettered with a reason.
     pub fn accounted_for(&self) -> bool {
         self.read == self.written + self.dead_lettered
@@ -220,15 +232,7 @@ pub async fn run(
         .map_err(|e| Error::Config(format!("writer task failed: {e}")))?;
     batched?;
     let checkpoint = written?;
-    let collections = progress.snapshot();
-    let summary = Summary {
-        read: collections.iter().map(|c| c.read).sum(),
-        written: collections.iter().map(|c| c.written).sum(),
-        dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
-        collections,
-        elapsed_secs: progress.elapsed().as_secs_f64(),
-    };
-    Ok((summary, checkpoint))
+    Ok((Summary::from_progress(progress), checkpoint))
 }
 
 /// Transforms documents and groups them into per-collection batches.

@@ -15,10 +15,9 @@ use gcloud_sdk::google::firestore::v1::Document;
 use mongodb::bson::doc;
 use rand::{Rng, SeedableRng};
 
-/// Slow settings (tiny batches, one in flight) so that a kill lands mid-run.
+/// Slow settings (one batch in flight, small pages, two ranges at once) so that a kill
+/// or a server stop lands mid-run; each test adds its own tiny `--batch-size`.
 const SLOW: &[&str] = &[
-    "--batch-size",
-    "25",
     "--in-flight",
     "1",
     "--page-size",
@@ -125,7 +124,7 @@ async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
     let mut kills = 0;
     let mut last_progress = 0;
     for _ in 0..4 {
-        let mut child = spawn_migrate(&world, &uri, SLOW);
+        let mut child = spawn_migrate(&world, &uri, &[SLOW, &["--batch-size", "25"]].concat());
         // Kill once the run has made progress past the last kill, plus a random delay,
         // so each kill lands somewhere new in the copy.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -267,21 +266,7 @@ async fn survives_a_mongodb_restart_mid_run() {
     let mut child = spawn_migrate(
         &world,
         &uri,
-        &[
-            "--batch-size",
-            "10",
-            "--in-flight",
-            "1",
-            "--page-size",
-            "100",
-            "--ranges",
-            "4",
-            "--parallel",
-            "2",
-            "--quiet",
-            "--retry-timeout",
-            "120",
-        ],
+        &[SLOW, &["--batch-size", "10", "--retry-timeout", "120"]].concat(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while checkpointed(&world).await == 0 {
