@@ -16,6 +16,8 @@ use crate::source::{FirestoreSource, SourceConfig};
 
 /// Exit code when the run finished but some documents were dead-lettered.
 pub const EXIT_DEAD_LETTERS: i32 = 3;
+/// Exit code when `--max-dead-letters` stopped the run (checkpoints kept; rerun resumes).
+pub const EXIT_DEAD_LETTER_LIMIT: i32 = 6;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,6 +98,10 @@ pub struct MigrateArgs {
     /// Collection for documents that cannot be converted or written.
     #[arg(long, default_value = crate::transform::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
+    /// Stop (exit 6, checkpoints kept) once this run dead-letters more documents than
+    /// this; without it the run always goes to the end and reports them (exit 3).
+    #[arg(long)]
+    pub max_dead_letters: Option<u64>,
     /// Read and transform, write nothing; report what would be written.
     #[arg(long)]
     pub dry_run: bool,
@@ -204,6 +210,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
         ),
         dry_run: args.dry_run,
+        max_dead_letters: args.max_dead_letters,
         ..PipelineConfig::default()
     };
     let options = JobOptions {
@@ -226,6 +233,13 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     if let Some(h) = log_lines {
         h.abort();
     }
+    if let Err(e @ crate::error::Error::DeadLetterLimit { .. }) = &result {
+        let summary = Summary::from_progress(&progress);
+        print_summary(&summary, &ep.database, &args);
+        write_summary_json(args.summary_json.as_deref(), &summary)?;
+        eprintln!("error: job `{}`: {e}", options.job);
+        return Ok(EXIT_DEAD_LETTER_LIMIT);
+    }
     let outcome = result.with_context(|| {
         format!(
             "job `{}` stopped after {}. Every acknowledged document is checkpointed: rerun the same command to resume",
@@ -241,10 +255,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         );
     }
     print_summary(summary, &ep.database, &args);
-    if let Some(path) = &args.summary_json {
-        std::fs::write(path, serde_json::to_vec_pretty(summary)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    write_summary_json(args.summary_json.as_deref(), summary)?;
     if summary.read == 0 && !outcome.resumed && !args.allow_empty {
         bail!(
             "no documents found in {} ({}): is --project right? (--allow-empty accepts an empty source)",
@@ -265,6 +276,14 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+fn write_summary_json(path: Option<&std::path::Path>, summary: &Summary) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_vec_pretty(summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
@@ -305,6 +324,10 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
             "{} documents dead-lettered: see {database}.{} (source path, rule, reason, raw document)",
             s.dead_lettered, args.dead_letter_collection
         );
+    }
+    if let Some(reports) = s.indexes.as_deref().filter(|r| !r.is_empty()) {
+        println!();
+        println!("{}", crate::mapping::indexes::render_report(reports));
     }
 }
 

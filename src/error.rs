@@ -36,6 +36,13 @@ pub enum Error {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// `--max-dead-letters` was exceeded: the run stops so an operator can fix the
+    /// mapping or the data before more documents pile up in the dead letters.
+    #[error(
+        "more than {limit} documents were dead-lettered in this run (--max-dead-letters {limit}); \
+         stopped with the checkpoints kept: fix the mappings or the data, then rerun to resume"
+    )]
+    DeadLetterLimit { limit: u64 },
 }
 
 impl Error {
@@ -45,7 +52,9 @@ impl Error {
             Error::Firestore { code, .. } => is_retryable_code(*code),
             Error::FirestoreConnect { .. } => true,
             Error::Mongo { retryable, .. } => *retryable,
-            Error::RetriesExhausted { .. } | Error::Config(_) => false,
+            Error::RetriesExhausted { .. } | Error::Config(_) | Error::DeadLetterLimit { .. } => {
+                false
+            }
         }
     }
 }

@@ -153,12 +153,52 @@ pub async fn run(
     if let Some(e) = results.into_iter().find_map(|r| r.err()) {
         return Err(e);
     }
+    let mut summary = Summary::from_progress(progress);
+    if !options.pipeline.dry_run {
+        summary.indexes = build_indexes(sink, transformer, &store, &job).await?;
+    }
     Ok(JobOutcome {
-        summary: Summary::from_progress(progress),
+        summary,
         ranges_already_done: already_done,
         ranges_copied: copied,
         resumed,
     })
+}
+
+/// Once every range of the job is copied (by this process or by other shards), builds
+/// the mappings' indexes and moves the ranges to `indexed`. Indexes come after the bulk
+/// load because maintaining them during it would slow every write; building them is
+/// idempotent, so the last shards to finish may both do it. `None` while other shards
+/// are still copying.
+async fn build_indexes(
+    sink: &MongoSink,
+    transformer: &Transformer,
+    store: &CheckpointStore,
+    job: &JobRecord,
+) -> Result<Option<Vec<crate::mapping::indexes::IndexReport>>> {
+    let ranges = store.load_ranges(&job.job).await?;
+    let copied = ranges.iter().filter(|r| r.state.is_done()).count();
+    if copied < job.ranges.len() {
+        tracing::info!(job = %job.job, copied, ranges = job.ranges.len(), "other shards are still copying; they build the indexes");
+        return Ok(None);
+    }
+    let reports = match transformer.mappings() {
+        Some(set) if !set.indexes().is_empty() => {
+            tracing::info!(job = %job.job, indexes = set.indexes().len(), "every range copied; building the mappings' indexes");
+            crate::mapping::indexes::build(sink.database(), set).await
+        }
+        _ => Vec::new(),
+    };
+    // A refused or clashing index is reported, not fatal (the data is all there); the
+    // ranges still move on, and `fireshift indexes` retries the index alone.
+    for mut r in ranges {
+        if r.state != RangeState::Indexed {
+            r.state = RangeState::Indexed;
+            r.updated_at = DateTime::now();
+            store.save(&r).await?;
+        }
+    }
+    Ok(Some(reports))
 }
 
 async fn load_or_create(

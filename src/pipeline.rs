@@ -13,6 +13,7 @@
 //! gRPC: backpressure reaches Firestore instead of growing a queue.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -43,6 +44,24 @@ pub struct PipelineConfig {
     pub run_id: String,
     /// Transform and count, but write nothing (not even dead letters).
     pub dry_run: bool,
+    /// Stop the run (checkpoints kept) once more documents than this were dead-lettered.
+    pub max_dead_letters: Option<u64>,
+    /// Dead letters of this run so far, shared by every range the process copies (the
+    /// limit is per run, not per range).
+    pub dead_letters: Arc<AtomicU64>,
+}
+
+impl PipelineConfig {
+    /// Counts `n` more dead letters; fails once the run's total passes the limit. Called
+    /// before the documents are acknowledged, so the cursor stays before them and a rerun
+    /// sees them again.
+    fn count_dead_letters(&self, n: u64) -> Result<()> {
+        let total = self.dead_letters.fetch_add(n, Ordering::Relaxed) + n;
+        match self.max_dead_letters {
+            Some(limit) if total > limit => Err(Error::DeadLetterLimit { limit }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -54,6 +73,8 @@ impl Default for PipelineConfig {
             dead_letter_collection: DEAD_LETTER_COLLECTION.to_string(),
             run_id: String::new(),
             dry_run: false,
+            max_dead_letters: None,
+            dead_letters: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -66,6 +87,9 @@ pub struct Summary {
     pub written: u64,
     pub dead_lettered: u64,
     pub elapsed_secs: f64,
+    /// The mappings' indexes, when this run built them (after every range was copied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexes: Option<Vec<crate::mapping::indexes::IndexReport>>,
 }
 
 impl Summary {
@@ -78,6 +102,7 @@ impl Summary {
             dead_lettered: collections.iter().map(|c| c.dead_lettered).sum(),
             collections,
             elapsed_secs: progress.elapsed().as_secs_f64(),
+            indexes: None,
         }
     }
 
@@ -230,8 +255,11 @@ pub async fn run(
     let written = writer
         .await
         .map_err(|e| Error::Config(format!("writer task failed: {e}")))?;
-    batched?;
-    let checkpoint = written?;
+    // When the writer failed, the batcher only saw it stop: the writer's error is the cause.
+    let checkpoint = match (batched, written) {
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+        (Ok(()), Ok(checkpoint)) => checkpoint,
+    };
     Ok((Summary::from_progress(progress), checkpoint))
 }
 
@@ -269,6 +297,7 @@ async fn batch_documents(
                 (t.collection, pattern, t.item)
             }
             Err(rejection) => {
+                config.count_dead_letters(1)?;
                 let pattern = pattern_name(&rejection);
                 progress.see(&pattern, "");
                 tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dead letter: {}", rejection.reason);
@@ -424,6 +453,7 @@ async fn write_batches(
             }
         }
         if !refused.is_empty() {
+            config.count_dead_letters(refused.len() as u64)?;
             store_refused(&sink, &config, &progress, refused).await?;
         }
         let advanced = {
@@ -458,9 +488,13 @@ async fn store_refused(
             pattern: crate::path::DocPath::parse(&item.source_path)
                 .ok()
                 .map(|p| p.pattern()),
-            rule: "sink",
+            rule: failure.rule,
             field: None,
-            reason: format!("server error {}: {}", failure.code, failure.message),
+            reason: match failure.rule {
+                // The embed-limit message already says what happened and how to fix it.
+                "sink" => format!("server error {}: {}", failure.code, failure.message),
+                _ => failure.message.clone(),
+            },
         };
         batch.push(rejection.dead_letter(None, &config.run_id));
         patterns.push(pattern);

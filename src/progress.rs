@@ -79,7 +79,12 @@ impl Progress {
     /// Registers a pattern on first sight; returns true the first time.
     pub fn see(&self, pattern: &str, target: &str) -> bool {
         let mut inner = self.inner.lock().unwrap();
-        if inner.stats.contains_key(pattern) {
+        if let Some(s) = inner.stats.get_mut(pattern) {
+            // A collection whose first document was dead-lettered was seen without a
+            // target; the first converted document names it.
+            if s.target.is_empty() && !target.is_empty() {
+                s.target = target.to_string();
+            }
             return false;
         }
         inner.stats.insert(
