@@ -1071,3 +1071,155 @@ fn migrate_refuses_broken_mappings_before_any_io() {
         "no connection was tried"
     );
 }
+
+/// `verify --mappings` transforms each source document as migrate did: embedded children
+/// are compared as elements of their parent's array (a row of their own), the parent
+/// without those arrays, and dead letters count as accounted for. Tampering with an
+/// embedded child is then reported on that child, with its field path.
+#[tokio::test]
+async fn verify_with_mappings_compares_embedded_children_and_finds_tampering() {
+    let world = World::new("map-verify").await;
+    world.write(data(&world).into_iter()).await;
+    let out = world.migrate(&["--mappings", &examples_arg()]);
+    assert_eq!(out.status.code(), Some(fireshift::cli::EXIT_DEAD_LETTERS));
+    let dir = std::env::temp_dir().join(format!("{}-verify", world.database));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("report").to_string_lossy().into_owned();
+    let verify = || {
+        let out = world.fireshift(
+            &[
+                "verify",
+                "--project",
+                &world.project,
+                "--database",
+                &world.database,
+                "--mappings",
+                &examples_arg(),
+                "--report",
+                &prefix,
+                "--recheck-delay",
+                "0",
+                "--new-run",
+            ],
+            &[],
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        (out, json)
+    };
+    let row = |r: &serde_json::Value, name: &str| {
+        r["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["collection"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {r:#}"))
+            .clone()
+    };
+
+    let (out, r) = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // content/c1 has 4 comments (one over `max = 3`, dead-lettered) and c2 has 1.
+    let comments = row(&r, "content[comments]");
+    assert_eq!(comments["source"], 5, "{comments:#}");
+    assert_eq!(comments["expected_in_target"], 4, "{comments:#}");
+    assert_eq!(comments["parity"], true, "{comments:#}");
+    assert_eq!(comments["dead_lettered"], 1, "{comments:#}");
+    assert_eq!(comments["target"], 4, "{comments:#}");
+    assert_eq!(row(&r, "content")["target"], 2);
+    assert_eq!(row(&r, "content")["parity"], true);
+
+    // Change c2's comment, remove one of c1's, change a parent field next to the arrays.
+    let set = set();
+    let content = world.db.collection::<Document>("content");
+    content
+        .update_one(
+            doc! { "_id": oid(&set, "content/c2") },
+            doc! { "$set": { "comments.0.text": "tampered" } },
+        )
+        .await
+        .unwrap();
+    let c1 = one(&world, "content", doc! { "_id": oid(&set, "content/c1") })
+        .await
+        .unwrap();
+    let removed = c1.get_array("comments").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_str("_id")
+        .unwrap()
+        .to_string();
+    content
+        .update_one(
+            doc! { "_id": oid(&set, "content/c1") },
+            doc! { "$pull": { "comments": { "_id": &removed } }, "$set": { "caption": "edited" } },
+        )
+        .await
+        .unwrap();
+
+    let (out, r) = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(fireshift::verify::cmd::EXIT_MISMATCHES),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let mut found: Vec<(String, String, String, Vec<String>)> = r["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["collection"].as_str().unwrap().to_string(),
+                m["id"].to_string(),
+                m["diffs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d["path"].as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    found.sort();
+    let c1_id = r["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["collection"] == "content")
+        .map(|m| m["id"].to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "differing".to_string(),
+                "content".to_string(),
+                c1_id,
+                vec!["caption".to_string()]
+            ),
+            (
+                "differing".to_string(),
+                "content[comments]".to_string(),
+                "\"content/c2/comments/k1\"".to_string(),
+                vec!["text".to_string()]
+            ),
+            (
+                "missing".to_string(),
+                "content[comments]".to_string(),
+                format!("\"{removed}\""),
+                vec![]
+            ),
+        ],
+        "{r:#}"
+    );
+    assert_eq!(row(&r, "content[comments]")["target"], 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

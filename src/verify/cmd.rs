@@ -32,6 +32,10 @@ pub const EXIT_PAUSED: i32 = 5;
 pub struct VerifyArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    /// The mapping directory migrate used (without it, the default mapping): each source
+    /// document is transformed exactly as migrate did before it is compared.
+    #[arg(long)]
+    pub mappings: Option<PathBuf>,
     /// Write the report to PREFIX.json and PREFIX.html.
     #[arg(long, value_name = "PREFIX", default_value = "fireshift-verify")]
     pub report: PathBuf,
@@ -77,10 +81,11 @@ pub struct VerifyArgs {
     pub dead_letter_collection: String,
 }
 
-/// The transform verify compares against: the one `migrate` applies. Built here and
-/// nowhere else, so that mappings (when they arrive) are swapped in at one place.
-fn transformer(_args: &VerifyArgs) -> Transformer {
-    Transformer::default()
+/// The transform verify compares against: the one `migrate` applies, from the same
+/// `--mappings` directory. Read and validated before any I/O.
+fn transformer(args: &VerifyArgs) -> anyhow::Result<Transformer> {
+    crate::mapping::cmd::transformer(args.mappings.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))
 }
 
 /// Runs `verify`; returns the process exit code.
@@ -112,7 +117,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
     if args.max_docs == Some(0) {
         bail!("--max-docs must be at least 1");
     }
-    let transformer = transformer(&args);
+    let transformer = transformer(&args)?;
 
     let mut source_config = SourceConfig::new(&ep.project);
     source_config.database_id = ep.firestore_database.clone();
@@ -345,6 +350,13 @@ async fn drive(
                 if extras > 0 {
                     tracing::info!(collection = %name, extras, "target documents no source document maps to (before recheck)");
                 }
+            }
+        }
+        // Embedded children are rows of their own: their target count is the number of
+        // elements in the parents' arrays.
+        for c in run.collections.iter_mut() {
+            if let Some((parent, field)) = super::place::parse_embed_row(&c.collection) {
+                c.target = Some(store.count_elements(parent, field).await?);
             }
         }
         run.collections

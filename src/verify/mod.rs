@@ -45,6 +45,7 @@
 
 pub mod cmd;
 pub mod compare;
+pub mod place;
 mod recheck;
 pub mod report;
 pub mod store;
@@ -64,6 +65,7 @@ use crate::path::DocPath;
 use crate::retry::RetryPolicy;
 use crate::source::{FirestoreSource, KeyRange};
 use crate::transform::Transformer;
+use place::{Expected, Place};
 
 use compare::{canonical_bytes, documents_equal, FieldDiff};
 use store::{RunRecord, Store};
@@ -307,6 +309,8 @@ struct Item {
     doc: Option<RawDocumentBuf>,
     /// The collection whose counts this item adds to.
     counts_as: String,
+    /// Where `doc` is in the target.
+    place: Place,
 }
 
 /// A batch of items bound for one collection, from one generation.
@@ -496,7 +500,7 @@ impl Verifier {
                     match doc {
                         Some(doc) => {
                             let doc = doc?;
-                            self.take(doc, gens.back_mut().expect("one open generation"), &mut buffers, &mut buffered_bytes, &mut queue);
+                            self.take(doc, gens.back_mut().expect("one open generation"), &mut buffers, &mut buffered_bytes, &mut queue)?;
                             read_here += 1;
                             progress.docs.fetch_add(1, Ordering::Relaxed);
                             if buffered_bytes > cfg.buffer_bytes {
@@ -569,20 +573,31 @@ impl Verifier {
         buffers: &mut HashMap<String, Chunk>,
         buffered_bytes: &mut usize,
         queue: &mut VecDeque<Chunk>,
-    ) {
+    ) -> Result<()> {
         gen.docs += 1;
         let sampled = compare::in_sample(&doc.name, self.config.sample);
-        let (collection, counts_as, dead_letters, item) = match self.transformer.apply(&doc) {
-            Ok(t) => {
-                let c = bump(&mut gen.counts, &t.collection);
+        let expected = self
+            .transformer
+            .apply(&doc)
+            .map(|t| Expected::from_transformed(t).map_err(|e| (doc.name.clone(), e)));
+        let (collection, counts_as, dead_letters, item) = match expected {
+            Ok(Ok(e)) => {
+                let c = bump(&mut gen.counts, &e.collection);
                 c.source += 1;
                 let item = Item {
-                    source_path: t.item.source_path,
-                    id: t.item.id,
-                    doc: Some(t.item.doc),
-                    counts_as: t.collection.clone(),
+                    source_path: doc.name.clone(),
+                    id: e.id,
+                    doc: Some(e.doc),
+                    counts_as: e.collection.clone(),
+                    place: e.place,
                 };
-                (t.collection.clone(), t.collection, false, item)
+                (e.collection.clone(), e.collection, false, item)
+            }
+            Ok(Err((name, e))) => {
+                // The transform produced it, so this is a bug, not bad data: stop loudly.
+                return Err(Error::Config(format!(
+                    "malformed transformed document for {name}: {e}"
+                )));
             }
             Err(r) => {
                 let counts_as = r
@@ -598,6 +613,7 @@ impl Verifier {
                     source_path: r.source_path,
                     doc: None,
                     counts_as: counts_as.clone(),
+                    place: Place::Doc { strip: Vec::new() },
                 };
                 (
                     self.config.dead_letter_collection.clone(),
@@ -611,7 +627,7 @@ impl Verifier {
         let c = bump(&mut gen.counts, &counts_as);
         if !sampled {
             c.sampled_out += 1;
-            return;
+            return Ok(());
         }
         c.compared += 1;
         let bytes = item.doc.as_ref().map_or(0, |d| d.as_bytes().len()) + item.source_path.len();
@@ -631,6 +647,7 @@ impl Verifier {
             gen.outstanding += 1;
             queue.push_back(full);
         }
+        Ok(())
     }
 
     /// Fetches the target documents of a chunk and compares; stores suspects and seen ids.
@@ -662,17 +679,42 @@ impl Verifier {
                 counts,
             });
         }
-        let actual = self.fetch_docs(&chunk.collection, &ids).await?;
+        // Every item of a chunk has the same kind of place (a row is either a collection
+        // or one embedded array), so one query serves the chunk.
+        let fetch_collection = chunk
+            .items
+            .first()
+            .map(|i| i.place.fetch_key(&chunk.collection, &i.id).0.to_string())
+            .unwrap_or_else(|| chunk.collection.clone());
+        let fetch_ids: Vec<Bson> = chunk
+            .items
+            .iter()
+            .map(|i| i.place.fetch_key(&chunk.collection, &i.id).1.clone())
+            .collect();
+        let actual = self.fetch_docs(&fetch_collection, &fetch_ids).await?;
         let mut seen = Vec::new();
         let mut absent: Vec<&Item> = Vec::new();
         for item in &chunk.items {
             let expected = item.doc.as_ref().expect("target chunks carry documents");
             let c = bump(&mut counts, &item.counts_as);
-            match actual.get(&id_key(&item.id)?) {
+            let fetched = actual.get(&id_key(
+                item.place.fetch_key(&chunk.collection, &item.id).1,
+            )?);
+            let found = match fetched {
+                Some(f) => item
+                    .place
+                    .view(&item.id, f)
+                    .map_err(|e| malformed(&chunk.collection, e))?,
+                None => None,
+            };
+            match found {
                 None => absent.push(item),
                 Some(found) => {
-                    seen.push(item.id.clone());
-                    if documents_equal(expected, found)
+                    // Embedded rows take no part in the extras scan (it scans collections).
+                    if matches!(item.place, Place::Doc { .. }) {
+                        seen.push(item.id.clone());
+                    }
+                    if documents_equal(expected, &found)
                         .map_err(|e| malformed(&chunk.collection, e))?
                     {
                         c.matched += 1;

@@ -12,7 +12,23 @@ use gcloud_sdk::google::firestore::v1::{
 use mongodb::bson::{Bson, RawDocumentBuf};
 
 use super::compare::{canonical_hash, diff_documents, documents_equal};
+use super::place::{parse_embed_row, Expected, Place};
 use super::{id_key, malformed, source_relative_path, Finding, Kind, Mismatch, Recheck, Verifier};
+
+/// The place of a document with no expected counterpart: the whole target document.
+static WHOLE: Place = Place::Doc { strip: Vec::new() };
+
+/// The target collection and `_id` to read for a mismatch. An embedded child is found
+/// through its parent, which only the source document names: with no expected document
+/// there is nothing to read (the child cannot be an extra the recheck must confirm:
+/// extras are only searched for in collections).
+fn fetch_key<'a>(m: &'a Mismatch, e: Option<&'a Expected>) -> Option<(&'a str, &'a Bson)> {
+    match e {
+        Some(e) => Some(e.place.fetch_key(&m.collection, &m.id)),
+        None if parse_embed_row(&m.collection).is_some() => None,
+        None => Some((&m.collection, &m.id)),
+    }
+}
 use crate::error::{Error, Result};
 
 impl Verifier {
@@ -98,30 +114,65 @@ impl Verifier {
         unique.sort();
         unique.dedup();
         let sources = self.get_sources(&unique).await?;
-        let mut by_collection: BTreeMap<&str, Vec<Bson>> = BTreeMap::new();
-        for m in mismatches {
-            by_collection
-                .entry(m.collection.as_str())
-                .or_default()
-                .push(m.id.clone());
+        // What each target key should hold now, and where in the target that is.
+        let mut expected: Vec<Option<Expected>> = Vec::with_capacity(mismatches.len());
+        for (m, name) in mismatches.iter().zip(&names) {
+            let source = name
+                .as_ref()
+                .and_then(|n| sources.get(n))
+                .and_then(|d| d.as_ref());
+            expected.push(self.expected_at(m, source)?);
         }
-        let mut targets: HashMap<(&str, Vec<u8>), RawDocumentBuf> = HashMap::new();
+        let mut by_collection: BTreeMap<String, Vec<Bson>> = BTreeMap::new();
+        for (m, e) in mismatches.iter().zip(&expected) {
+            if let Some((collection, id)) = fetch_key(m, e.as_ref()) {
+                by_collection
+                    .entry(collection.to_string())
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        let mut targets: HashMap<(String, Vec<u8>), RawDocumentBuf> = HashMap::new();
         for (collection, ids) in by_collection {
-            for (key, d) in self.fetch_docs(collection, &ids).await? {
-                targets.insert((collection, key), d);
+            for (key, d) in self.fetch_docs(&collection, &ids).await? {
+                targets.insert((collection.clone(), key), d);
             }
         }
         let mut out = Vec::with_capacity(mismatches.len());
-        for (m, name) in mismatches.iter().zip(names) {
-            let actual = targets.get(&(m.collection.as_str(), id_key(&m.id)?));
+        for ((m, name), e) in mismatches.iter().zip(names).zip(expected) {
+            let actual = match fetch_key(m, e.as_ref()) {
+                Some((collection, id)) => {
+                    match targets.get(&(collection.to_string(), id_key(id)?)) {
+                        Some(fetched) => {
+                            let place = e.as_ref().map_or(&WHOLE, |e| &e.place);
+                            place
+                                .view(&m.id, fetched)
+                                .map_err(|err| malformed(&m.collection, err))?
+                                .map(|v| v.into_owned())
+                        }
+                        None => None,
+                    }
+                }
+                None => None,
+            };
             let source = name
                 .as_ref()
                 .and_then(|n| sources.get(n))
                 .cloned()
                 .flatten();
-            out.push(self.judge(m, name, source.as_ref(), actual)?);
+            out.push(self.judge(m, name, source.as_ref(), e.map(|e| e.doc), actual.as_ref())?);
         }
         Ok(out)
+    }
+
+    /// The document the mismatch's target key should hold now: the source through the
+    /// transform, when that lands at this key.
+    fn expected_at(&self, m: &Mismatch, source: Option<&Document>) -> Result<Option<Expected>> {
+        let Some(Ok(t)) = source.map(|d| self.transformer.apply(d)) else {
+            return Ok(None);
+        };
+        let e = Expected::from_transformed(t).map_err(|e| malformed(&m.collection, e))?;
+        Ok((e.collection == m.collection && id_key(&e.id)? == id_key(&m.id)?).then_some(e))
     }
 
     fn judge(
@@ -129,6 +180,7 @@ impl Verifier {
         m: &Mismatch,
         name: Option<String>,
         source: Option<&Document>,
+        expected: Option<RawDocumentBuf>,
         actual: Option<&RawDocumentBuf>,
     ) -> Result<Recheck> {
         let finding = |kind: Kind,
@@ -167,14 +219,6 @@ impl Verifier {
                 Ok(Recheck::Resolved)
             };
         }
-        let expected = match source.map(|d| self.transformer.apply(d)) {
-            Some(Ok(t))
-                if t.collection == m.collection && id_key(&t.item.id)? == id_key(&m.id)? =>
-            {
-                Some(t.item.doc)
-            }
-            _ => None,
-        };
         match (expected, actual) {
             (Some(e), Some(a)) => {
                 if documents_equal(&e, a).map_err(|e| malformed(&m.collection, e))? {

@@ -340,6 +340,38 @@ impl Store {
             .await
     }
 
+    /// Elements of the array `field` over every document of `collection` (embedded
+    /// children); a document without the array holds none.
+    pub async fn count_elements(&self, collection: &str, field: &str) -> Result<u64> {
+        let coll = self.db.collection::<Document>(collection);
+        let path = format!("${field}");
+        let pipeline = vec![doc! { "$group": {
+            "_id": Bson::Null,
+            "n": { "$sum": { "$cond": [ { "$isArray": &path }, { "$size": &path }, 0 ] } },
+        } }];
+        self.retry
+            .run(
+                || format!("count the elements of {}.{field}", self.target(collection)),
+                || async {
+                    let mut cursor = coll
+                        .aggregate(pipeline.clone())
+                        .await
+                        .map_err(|e| self.err("aggregate", collection, e))?;
+                    let first = cursor
+                        .try_next()
+                        .await
+                        .map_err(|e| self.err("aggregate", collection, e))?;
+                    Ok(first.map_or(0, |d| match d.get("n") {
+                        Some(Bson::Int32(n)) => *n as u64,
+                        Some(Bson::Int64(n)) => *n as u64,
+                        Some(Bson::Double(n)) => *n as u64,
+                        _ => 0,
+                    }))
+                },
+            )
+            .await
+    }
+
     /// Streams the documents of `collection` that no expected document matched (an
     /// anti-join against the seen ids) into pending `extra` mismatches, `batch` at a
     /// time. Returns how many. Redone whole on resume: the pending records are keyed,
