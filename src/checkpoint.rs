@@ -54,7 +54,30 @@ impl RangeState {
     }
 }
 
-/// Counts of documents at or before the cursor.
+/// Documents acknowledged past the cursor: one acknowledged batch of `collection` (a
+/// target collection, or the dead-letter collection) whose documents, in this range's
+/// stream order, run from `first` to `last`, `docs` of them (a batch holds every
+/// document of its collection the batcher read between its first and its last).
+///
+/// Batches are acknowledged out of order, so the cursor can lag behind documents that
+/// already landed. A resume skips the documents of an island instead of writing them
+/// again, which bounds what a crash makes the sink redo to the batches that were in
+/// flight. An island is only trusted when its documents come back exactly: the resume
+/// holds the documents of `collection` from `first` on and skips them only once `last`
+/// arrives within `docs` of them; otherwise it writes them (a rewrite is harmless,
+/// a skipped document that never landed would be lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Island {
+    pub collection: String,
+    pub first: String,
+    pub last: String,
+    pub docs: u64,
+}
+
+/// Islands kept per range; dropping one only means its documents are written again.
+pub const MAX_ISLANDS: usize = 64;
+
+/// Counts of documents at or before the cursor, plus those of the islands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub written: u64,
@@ -114,6 +137,9 @@ pub struct RangeCheckpoint {
     #[serde(flatten)]
     pub state: RangeState,
     pub counts: Counts,
+    /// Acknowledged batches past the cursor (their documents are in `counts`).
+    #[serde(default)]
+    pub islands: Vec<Island>,
     pub mappings_hash: String,
     pub started_at: Option<DateTime>,
     pub updated_at: DateTime,
@@ -133,6 +159,7 @@ impl RangeCheckpoint {
             cursor: None,
             state: RangeState::Pending,
             counts: Counts::default(),
+            islands: Vec::new(),
             mappings_hash: mappings_hash.to_string(),
             started_at: None,
             updated_at: DateTime::now(),

@@ -295,6 +295,8 @@ async fn copy_range(
     {
         Ok((_, Some(mut c))) => {
             c.record.state = RangeState::Copied;
+            // Every document is done: islands past the cursor mean nothing any more.
+            c.record.islands.clear();
             c.record.updated_at = DateTime::now();
             if !dry_run {
                 store.save(&c.record).await?;

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::Document;
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{CheckpointStore, Counts, RangeCheckpoint};
+use crate::checkpoint::{CheckpointStore, Counts, Island, RangeCheckpoint, MAX_ISLANDS};
 use crate::error::{Error, Result};
 use crate::path::CollectionPattern;
 use crate::progress::{CollectionStats, Progress};
@@ -135,6 +135,9 @@ impl Outgoing {
 enum Outcome {
     Written,
     DeadLettered,
+    /// Already in the checkpoint's counts: an island (of this run or of the crashed run
+    /// this one resumes).
+    Counted,
 }
 
 /// Tracks documents from read to acknowledgement, in read order, to find the checkpoint
@@ -172,11 +175,19 @@ impl Tracker {
             match outcome {
                 Outcome::Written => counts.written += 1,
                 Outcome::DeadLettered => counts.dead_lettered += 1,
+                Outcome::Counted => {}
             }
             last = self.window.pop_front().map(|(name, _)| name);
             self.base += 1;
         }
         last.map(|name| (name, counts))
+    }
+
+    /// The name of a document not yet covered by the cursor.
+    fn name(&self, seq: u64) -> Option<&str> {
+        seq.checked_sub(self.base)
+            .and_then(|i| self.window.get(i as usize))
+            .map(|(name, _)| name.as_str())
     }
 
     /// Documents read but not yet covered by the cursor.
@@ -200,16 +211,22 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    async fn advance(
+    /// Saves the range's progress: the new cursor (if it moved), the documents it adds,
+    /// and the islands past it.
+    async fn save(
         &mut self,
-        cursor: String,
+        cursor: Option<String>,
         counts: Counts,
+        islands: Vec<Island>,
         started: &std::time::Instant,
         done_at_start: u64,
     ) -> Result<()> {
-        self.record.cursor = Some(cursor);
+        if cursor.is_some() {
+            self.record.cursor = cursor;
+        }
         self.record.counts.written += counts.written;
         self.record.counts.dead_lettered += counts.dead_lettered;
+        self.record.islands = islands;
         self.record.updated_at = mongodb::bson::DateTime::now();
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         self.record.rate = (self.record.counts.done() - done_at_start) as f64 / secs;
@@ -228,6 +245,12 @@ pub async fn run(
     checkpoint: Option<Checkpointer>,
 ) -> Result<(Summary, Option<Checkpointer>)> {
     let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let book = Arc::new(Mutex::new(IslandBook {
+        kept: checkpoint
+            .as_ref()
+            .map(|c| c.record.islands.iter().map(|i| (i.clone(), None)).collect())
+            .unwrap_or_default(),
+    }));
     let (btx, brx) = mpsc::channel::<Outgoing>(config.in_flight.max(1));
     let writer = tokio::spawn(write_batches(
         sink.clone(),
@@ -235,6 +258,7 @@ pub async fn run(
         config.clone(),
         progress.clone(),
         tracker.clone(),
+        book.clone(),
         checkpoint,
     ));
     let docs = source.stream(range, config.read_ahead);
@@ -247,6 +271,7 @@ pub async fn run(
         config,
         progress,
         &tracker,
+        &book,
     )
     .await;
     // The batcher dropped its sender: the writer drains what is queued and ends. On a
@@ -263,7 +288,230 @@ pub async fn run(
     Ok((Summary::from_progress(progress), checkpoint))
 }
 
-/// Transforms documents and groups them into per-collection batches.
+/// Per-collection batches being filled, bounded in bytes and in lag.
+struct Buffers<'a> {
+    out: mpsc::Sender<Outgoing>,
+    limits: crate::sink::SinkConfig,
+    config: &'a PipelineConfig,
+    progress: &'a Progress,
+    tracker: &'a Mutex<Tracker>,
+    /// Past this many unacknowledged documents, the partial batch holding the oldest one
+    /// is sent early, so the cursor does not wait on a collection that fills slowly.
+    max_lag: usize,
+    open: HashMap<String, Outgoing>,
+    bytes: usize,
+}
+
+impl Buffers<'_> {
+    async fn send(&self, o: Outgoing) -> Result<()> {
+        self.out
+            .send(o)
+            .await
+            .map_err(|_| Error::Config("writer stopped early".into()))
+    }
+
+    /// Adds one document (already registered under `seq`) to its collection's batch.
+    async fn push(&mut self, doc: HeldDoc) -> Result<()> {
+        let HeldDoc {
+            collection,
+            pattern,
+            item,
+            seq,
+            ..
+        } = doc;
+        if collection == self.config.dead_letter_collection {
+            self.config.count_dead_letters(1)?;
+        }
+        self.progress.read(&pattern, 1);
+        let (lag, oldest) = {
+            let t = self.tracker.lock().unwrap();
+            (t.lag(), t.oldest_pending())
+        };
+        let entry = self
+            .open
+            .entry(collection.clone())
+            .or_insert_with(|| Outgoing::new(&collection));
+        if entry.batch.would_overflow(&item, &self.limits) {
+            let full = std::mem::replace(entry, Outgoing::new(&collection));
+            self.bytes -= full.batch.bytes;
+            self.send(full).await?;
+        }
+        let entry = self.open.get_mut(&collection).expect("inserted above");
+        let before = entry.batch.bytes;
+        entry.batch.push(item);
+        entry.patterns.push(pattern);
+        entry.seqs.push(seq);
+        self.bytes += entry.batch.bytes - before;
+        if lag > self.max_lag {
+            let holder = self
+                .open
+                .iter()
+                .find(|(_, o)| o.seqs.first().copied() == oldest)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = holder {
+                let o = self.open.remove(&k).expect("present");
+                self.bytes -= o.batch.bytes;
+                return self.send(o).await;
+            }
+        }
+        if self.bytes > self.config.buffer_bytes {
+            // Many collections interleave in `__name__` order; flushing the largest
+            // partial batch keeps memory bounded without tiny batches.
+            let largest = self
+                .open
+                .iter()
+                .max_by_key(|(_, o)| o.batch.bytes)
+                .map(|(k, _)| k.clone())
+                .expect("non-empty");
+            let o = self.open.remove(&largest).expect("present");
+            self.bytes -= o.batch.bytes;
+            self.send(o).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every partial batch, oldest first, so the cursor advances as the tail drains.
+    async fn finish(mut self) -> Result<()> {
+        let mut rest: Vec<Outgoing> = std::mem::take(&mut self.open).into_values().collect();
+        rest.sort_by_key(|o| o.seqs.iter().min().copied());
+        for o in rest {
+            if !o.batch.is_empty() {
+                self.send(o).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A document held while the resume checks that it belongs to an island.
+struct HeldDoc {
+    name: String,
+    collection: String,
+    pattern: String,
+    item: WriteItem,
+    seq: u64,
+}
+
+/// Recognises, in a resumed stream, the islands a crashed run left (see
+/// [`crate::checkpoint::Island`]): the documents of an island's collection are held from
+/// its `first` on and skipped once its `last` arrives within `docs` of them; past that
+/// many without `last`, or at the end of the stream, they are released and written.
+#[derive(Default)]
+struct IslandMatcher {
+    waiting: HashMap<(String, String), Island>,
+    active: HashMap<String, (Island, Vec<HeldDoc>)>,
+}
+
+/// What the matcher decided for one document.
+enum Matched {
+    /// Not part of an island: write it (with any documents released before it).
+    Write(Vec<HeldDoc>),
+    /// Held until its island is confirmed or released.
+    Held,
+    /// An island is confirmed: these documents landed before and are skipped.
+    Skip(Island, Vec<u64>),
+}
+
+impl IslandMatcher {
+    fn new(islands: &[Island]) -> Self {
+        Self {
+            waiting: islands
+                .iter()
+                .map(|i| ((i.collection.clone(), i.first.clone()), i.clone()))
+                .collect(),
+            active: HashMap::new(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.waiting.is_empty() && self.active.is_empty()
+    }
+
+    fn offer(&mut self, doc: HeldDoc) -> Matched {
+        let key = doc.collection.clone();
+        let name = doc.name.clone();
+        if let Some((island, held)) = self.active.get_mut(&key) {
+            held.push(doc);
+            let n = held.len() as u64;
+            let confirmed = n == island.docs && name == island.last;
+            if !confirmed && n < island.docs {
+                return Matched::Held;
+            }
+            let (island, held) = self.active.remove(&key).expect("active");
+            return if confirmed {
+                Matched::Skip(island, held.into_iter().map(|d| d.seq).collect())
+            } else {
+                Matched::Write(held)
+            };
+        }
+        match self.waiting.remove(&(key.clone(), name.clone())) {
+            Some(island) if island.docs == 1 && island.last == name => {
+                Matched::Skip(island, vec![doc.seq])
+            }
+            Some(island) if island.docs > 1 => {
+                self.active.insert(key, (island, vec![doc]));
+                Matched::Held
+            }
+            _ => Matched::Write(vec![doc]),
+        }
+    }
+
+    /// Everything still held, in read order: the stream ended before its island did.
+    fn release_all(&mut self) -> Vec<HeldDoc> {
+        let mut held: Vec<HeldDoc> = self.active.drain().flat_map(|(_, (_, h))| h).collect();
+        held.sort_by_key(|d| d.seq);
+        held
+    }
+}
+
+/// The islands of a range (see [`Island`]): those a crashed run left, and those this run
+/// leaves past its cursor; saved with every checkpoint.
+#[derive(Default)]
+struct IslandBook {
+    /// With the sequence numbers of the island's documents once this run has them, so the
+    /// island shrinks as the cursor passes over it and goes when it is covered (a resume
+    /// starts after the cursor: an island starting behind it would never be recognised).
+    kept: Vec<(Island, Option<Vec<u64>>)>,
+}
+
+impl IslandBook {
+    fn confirm(&mut self, island: &Island, seqs: Vec<u64>) {
+        if let Some(entry) = self.kept.iter_mut().find(|(i, _)| i == island) {
+            entry.1 = Some(seqs);
+        }
+    }
+
+    fn add(&mut self, island: Island, seqs: Vec<u64>) {
+        self.kept.push((island, Some(seqs)));
+        if self.kept.len() > MAX_ISLANDS {
+            // Forgetting an island only means writing its documents again after a crash.
+            self.kept.remove(0);
+        }
+    }
+
+    /// Trims the islands to what the cursor does not cover.
+    fn prune(&mut self, tracker: &Tracker) {
+        self.kept.retain_mut(|(island, seqs)| {
+            let Some(seqs) = seqs else { return true };
+            seqs.retain(|s| *s >= tracker.base);
+            match seqs.first().and_then(|s| tracker.name(*s)) {
+                Some(first) => {
+                    island.first = first.to_string();
+                    island.docs = seqs.len() as u64;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+
+    fn islands(&self) -> Vec<Island> {
+        self.kept.iter().map(|(i, _)| i.clone()).collect()
+    }
+}
+
+/// Transforms documents and groups them into per-collection batches; on a resume, skips
+/// the islands the crashed run left.
 #[allow(clippy::too_many_arguments)]
 async fn batch_documents(
     source: &FirestoreSource,
@@ -274,18 +522,20 @@ async fn batch_documents(
     config: &PipelineConfig,
     progress: &Progress,
     tracker: &Mutex<Tracker>,
+    book: &Mutex<IslandBook>,
 ) -> Result<()> {
     let limits = sink.config().clone();
-    // Past this many unacknowledged documents, the partial batch holding the oldest one
-    // is sent early, so a crash replays at most about this many documents.
-    let max_lag = limits.max_batch_docs * (config.in_flight + 1);
-    let mut buffers: HashMap<String, Outgoing> = HashMap::new();
-    let mut buffered_bytes = 0usize;
-    let send = |o: Outgoing| async {
-        out.send(o)
-            .await
-            .map_err(|_| Error::Config("writer stopped early".into()))
+    let mut buffers = Buffers {
+        out,
+        max_lag: limits.max_batch_docs,
+        limits,
+        config,
+        progress,
+        tracker,
+        open: HashMap::new(),
+        bytes: 0,
     };
+    let mut matcher = IslandMatcher::new(&book.lock().unwrap().islands());
     while let Some(doc) = docs.recv().await {
         let doc = doc?;
         let (collection, pattern, item) = match transformer.apply(&doc) {
@@ -297,7 +547,6 @@ async fn batch_documents(
                 (t.collection, pattern, t.item)
             }
             Err(rejection) => {
-                config.count_dead_letters(1)?;
                 let pattern = pattern_name(&rejection);
                 progress.see(&pattern, "");
                 tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dead letter: {}", rejection.reason);
@@ -305,60 +554,39 @@ async fn batch_documents(
                 (config.dead_letter_collection.clone(), pattern, item)
             }
         };
-        progress.read(&pattern, 1);
-        let (seq, lag, oldest) = {
-            let mut t = tracker.lock().unwrap();
-            let seq = t.register(doc.name.clone());
-            (seq, t.lag(), t.oldest_pending())
+        let seq = tracker.lock().unwrap().register(doc.name.clone());
+        let doc = HeldDoc {
+            name: doc.name,
+            collection,
+            pattern,
+            item,
+            seq,
         };
-        let entry = buffers
-            .entry(collection.clone())
-            .or_insert_with(|| Outgoing::new(&collection));
-        if entry.batch.would_overflow(&item, &limits) {
-            let full = std::mem::replace(entry, Outgoing::new(&collection));
-            buffered_bytes -= full.batch.bytes;
-            send(full).await?;
+        if matcher.is_idle() {
+            buffers.push(doc).await?;
+            continue;
         }
-        let entry = buffers.get_mut(&collection).expect("inserted above");
-        let before = entry.batch.bytes;
-        entry.batch.push(item);
-        entry.patterns.push(pattern);
-        entry.seqs.push(seq);
-        buffered_bytes += entry.batch.bytes - before;
-        if lag > max_lag {
-            let holder = buffers
-                .iter()
-                .find(|(_, o)| o.seqs.first().copied() == oldest)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = holder {
-                let o = buffers.remove(&k).expect("present");
-                buffered_bytes -= o.batch.bytes;
-                send(o).await?;
-                continue;
+        match matcher.offer(doc) {
+            Matched::Write(docs) => {
+                for d in docs {
+                    buffers.push(d).await?;
+                }
+            }
+            Matched::Held => {}
+            Matched::Skip(island, seqs) => {
+                tracing::debug!(collection = %island.collection, first = %island.first, docs = island.docs, "skipping an island the previous run wrote");
+                let mut t = tracker.lock().unwrap();
+                for seq in &seqs {
+                    t.ack(*seq, Outcome::Counted);
+                }
+                book.lock().unwrap().confirm(&island, seqs);
             }
         }
-        if buffered_bytes > config.buffer_bytes {
-            // Many collections interleave in `__name__` order; flushing the largest
-            // partial batch keeps memory bounded without tiny batches.
-            let largest = buffers
-                .iter()
-                .max_by_key(|(_, o)| o.batch.bytes)
-                .map(|(k, _)| k.clone())
-                .expect("non-empty");
-            let o = buffers.remove(&largest).expect("present");
-            buffered_bytes -= o.batch.bytes;
-            send(o).await?;
-        }
     }
-    let mut rest: Vec<Outgoing> = buffers.into_values().collect();
-    // Oldest first, so the cursor advances as the tail drains.
-    rest.sort_by_key(|o| o.seqs.first().copied());
-    for o in rest {
-        if !o.batch.is_empty() {
-            send(o).await?;
-        }
+    for d in matcher.release_all() {
+        buffers.push(d).await?;
     }
-    Ok(())
+    buffers.finish().await
 }
 
 /// Fills a collection's bar length from a collection-group count, in the background.
@@ -391,6 +619,7 @@ async fn write_batches(
     config: PipelineConfig,
     progress: Progress,
     tracker: Arc<Mutex<Tracker>>,
+    book: Arc<Mutex<IslandBook>>,
     mut checkpoint: Option<Checkpointer>,
 ) -> Result<Option<Checkpointer>> {
     let started = std::time::Instant::now();
@@ -456,16 +685,57 @@ async fn write_batches(
             config.count_dead_letters(refused.len() as u64)?;
             store_refused(&sink, &config, &progress, refused).await?;
         }
-        let advanced = {
+        let (cursor, mut counts, new_island) = {
             let mut t = tracker.lock().unwrap();
-            for (seq, outcome) in acks {
-                t.ack(seq, outcome);
+            for (seq, outcome) in &acks {
+                t.ack(*seq, *outcome);
             }
-            t.advance()
+            let (cursor, counts) = match t.advance() {
+                Some((cursor, counts)) => (Some(cursor), counts),
+                None => (None, Counts::default()),
+            };
+            // What of this batch the cursor does not cover yet is an island: saved now,
+            // so a crash does not make the resume write it again.
+            let past: Vec<&(u64, Outcome)> =
+                acks.iter().filter(|(seq, _)| *seq >= t.base).collect();
+            let island = match (past.first(), past.last()) {
+                (Some((first, _)), Some((last, _))) => {
+                    let mut island_counts = Counts::default();
+                    for (_, outcome) in &past {
+                        match outcome {
+                            Outcome::Written => island_counts.written += 1,
+                            Outcome::DeadLettered => island_counts.dead_lettered += 1,
+                            Outcome::Counted => {}
+                        }
+                    }
+                    let island = Island {
+                        collection: o.batch.collection.clone(),
+                        first: t.name(*first).unwrap_or_default().to_string(),
+                        last: t.name(*last).unwrap_or_default().to_string(),
+                        docs: past.len() as u64,
+                    };
+                    for (seq, _) in &past {
+                        t.ack(*seq, Outcome::Counted);
+                    }
+                    let seqs: Vec<u64> = past.iter().map(|(seq, _)| *seq).collect();
+                    Some((island, seqs, island_counts))
+                }
+                _ => None,
+            };
+            book.lock().unwrap().prune(&t);
+            (cursor, counts, island)
         };
-        if let (Some(c), Some((cursor, counts))) = (checkpoint.as_mut(), advanced) {
+        let moved = cursor.is_some() || new_island.is_some();
+        if let Some((island, seqs, island_counts)) = new_island {
+            counts.written += island_counts.written;
+            counts.dead_lettered += island_counts.dead_lettered;
+            book.lock().unwrap().add(island, seqs);
+        }
+        if let (Some(c), true) = (checkpoint.as_mut(), moved) {
             if !config.dry_run {
-                c.advance(cursor, counts, &started, done_at_start).await?;
+                let islands = book.lock().unwrap().islands();
+                c.save(cursor, counts, islands, &started, done_at_start)
+                    .await?;
             }
         }
     }

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 
@@ -209,4 +209,115 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// What the migration should have written for each document (default mapping): per
+/// target collection, per `_id` (as a string), the converted document.
+pub fn expected_target(
+    world: &World,
+    docs: impl Iterator<Item = DemoDoc>,
+) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
+    let t = fireshift::transform::Transformer::default();
+    let mut out: BTreeMap<String, BTreeMap<String, RawDocumentBuf>> = BTreeMap::new();
+    for d in docs {
+        let raw = gcloud_sdk::google::firestore::v1::Document {
+            name: world.full_name(&d.path),
+            fields: d.fields,
+            create_time: None,
+            update_time: None,
+        };
+        let x = t.apply(&raw).expect("demo documents convert");
+        let id = x.item.id.as_str().unwrap().to_string();
+        out.entry(x.collection).or_default().insert(id, x.item.doc);
+    }
+    out
+}
+
+/// Asserts the target holds exactly the expected conversion of the demo data set of
+/// `users` users, byte for byte: nothing missing, nothing extra, nothing different.
+pub async fn assert_target_is_exact(world: &World, users: usize) {
+    let expected = expected_target(world, demo::generate(users, &world.project, DB_ID));
+    let actual = world.snapshot().await;
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (c, docs) in &expected {
+        let got = &actual[c];
+        let missing = docs.keys().filter(|k| !got.contains_key(*k)).count();
+        let extra = got.keys().filter(|k| !docs.contains_key(*k)).count();
+        let differing = docs
+            .iter()
+            .filter(|(k, v)| got.get(*k).is_some_and(|g| g.as_bytes() != v.as_bytes()))
+            .count();
+        assert_eq!(
+            (missing, extra, differing),
+            (0, 0, 0),
+            "{c}: missing, extra, differing"
+        );
+    }
+}
+
+/// Documents acknowledged so far according to the checkpoints of `db`.
+pub async fn checkpointed(db: &Database) -> u64 {
+    use futures::TryStreamExt;
+    let ranges: Vec<mongodb::bson::Document> = db
+        .collection("_fireshift_checkpoints")
+        .find(doc! { "kind": "range" })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    ranges
+        .iter()
+        .map(|r| {
+            r.get_document("counts")
+                .map(|c| c.get_i64("written").unwrap_or(0))
+                .unwrap_or(0)
+        })
+        .sum::<i64>() as u64
+}
+
+/// Slow settings (one batch in flight, small pages, two ranges at once) so that a kill
+/// or a server stop lands mid-run; each test adds its own tiny `--batch-size`.
+pub const SLOW: &[&str] = &[
+    "--in-flight",
+    "1",
+    "--page-size",
+    "100",
+    "--ranges",
+    "4",
+    "--parallel",
+    "2",
+    "--quiet",
+];
+
+/// Starts `fireshift migrate` for `world` against `uri` in the background.
+pub fn spawn_migrate(world: &World, uri: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fireshift"))
+        .args([
+            "migrate",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--mongodb-uri",
+            uri,
+        ])
+        .args(extra)
+        .env("FIRESHIFT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fireshift")
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
