@@ -30,6 +30,8 @@
 //! 0.1 with `products` 0.5, `archives/*/items` 0.1; fixed: `gifts` 20 and `edge_cases`
 //! (with `edge_cases/*/children`).
 
+mod models;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -133,6 +135,9 @@ pub fn expected_counts(users: usize) -> BTreeMap<&'static str, usize> {
         add(pattern_static(&collection_pattern(path)), 1);
     }
     add(GIFTS, GIFT_NAMES.len() as u64);
+    for (pattern, n) in models::catalogue_counts() {
+        add(pattern, n);
+    }
     for i in 0..users as u64 {
         Plan::new(i, users as u64).count(&mut add);
     }
@@ -822,6 +827,129 @@ impl Plan {
         }
     }
 
+    /// Whether the set has any content document (users 1, 2, 3, 4, 6, … post).
+    fn any_content(&self) -> bool {
+        self.users >= 2
+    }
+    fn saves(&self) -> u64 {
+        if self.any_content() {
+            self.i % 3
+        } else {
+            0
+        }
+    }
+    fn shares(&self) -> u64 {
+        (self.any_content() && self.i % 2 == 1) as u64
+    }
+    fn views(&self) -> u64 {
+        if self.any_content() {
+            1 + self.i % 3
+        } else {
+            0
+        }
+    }
+    /// Hosts 5, 15, 25, … battle the host five users before them.
+    fn has_pk_battle(&self) -> bool {
+        self.i % 10 == 5
+    }
+    fn has_multi_host(&self) -> bool {
+        self.i.is_multiple_of(10)
+    }
+    fn has_live_shopping(&self) -> bool {
+        self.has_store() && self.has_livestream()
+    }
+    fn coupons(&self) -> u64 {
+        if self.has_store() {
+            models::COUPONS_PER_STORE
+        } else {
+            0
+        }
+    }
+    fn shipments(&self, o: u64) -> u64 {
+        (self.i + o).is_multiple_of(2) as u64
+    }
+    fn gift_transactions(&self) -> u64 {
+        if self.i.is_multiple_of(3) {
+            2
+        } else {
+            0
+        }
+    }
+    fn has_supporter_badge(&self) -> bool {
+        self.gift_transactions() > 0
+    }
+    fn has_subscription(&self) -> bool {
+        self.i % 4 == 1 && self.users >= 2
+    }
+    fn earnings(&self) -> u64 {
+        if matches!(self.i % 5, 1 | 2) {
+            2
+        } else {
+            0
+        }
+    }
+    fn has_report(&self) -> bool {
+        self.i % 7 == 3 && self.any_content()
+    }
+    fn has_audit_log(&self) -> bool {
+        self.i.is_multiple_of(6)
+    }
+    fn analytics(&self) -> u64 {
+        self.i.is_multiple_of(2) as u64
+    }
+    /// Daily metrics documents of the user's first content document.
+    fn content_metrics(&self) -> u64 {
+        1
+    }
+    fn qualities(&self, k: u64) -> u64 {
+        1 + (self.i + k) % 2
+    }
+    fn has_trending(&self) -> bool {
+        self.i % 4 == 2 && self.contents() > 0
+    }
+    fn has_ai_moderation(&self) -> bool {
+        self.i % 2 == 1 && self.contents() > 0
+    }
+    fn has_moderation_queue_item(&self) -> bool {
+        self.i % 6 == 1 && self.contents() > 0
+    }
+    fn has_strike(&self) -> bool {
+        self.i % 15 == 4
+    }
+    fn has_content_rights(&self) -> bool {
+        self.i % 3 == 2 && self.contents() > 0
+    }
+    fn activities(&self) -> u64 {
+        2
+    }
+    fn has_original_sound(&self) -> bool {
+        self.i.is_multiple_of(4)
+    }
+    fn has_scheduled_content(&self) -> bool {
+        self.i % 4 == 3
+    }
+    fn has_upload_session(&self) -> bool {
+        self.i % 2 == 1
+    }
+    fn has_seller_application(&self) -> bool {
+        matches!(self.i % 10, 0 | 3)
+    }
+    fn searches(&self) -> u64 {
+        1
+    }
+    fn has_recommendations(&self) -> bool {
+        self.i.is_multiple_of(2) && self.any_content()
+    }
+    fn has_ticket(&self) -> bool {
+        self.i % 8 == 2
+    }
+    fn has_ad_campaign(&self) -> bool {
+        self.has_store()
+    }
+    fn has_credit(&self) -> bool {
+        self.i % 3 == 1
+    }
+
     fn count(&self, add: &mut impl FnMut(&'static str, u64)) {
         add(USERS, 1);
         add(WALLETS, 1);
@@ -849,6 +977,52 @@ impl Plan {
             add(PRODUCTS, PRODUCTS_PER_STORE);
         }
         add(ARCHIVE_ITEMS, self.archive_items());
+        self.count_models(add);
+    }
+
+    /// The later models (see [`models`]).
+    fn count_models(&self, add: &mut impl FnMut(&'static str, u64)) {
+        use models::*;
+        add(SAVES, self.saves());
+        add(SHARES, self.shares());
+        add(VIEWS, self.views());
+        add(PK_BATTLES, self.has_pk_battle() as u64);
+        add(MULTI_HOST_SESSIONS, self.has_multi_host() as u64);
+        add(LIVE_SHOPPING, self.has_live_shopping() as u64);
+        add(COUPONS, self.coupons());
+        add(PAYMENTS, self.orders());
+        for o in 0..self.orders() {
+            add(SHIPPING, self.shipments(o));
+        }
+        add(GIFT_TRANSACTIONS, self.gift_transactions());
+        add(SUPPORTER_BADGES, self.has_supporter_badge() as u64);
+        add(SUBSCRIPTIONS, self.has_subscription() as u64);
+        add(CREATOR_EARNINGS, self.earnings());
+        add(REPORTS, self.has_report() as u64);
+        add(AUDIT_LOGS, self.has_audit_log() as u64);
+        add(ANALYTICS, self.analytics());
+        for k in 0..self.contents() {
+            if k == 0 {
+                add(CONTENT_METRICS, self.content_metrics());
+            }
+            add(VIDEO_QUALITIES, self.qualities(k));
+        }
+        add(TRENDING_RECORDS, self.has_trending() as u64);
+        add(AI_MODERATION, self.has_ai_moderation() as u64);
+        add(MODERATION_QUEUE, self.has_moderation_queue_item() as u64);
+        add(TRANSCODE_JOBS, (self.contents() > 0) as u64);
+        add(CONTENT_RIGHTS, self.has_content_rights() as u64);
+        add(STRIKES, self.has_strike() as u64);
+        add(USER_ACTIVITY, self.activities());
+        add(SOUNDS, self.has_original_sound() as u64);
+        add(SCHEDULED_CONTENT, self.has_scheduled_content() as u64);
+        add(UPLOAD_SESSIONS, self.has_upload_session() as u64);
+        add(SELLER_APPLICATIONS, self.has_seller_application() as u64);
+        add(SEARCH_QUERIES, self.searches());
+        add(RECOMMENDATIONS, self.has_recommendations() as u64);
+        add(CUSTOMER_SERVICE, self.has_ticket() as u64);
+        add(AD_CAMPAIGNS, self.has_ad_campaign() as u64);
+        add(CREDITS, self.has_credit() as u64);
     }
 }
 
@@ -933,6 +1107,7 @@ impl Gen {
                 ],
             ));
         }
+        self.catalogue_docs(&mut docs);
         docs
     }
 
@@ -1425,6 +1600,7 @@ impl Gen {
             ));
         }
 
+        self.model_docs(i, &plan, &mut docs);
         docs
     }
 
@@ -1840,16 +2016,16 @@ mod tests {
     }
 
     #[test]
-    fn about_forty_docs_per_user() {
+    fn about_sixty_docs_per_user() {
         let fixed = expected_count(0);
         for users in [1_000, 2_500] {
             let per_user = (expected_count(users) - fixed) as f64 / users as f64;
             assert!(
-                (38.0..=42.0).contains(&per_user),
+                (55.0..=65.0).contains(&per_user),
                 "{per_user} docs per user"
             );
         }
-        assert!(expected_count(2_500) >= 100_000);
+        assert!(expected_count(2_500) >= 140_000);
     }
 
     #[test]
