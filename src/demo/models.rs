@@ -714,10 +714,19 @@ impl Gen {
         let created = LAUNCH + (i as i64 * 7 * DAY) % (BASE - LAUNCH - 30 * DAY);
 
         // users/{uid}/saves: bookmarks
+        let mut saved: Vec<(u64, u64)> = Vec::new();
         for s in 0..plan.saves() {
-            let c = self
-                .random_content(&mut rng)
-                .expect("planned only with content");
+            // A user saves a post once (saves are unique per user and post). The set has
+            // at least as many posts as a user saves (1 with 2 users, 3 from 3 users).
+            let c = loop {
+                let c = self
+                    .random_content(&mut rng)
+                    .expect("planned only with content");
+                if !saved.contains(&c) {
+                    break c;
+                }
+            };
+            saved.push(c);
             docs.push(doc(
                 format!("users/{uid}/saves/{}", auto_id(&[T_SAVE, i, s])),
                 [
@@ -864,13 +873,10 @@ impl Gen {
                 let from = rng.range(BASE - 30 * DAY, BASE);
                 let percent = c == 0;
                 let mut fields = vec![
+                    // Unique across stores: the store owner's index and the coupon's.
                     (
                         "code",
-                        string(format!(
-                            "{}{}",
-                            rng.pick(NOUNS).to_uppercase(),
-                            10 + rng.below(90)
-                        )),
+                        string(format!("{}{i}{c}", rng.pick(NOUNS).to_uppercase())),
                     ),
                     ("kind", string(if percent { "percent" } else { "amount" })),
                     (
