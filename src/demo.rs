@@ -3,7 +3,7 @@
 //! benchmarks.
 //!
 //! * [`generate`] streams the documents of a data set sized by its number of users (about
-//!   40 documents per user, plus a few dozen fixed ones). Same `users` → same documents,
+//!   60 documents per user, plus about 200 fixed ones). Same `users` → same documents,
 //!   same order, same values: ids and values come from a seeded generator keyed by the
 //!   document's place in the set, timestamps from a fixed base (2026-01-01T00:00:00Z), and
 //!   nothing reads the clock. Tests can therefore regenerate any document to compare it
@@ -23,12 +23,38 @@
 //! subcollection document, a dangling reference and documents under parents that do not
 //! exist (as does `archives/{id}/items/{id}`).
 //!
-//! Collections (per user, on average): `users` 1, `wallets` 1 (id = user id) with
-//! `transactions` 3, `follows` 5, `content` 2 with `comments` 6 (and `replies` 3 under
-//! them) and `likes` 8 (id = liker's user id), `stories` 1, `conversations` 0.5 with
-//! `messages` 3.5, `notifications` 4, `orders` 1, `carts` 0.5, `livestreams` 0.2, `stores`
-//! 0.1 with `products` 0.5, `archives/*/items` 0.1; fixed: `gifts` 20 and `edge_cases`
-//! (with `edge_cases/*/children`).
+//! Collections: one per model of the seed app (66 models, `mappings/mixillo` maps each),
+//! per user on average unless fixed:
+//!
+//! * social: `users` 1, `follows` 5, `content` 2 with `comments` 6 (and `replies` 3 under
+//!   them), `likes` 8 (id = liker's user id), `qualities` 3 (video renditions) and
+//!   `metrics` 0.8; `users/*/saves` 1, `shares` 0.5, `views` 2, `stories` 1,
+//!   `conversations` 0.5 with `messages` 3.5, `notifications` 4;
+//! * live: `livestreams` 0.2, `pk_battles` 0.1, `multi_host_sessions` 0.1,
+//!   `live_shopping_sessions` 0.1, `gift_transactions` 0.7, `supporter_badges` 0.3;
+//! * shop: `stores` 0.1 with `stores/*/coupons` 0.2, `products` 0.5 (root, with the
+//!   store's id), `orders` 1 with `orders/*/shipping` 0.5, `payments` 1, `carts` 0.5,
+//!   `seller_applications` 0.2, `ad_campaigns` 0.1;
+//! * money: `wallets` 1 (id = user id) with `transactions` 3, `subscriptions` 0.25,
+//!   `users/*/earnings` 0.8, `credits` 0.3;
+//! * safety and support: `reports` 0.1, `ai_moderation` 0.4, `moderation_queue` 0.1,
+//!   `strikes` 0.07, `audit_logs` 0.17, `customer_service` 0.12;
+//! * analytics and discovery: `users/*/analytics` 0.5, `user_activity` 2,
+//!   `trending_records` 0.2, `search_queries` 1, `content_recommendations` 0.5;
+//! * media pipeline: `sounds` 0.25 (plus 12 licensed), `scheduled_content` 0.25,
+//!   `transcode_jobs` 0.8, `upload_sessions` 0.5, `content_rights` 0.3;
+//! * fixed catalogues: `gifts` 20, `categories` 12, `levels` 10, `languages` 8 with
+//!   `translations` 40, `themes` 5, `coin_packages` 6, `subscription_tiers` 4,
+//!   `trending_config` 4, `stream_providers` 4, `stream_filters` 10, `explorer_sections` 6,
+//!   `tags` 24, `banners` 6, `settings` 10, `recommendation_metadata` 3;
+//! * synthetic: `archives/*/items` 0.1 (parents never written), `edge_cases` (with
+//!   `edge_cases/*/children`).
+//!
+//! String foreign keys (`userId`, `contentId`, `storeId`, …) always name a generated
+//! document; money comes as doubles or decimal text, some times as RFC 3339 text,
+//! `%Y-%m-%d` days, `%Y-%m-%d %H:%M:%S` text or epoch numbers, as the mappings expect.
+//! The documents of the original collections did not change when the later models were
+//! added (their values come from streams of their own, see `models.rs`).
 
 mod models;
 
@@ -94,7 +120,7 @@ pub fn documents_prefix(project: &str, database_id: &str) -> String {
     format!("projects/{project}/databases/{database_id}/documents/")
 }
 
-/// The documents of the data set for `users` users, streamed (about 40 documents per
+/// The documents of the data set for `users` users, streamed (about 60 documents per
 /// user are built at a time, never the whole set). Reference values are full names under
 /// `projects/{project}/databases/{database_id}/documents/`.
 ///
