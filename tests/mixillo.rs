@@ -383,6 +383,37 @@ async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_re
         .collect();
     assert!(unchecked.is_empty(), "no value to check for {unchecked:?}");
     assert!(declared.len() > 80, "{} reference fields", declared.len());
+
+    // The declared indexes hold on the migrated data: unique keys are unique, geo fields
+    // are valid GeoJSON, TTL fields are dates. Only the text indexes are refused.
+    let out = world.fireshift(
+        &[
+            "indexes",
+            "--mappings",
+            &mixillo_arg(),
+            "--database",
+            &world.database,
+        ],
+        &[],
+    );
+    let report = stdout(&out);
+    for ix in set.indexes() {
+        let line = report
+            .lines()
+            .find(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(ix.collection.as_str()) && w.next() == Some(ix.name.as_str())
+            })
+            .unwrap_or_else(|| panic!("no line for {}.{}:\n{report}", ix.collection, ix.name));
+        if ix.keys.iter().any(|(_, k)| *k == IndexKind::Text) {
+            assert!(line.contains("REFUSED by the server (code 67)"), "{line}");
+        } else {
+            assert!(
+                line.contains("created") || line.contains("already existed"),
+                "{line}"
+            );
+        }
+    }
 }
 
 /// The declared spec of an index, as `listIndexes` shows it.
