@@ -576,6 +576,61 @@ async fn every_declared_index_is_built_and_text_indexes_are_reported_as_refused(
 }
 
 #[tokio::test]
+async fn a_unique_index_the_data_violates_is_reported_as_refused_at_once() {
+    let world = World::new("mixillo-dup").await;
+    // Two users with one username (written directly: the source never had them).
+    world
+        .db
+        .collection::<Document>("users")
+        .insert_many([
+            doc! { "username": "twin", "email": "a@example.com" },
+            doc! { "username": "twin", "email": "b@example.com" },
+        ])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = world.fireshift(
+        &[
+            "indexes",
+            "--mappings",
+            &mixillo_arg(),
+            "--database",
+            &world.database,
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(fireshift::mapping::cmd::EXIT_INDEXES_NOT_ALL_BUILT)
+    );
+    let report = stdout(&out);
+    let line = report
+        .lines()
+        .find(|l| l.split_whitespace().take(2).eq(["users", "username_1"]))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        line.contains("REFUSED by the server (code 11000)"),
+        "{line}"
+    );
+    assert!(report
+        .lines()
+        .any(|l| l.split_whitespace().take(2).eq(["users", "email_1"]) && l.contains("created")));
+    // Not retried as if it were transient (the retry deadline is 60 s).
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let names = world
+        .db
+        .collection::<Document>("users")
+        .list_index_names()
+        .await
+        .unwrap();
+    assert!(!names.contains(&"username_1".to_string()), "{names:?}");
+}
+
+#[tokio::test]
 async fn broken_documents_are_dead_lettered_with_path_rule_and_reason_and_counted() {
     let world = World::new("mixillo-dead").await;
     let users = 6;
