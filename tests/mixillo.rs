@@ -306,8 +306,8 @@ async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_re
             }
         }
     }
-    // 66 models: 63 in their own collection, comments' replies, shipping and video
-    // qualities embedded (the last two are models of their own).
+    // 66 models: 64 in collections of their own, Shipping and VideoQuality embedded in
+    // orders and content (as are the comments' replies, part of Comment).
     assert_eq!(model_collections.len(), 64, "{model_collections:?}");
 
     // A few landed values, to see the rules applied (not only the counts).
