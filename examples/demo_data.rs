@@ -3,10 +3,11 @@
 //! ```text
 //! FIRESTORE_EMULATOR_HOST=127.0.0.1:8085 \
 //!   cargo run --release --example demo_data -- --users 2500 [--project demo-mixillo] \
-//!   [--database-id '(default)'] [--concurrency 4]
+//!   [--database-id '(default)'] [--concurrency 4] [--drop-mongodb-database mixillo]
 //! ```
 //!
-//! About 40 documents per user (2,500 users ≈ 100k documents). Every write is a full
+//! About 60 documents per user (2,500 users ≈ 150k documents) in the 66 collections of the
+//! seed app's models (`mappings/mixillo` maps them). Every write is a full
 //! document update, so running it again with the same `--users` changes nothing; a run
 //! with fewer users leaves the extra documents of an earlier, larger run in place (reset
 //! the emulator first: `DELETE /emulator/v1/projects/P/databases/(default)/documents`).
@@ -24,7 +25,7 @@ use fireshift::demo;
 #[derive(Debug, Parser)]
 #[command(about = "Write the deterministic fireshift demo data set into the Firestore emulator")]
 struct Args {
-    /// Number of users; the data set has about 40 documents per user.
+    /// Number of users; the data set has about 60 documents per user.
     #[arg(long)]
     users: usize,
     /// Project id.
@@ -36,6 +37,14 @@ struct Args {
     /// BatchWrite requests (of up to 500 documents) in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Drop this MongoDB database (at --mongodb-uri) before writing, so that the
+    /// migration that follows starts from an empty target: a rerun with fewer users then
+    /// leaves no documents of an earlier, larger run behind.
+    #[arg(long, value_name = "DATABASE", requires = "mongodb_uri")]
+    drop_mongodb_database: Option<String>,
+    /// MongoDB connection string for --drop-mongodb-database (never printed unredacted).
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    mongodb_uri: Option<String>,
 }
 
 #[tokio::main]
@@ -69,6 +78,10 @@ async fn run() -> anyhow::Result<()> {
     }
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+
+    if let (Some(name), Some(uri)) = (&args.drop_mongodb_database, &args.mongodb_uri) {
+        drop_mongodb_database(uri, name).await?;
     }
 
     let db = firestore::FirestoreDb::with_options(
@@ -112,5 +125,23 @@ async fn run() -> anyhow::Result<()> {
     if written != expected_total {
         bail!("wrote {written} documents, expected {expected_total}");
     }
+    Ok(())
+}
+
+/// Drops a MongoDB database; refuses MongoDB's own (`admin`, `local`, `config`).
+async fn drop_mongodb_database(uri: &str, name: &str) -> anyhow::Result<()> {
+    if matches!(name, "admin" | "local" | "config") || name.is_empty() {
+        bail!("refusing to drop the MongoDB database `{name}`");
+    }
+    let shown = fireshift::redact::redact_uri(uri);
+    let client = mongodb::Client::with_uri_str(uri)
+        .await
+        .with_context(|| format!("connecting to MongoDB at {shown}"))?;
+    client
+        .database(name)
+        .drop()
+        .await
+        .with_context(|| format!("dropping the MongoDB database {name} at {shown}"))?;
+    println!("dropped MongoDB database {name} at {shown}");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! benchmarks.
 //!
 //! * [`generate`] streams the documents of a data set sized by its number of users (about
-//!   40 documents per user, plus a few dozen fixed ones). Same `users` → same documents,
+//!   60 documents per user, plus about 200 fixed ones). Same `users` → same documents,
 //!   same order, same values: ids and values come from a seeded generator keyed by the
 //!   document's place in the set, timestamps from a fixed base (2026-01-01T00:00:00Z), and
 //!   nothing reads the clock. Tests can therefore regenerate any document to compare it
@@ -23,12 +23,40 @@
 //! subcollection document, a dangling reference and documents under parents that do not
 //! exist (as does `archives/{id}/items/{id}`).
 //!
-//! Collections (per user, on average): `users` 1, `wallets` 1 (id = user id) with
-//! `transactions` 3, `follows` 5, `content` 2 with `comments` 6 (and `replies` 3 under
-//! them) and `likes` 8 (id = liker's user id), `stories` 1, `conversations` 0.5 with
-//! `messages` 3.5, `notifications` 4, `orders` 1, `carts` 0.5, `livestreams` 0.2, `stores`
-//! 0.1 with `products` 0.5, `archives/*/items` 0.1; fixed: `gifts` 20 and `edge_cases`
-//! (with `edge_cases/*/children`).
+//! Collections: one per model of the seed app (66 models, `mappings/mixillo` maps each),
+//! per user on average unless fixed:
+//!
+//! * social: `users` 1, `follows` 5, `content` 2 with `comments` 6 (and `replies` 3 under
+//!   them), `likes` 8 (id = liker's user id), `qualities` 3 (video renditions) and
+//!   `metrics` 0.8; `users/*/saves` 1, `shares` 0.5, `views` 2, `stories` 1,
+//!   `conversations` 0.5 with `messages` 3.5, `notifications` 4;
+//! * live: `livestreams` 0.2, `pk_battles` 0.1, `multi_host_sessions` 0.1,
+//!   `live_shopping_sessions` 0.1, `gift_transactions` 0.7, `supporter_badges` 0.3;
+//! * shop: `stores` 0.1 with `stores/*/coupons` 0.2, `products` 0.5 (root, with the
+//!   store's id), `orders` 1 with `orders/*/shipping` 0.5, `payments` 1, `carts` 0.5,
+//!   `seller_applications` 0.2, `ad_campaigns` 0.1;
+//! * money: `wallets` 1 (id = user id) with `transactions` 3, `subscriptions` 0.25,
+//!   `users/*/earnings` 0.8, `credits` 0.3;
+//! * safety and support: `reports` 0.1, `ai_moderation` 0.4, `moderation_queue` 0.1,
+//!   `strikes` 0.07, `audit_logs` 0.17, `customer_service` 0.12;
+//! * analytics and discovery: `users/*/analytics` 0.5, `user_activity` 2,
+//!   `trending_records` 0.2, `search_queries` 1, `content_recommendations` 0.5;
+//! * media pipeline: `sounds` 0.25 (plus 12 licensed), `scheduled_content` 0.25,
+//!   `transcode_jobs` 0.8, `upload_sessions` 0.5, `content_rights` 0.3;
+//! * fixed catalogues: `gifts` 20, `categories` 12, `levels` 10, `languages` 8 with
+//!   `translations` 40, `themes` 5, `coin_packages` 6, `subscription_tiers` 4,
+//!   `trending_config` 4, `stream_providers` 4, `stream_filters` 10, `explorer_sections` 6,
+//!   `tags` 24, `banners` 6, `settings` 10, `recommendation_metadata` 3;
+//! * synthetic: `archives/*/items` 0.1 (parents never written), `edge_cases` (with
+//!   `edge_cases/*/children`).
+//!
+//! String foreign keys (`userId`, `contentId`, `storeId`, …) always name a generated
+//! document; money comes as doubles or decimal text, some times as RFC 3339 text,
+//! `%Y-%m-%d` days, `%Y-%m-%d %H:%M:%S` text or epoch numbers, as the mappings expect.
+//! The documents of the original collections did not change when the later models were
+//! added (their values come from streams of their own, see `models.rs`).
+
+mod models;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -92,7 +120,7 @@ pub fn documents_prefix(project: &str, database_id: &str) -> String {
     format!("projects/{project}/databases/{database_id}/documents/")
 }
 
-/// The documents of the data set for `users` users, streamed (about 40 documents per
+/// The documents of the data set for `users` users, streamed (about 60 documents per
 /// user are built at a time, never the whole set). Reference values are full names under
 /// `projects/{project}/databases/{database_id}/documents/`.
 ///
@@ -133,6 +161,9 @@ pub fn expected_counts(users: usize) -> BTreeMap<&'static str, usize> {
         add(pattern_static(&collection_pattern(path)), 1);
     }
     add(GIFTS, GIFT_NAMES.len() as u64);
+    for (pattern, n) in models::catalogue_counts() {
+        add(pattern, n);
+    }
     for i in 0..users as u64 {
         Plan::new(i, users as u64).count(&mut add);
     }
@@ -822,6 +853,129 @@ impl Plan {
         }
     }
 
+    /// Whether the set has any content document (users 1, 2, 3, 4, 6, … post).
+    fn any_content(&self) -> bool {
+        self.users >= 2
+    }
+    fn saves(&self) -> u64 {
+        if self.any_content() {
+            self.i % 3
+        } else {
+            0
+        }
+    }
+    fn shares(&self) -> u64 {
+        (self.any_content() && self.i % 2 == 1) as u64
+    }
+    fn views(&self) -> u64 {
+        if self.any_content() {
+            1 + self.i % 3
+        } else {
+            0
+        }
+    }
+    /// Hosts 5, 15, 25, … battle the host five users before them.
+    fn has_pk_battle(&self) -> bool {
+        self.i % 10 == 5
+    }
+    fn has_multi_host(&self) -> bool {
+        self.i.is_multiple_of(10)
+    }
+    fn has_live_shopping(&self) -> bool {
+        self.has_store() && self.has_livestream()
+    }
+    fn coupons(&self) -> u64 {
+        if self.has_store() {
+            models::COUPONS_PER_STORE
+        } else {
+            0
+        }
+    }
+    fn shipments(&self, o: u64) -> u64 {
+        (self.i + o).is_multiple_of(2) as u64
+    }
+    fn gift_transactions(&self) -> u64 {
+        if self.i.is_multiple_of(3) {
+            2
+        } else {
+            0
+        }
+    }
+    fn has_supporter_badge(&self) -> bool {
+        self.gift_transactions() > 0
+    }
+    fn has_subscription(&self) -> bool {
+        self.i % 4 == 1 && self.users >= 2
+    }
+    fn earnings(&self) -> u64 {
+        if matches!(self.i % 5, 1 | 2) {
+            2
+        } else {
+            0
+        }
+    }
+    fn has_report(&self) -> bool {
+        self.i % 7 == 3 && self.any_content()
+    }
+    fn has_audit_log(&self) -> bool {
+        self.i.is_multiple_of(6)
+    }
+    fn analytics(&self) -> u64 {
+        self.i.is_multiple_of(2) as u64
+    }
+    /// Daily metrics documents of the user's first content document.
+    fn content_metrics(&self) -> u64 {
+        1
+    }
+    fn qualities(&self, k: u64) -> u64 {
+        1 + (self.i + k) % 2
+    }
+    fn has_trending(&self) -> bool {
+        self.i % 4 == 2 && self.contents() > 0
+    }
+    fn has_ai_moderation(&self) -> bool {
+        self.i % 2 == 1 && self.contents() > 0
+    }
+    fn has_moderation_queue_item(&self) -> bool {
+        self.i % 6 == 1 && self.contents() > 0
+    }
+    fn has_strike(&self) -> bool {
+        self.i % 15 == 4
+    }
+    fn has_content_rights(&self) -> bool {
+        self.i % 3 == 2 && self.contents() > 0
+    }
+    fn activities(&self) -> u64 {
+        2
+    }
+    fn has_original_sound(&self) -> bool {
+        self.i.is_multiple_of(4)
+    }
+    fn has_scheduled_content(&self) -> bool {
+        self.i % 4 == 3
+    }
+    fn has_upload_session(&self) -> bool {
+        self.i % 2 == 1
+    }
+    fn has_seller_application(&self) -> bool {
+        matches!(self.i % 10, 0 | 3)
+    }
+    fn searches(&self) -> u64 {
+        1
+    }
+    fn has_recommendations(&self) -> bool {
+        self.i.is_multiple_of(2) && self.any_content()
+    }
+    fn has_ticket(&self) -> bool {
+        self.i % 8 == 2
+    }
+    fn has_ad_campaign(&self) -> bool {
+        self.has_store()
+    }
+    fn has_credit(&self) -> bool {
+        self.i % 3 == 1
+    }
+
     fn count(&self, add: &mut impl FnMut(&'static str, u64)) {
         add(USERS, 1);
         add(WALLETS, 1);
@@ -849,6 +1003,52 @@ impl Plan {
             add(PRODUCTS, PRODUCTS_PER_STORE);
         }
         add(ARCHIVE_ITEMS, self.archive_items());
+        self.count_models(add);
+    }
+
+    /// The later models (see [`models`]).
+    fn count_models(&self, add: &mut impl FnMut(&'static str, u64)) {
+        use models::*;
+        add(SAVES, self.saves());
+        add(SHARES, self.shares());
+        add(VIEWS, self.views());
+        add(PK_BATTLES, self.has_pk_battle() as u64);
+        add(MULTI_HOST_SESSIONS, self.has_multi_host() as u64);
+        add(LIVE_SHOPPING, self.has_live_shopping() as u64);
+        add(COUPONS, self.coupons());
+        add(PAYMENTS, self.orders());
+        for o in 0..self.orders() {
+            add(SHIPPING, self.shipments(o));
+        }
+        add(GIFT_TRANSACTIONS, self.gift_transactions());
+        add(SUPPORTER_BADGES, self.has_supporter_badge() as u64);
+        add(SUBSCRIPTIONS, self.has_subscription() as u64);
+        add(CREATOR_EARNINGS, self.earnings());
+        add(REPORTS, self.has_report() as u64);
+        add(AUDIT_LOGS, self.has_audit_log() as u64);
+        add(ANALYTICS, self.analytics());
+        for k in 0..self.contents() {
+            if k == 0 {
+                add(CONTENT_METRICS, self.content_metrics());
+            }
+            add(VIDEO_QUALITIES, self.qualities(k));
+        }
+        add(TRENDING_RECORDS, self.has_trending() as u64);
+        add(AI_MODERATION, self.has_ai_moderation() as u64);
+        add(MODERATION_QUEUE, self.has_moderation_queue_item() as u64);
+        add(TRANSCODE_JOBS, (self.contents() > 0) as u64);
+        add(CONTENT_RIGHTS, self.has_content_rights() as u64);
+        add(STRIKES, self.has_strike() as u64);
+        add(USER_ACTIVITY, self.activities());
+        add(SOUNDS, self.has_original_sound() as u64);
+        add(SCHEDULED_CONTENT, self.has_scheduled_content() as u64);
+        add(UPLOAD_SESSIONS, self.has_upload_session() as u64);
+        add(SELLER_APPLICATIONS, self.has_seller_application() as u64);
+        add(SEARCH_QUERIES, self.searches());
+        add(RECOMMENDATIONS, self.has_recommendations() as u64);
+        add(CUSTOMER_SERVICE, self.has_ticket() as u64);
+        add(AD_CAMPAIGNS, self.has_ad_campaign() as u64);
+        add(CREDITS, self.has_credit() as u64);
     }
 }
 
@@ -933,6 +1133,7 @@ impl Gen {
                 ],
             ));
         }
+        self.catalogue_docs(&mut docs);
         docs
     }
 
@@ -1425,6 +1626,7 @@ impl Gen {
             ));
         }
 
+        self.model_docs(i, &plan, &mut docs);
         docs
     }
 
@@ -1840,16 +2042,16 @@ mod tests {
     }
 
     #[test]
-    fn about_forty_docs_per_user() {
+    fn about_sixty_docs_per_user() {
         let fixed = expected_count(0);
         for users in [1_000, 2_500] {
             let per_user = (expected_count(users) - fixed) as f64 / users as f64;
             assert!(
-                (38.0..=42.0).contains(&per_user),
+                (55.0..=65.0).contains(&per_user),
                 "{per_user} docs per user"
             );
         }
-        assert!(expected_count(2_500) >= 100_000);
+        assert!(expected_count(2_500) >= 140_000);
     }
 
     #[test]
@@ -2072,6 +2274,181 @@ mod tests {
             write_name(&batches[0][0]),
             "projects/demo-mixillo/databases/(default)/documents/edge_cases/doubles"
         );
+    }
+
+    fn mixillo() -> crate::mapping::MappingSet {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/mixillo");
+        crate::mapping::MappingSet::load(&dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `content/{contentId}/comments` → `content/*/comments`, the demo's pattern names.
+    fn demo_pattern(mapping_collection: &str) -> String {
+        mapping_collection
+            .split('/')
+            .map(|s| if s.starts_with('{') { "*" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The source values at a field path, through arrays (`items.productId`).
+    fn values_at<'a>(v: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+        match (&v.value_type, path.split_first()) {
+            (Some(ValueType::ArrayValue(a)), _) => {
+                a.values.iter().for_each(|x| values_at(x, path, out))
+            }
+            (Some(ValueType::MapValue(m)), Some((head, rest))) => {
+                if let Some(x) = m.fields.get(head) {
+                    values_at(x, rest, out)
+                }
+            }
+            (_, None) => out.push(v),
+            _ => {}
+        }
+    }
+
+    /// Every `ref` rule of a mapping with its source field path.
+    fn ref_rules(
+        node: &crate::mapping::rules::RuleNode,
+        prefix: Vec<String>,
+        out: &mut Vec<(Vec<String>, crate::mapping::rules::RefRule)>,
+    ) {
+        for (name, child) in &node.children {
+            let mut path = prefix.clone();
+            path.push(name.clone());
+            if let Some(r) = child.rule.as_ref().and_then(|r| r.reference.clone()) {
+                out.push((path.clone(), r));
+            }
+            ref_rules(child, path, out);
+        }
+    }
+
+    #[test]
+    fn the_mixillo_mappings_cover_every_collection_and_convert_every_document() {
+        let set = mixillo();
+        let mapped: BTreeSet<String> = set
+            .mappings()
+            .map(|m| demo_pattern(&m.collection))
+            .collect();
+        let generated: BTreeSet<String> = expected_counts(60)
+            .into_keys()
+            .map(str::to_string)
+            .collect();
+        // Every app collection has a mapping; only the synthetic ones keep the defaults.
+        let unmapped: Vec<&String> = generated.difference(&mapped).collect();
+        assert_eq!(
+            unmapped,
+            vec!["archives/*/items", "edge_cases", "edge_cases/*/children"]
+        );
+        assert!(
+            mapped.is_subset(&generated),
+            "{:?}",
+            mapped.difference(&generated)
+        );
+        // 66 models: every mapped pattern but the replies, which belong to Comment.
+        assert_eq!(mapped.len(), 67);
+
+        let t = crate::transform::Transformer::with_mappings(set);
+        for d in generate(60, P, D) {
+            let raw = Document {
+                name: d.full_name(P, D),
+                fields: d.fields,
+                ..Default::default()
+            };
+            if let Err(r) = t.apply(&raw) {
+                panic!("{} does not convert: {r:?}", raw.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_declared_reference_points_at_a_generated_document() {
+        let set = mixillo();
+        let prefix = documents_prefix(P, D);
+        for users in [2, 3, 40] {
+            let docs: Vec<DemoDoc> = generate(users, P, D).collect();
+            let paths: HashSet<&str> = docs.iter().map(|d| d.path.as_str()).collect();
+            let mut checked = BTreeMap::<String, usize>::new();
+            for m in set.mappings() {
+                let mut rules = Vec::new();
+                ref_rules(&m.rules, Vec::new(), &mut rules);
+                let pattern = demo_pattern(&m.collection);
+                for d in docs.iter().filter(|d| d.collection_pattern() == pattern) {
+                    for (path, r) in &rules {
+                        let mut values = Vec::new();
+                        if let Some(v) = d.fields.get(&path[0]) {
+                            values_at(v, &path[1..], &mut values);
+                        }
+                        for v in values {
+                            let target = match &v.value_type {
+                                Some(ValueType::NullValue(_)) => continue,
+                                Some(ValueType::ReferenceValue(full)) => {
+                                    full.strip_prefix(&prefix).unwrap().to_string()
+                                }
+                                Some(ValueType::StringValue(s))
+                                    if r.from == crate::mapping::spec::RefFrom::Path =>
+                                {
+                                    s.clone()
+                                }
+                                Some(ValueType::StringValue(id)) => {
+                                    // Parent ids of a subcollection come from this
+                                    // document's fields of the placeholder's name.
+                                    let mut parents = r.placeholders.iter().map(|p| {
+                                        let name = p.as_deref().unwrap();
+                                        match d.fields.get(name).and_then(|v| v.value_type.clone())
+                                        {
+                                            Some(ValueType::StringValue(s)) => s,
+                                            other => {
+                                                panic!("{}: placeholder {name} = {other:?}", d.path)
+                                            }
+                                        }
+                                    });
+                                    let mut out = String::new();
+                                    for (n, segment) in r.pattern.to_string().split('/').enumerate()
+                                    {
+                                        if n > 0 {
+                                            out.push('/');
+                                        }
+                                        if segment == "{}" {
+                                            out.push_str(&parents.next().unwrap());
+                                        } else {
+                                            out.push_str(segment);
+                                        }
+                                    }
+                                    format!("{out}/{id}")
+                                }
+                                other => panic!("{} {path:?}: {other:?}", d.path),
+                            };
+                            assert!(
+                                paths.contains(target.as_str()),
+                                "{} `{}` points at {target}, which is not generated",
+                                d.path,
+                                path.join(".")
+                            );
+                            *checked
+                                .entry(format!("{}:{}", m.collection, path.join(".")))
+                                .or_default() += 1;
+                        }
+                    }
+                }
+            }
+            if users == 40 {
+                // Not vacuous: every declared reference occurs in a 40-user set.
+                let mut declared = BTreeSet::new();
+                for m in set.mappings() {
+                    let mut rules = Vec::new();
+                    ref_rules(&m.rules, Vec::new(), &mut rules);
+                    for (path, _) in rules {
+                        declared.insert(format!("{}:{}", m.collection, path.join(".")));
+                    }
+                }
+                let seen: BTreeSet<String> = checked.keys().cloned().collect();
+                assert_eq!(
+                    declared.difference(&seen).collect::<Vec<_>>(),
+                    Vec::<&String>::new()
+                );
+                assert!(declared.len() > 80, "{}", declared.len());
+            }
+        }
     }
 
     #[test]

@@ -421,6 +421,9 @@ fn equivalent(existing: &Document, ix: &IndexDef) -> bool {
             == relaxed(ix.partial.as_ref())
 }
 
+/// `DuplicateKey`: a unique index the existing documents violate.
+const DUPLICATE_KEY: i32 = 11000;
+
 async fn build_one(db: &Database, ix: &IndexDef) -> IndexReport {
     let cmd = doc! { "createIndexes": &ix.collection, "indexes": [ix.spec_document()] };
     let policy = RetryPolicy {
@@ -455,7 +458,10 @@ async fn build_one(db: &Database, ix: &IndexDef) -> IndexReport {
                             message: c.message.clone(),
                         };
                     }
-                    if !crate::sink::is_retryable(&e) {
+                    // 11000 is retried by the sink (two upserts of one `_id` racing),
+                    // but here it means the data breaks a unique key: waiting changes
+                    // nothing.
+                    if c.code == DUPLICATE_KEY || !crate::sink::is_retryable(&e) {
                         break IndexOutcome::Refused {
                             code: c.code,
                             message: c.message.clone(),
