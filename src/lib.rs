@@ -31,6 +31,7 @@ pub mod job;
 pub mod mapping;
 pub mod path;
 pub mod pipeline;
+pub mod plan;
 pub mod progress;
 pub mod ranges;
 pub mod redact;

@@ -1,0 +1,4 @@
+//! `fireshift plan`.
+
+pub mod infer;
+pub mod query;
