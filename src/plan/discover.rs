@@ -189,26 +189,8 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
         let f = &found[&pattern];
         let parents: Vec<String> = f.parents.iter().cloned().collect();
         let discovery = f.discovery;
-        let per_parent = sample.div_ceil(parents.len().max(1)).max(1) as i32;
         let id = pattern.collection_id().to_string();
-        let mut docs = Vec::new();
-        {
-            let mut results = futures::stream::iter(parents.iter())
-                .map(|parent| {
-                    reader.documents(
-                        parent,
-                        collection_query(&id, false, &KeyRange::default(), Some(per_parent)),
-                    )
-                })
-                .buffered(CONCURRENCY);
-            while let Some(batch) = results.next().await {
-                docs.extend(batch?);
-                if docs.len() >= sample {
-                    break;
-                }
-            }
-        }
-        docs.truncate(sample);
+        let docs = sample_under_parents(&reader, &id, &parents, sample).await?;
         let mut stats = PatternStats::default();
         for d in &docs {
             stats.add(d);
@@ -265,6 +247,57 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
     plan.patterns = done;
     plan.usage = reader.usage.snapshot();
     Ok(plan)
+}
+
+/// At most `sample` documents of collection `id` under `parents`, spread over them: each
+/// round gives every parent that may have more an equal share of what is left, resuming
+/// after its last document. Queries: at most one per parent per round, and a round only
+/// re-queries parents whose last answer was full.
+async fn sample_under_parents(
+    reader: &Reader<'_>,
+    id: &str,
+    parents: &[String],
+    sample: usize,
+) -> Result<Vec<gcloud_sdk::google::firestore::v1::Document>> {
+    let mut docs = Vec::new();
+    // (parent, resume after this document name)
+    let mut open: Vec<(String, Option<String>)> =
+        parents.iter().map(|p| (p.clone(), None)).collect();
+    while !open.is_empty() && docs.len() < sample {
+        let left = sample - docs.len();
+        let share = left.div_ceil(open.len()).max(1);
+        let current = std::mem::take(&mut open);
+        let mut results = futures::stream::iter(current.iter())
+            .map(|(parent, after)| async move {
+                let range = KeyRange {
+                    start_after: after.clone(),
+                    ..KeyRange::default()
+                };
+                let batch = reader
+                    .documents(
+                        parent,
+                        collection_query(id, false, &range, Some(share as i32)),
+                    )
+                    .await?;
+                Ok::<_, Error>((parent.clone(), batch))
+            })
+            .buffered(CONCURRENCY);
+        let mut next = Vec::new();
+        while let Some(r) = results.next().await {
+            let (parent, batch) = r?;
+            if batch.len() == share {
+                next.push((parent, batch.last().map(|d| d.name.clone())));
+            }
+            docs.extend(batch);
+            if docs.len() >= sample {
+                break;
+            }
+        }
+        drop(results);
+        open = next;
+    }
+    docs.truncate(sample);
+    Ok(docs)
 }
 
 /// Fills `documents` and `count_method` of every pattern (see the module docs).

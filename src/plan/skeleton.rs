@@ -205,18 +205,17 @@ fn file_text(plan: &Plan, c: &CollectionReport, p: &CollectionPattern, at: &str)
     );
     let _ = writeln!(s);
     let _ = writeln!(s, "[id]");
+    if p.depth() > 1 {
+        let _ = writeln!(
+            s,
+            "# keep: _id = the document's path (ids are unique only under their parent)."
+        );
+    } else {
+        let _ = writeln!(s, "# keep: _id = the Firestore id.");
+    }
     let _ = writeln!(
         s,
-        "# keep: _id = the Firestore id{}. objectid: an ObjectId derived from the",
-        if p.depth() > 1 {
-            " (for a subcollection, its path: ids are unique only under the parent)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(
-        s,
-        "# document path, the Firestore id kept in `firestoreId`."
+        "# objectid: an ObjectId derived from the path, the Firestore id kept in `firestoreId`."
     );
     let _ = writeln!(s, "strategy = \"keep\"");
     if p.depth() > 1 {

@@ -62,6 +62,16 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Names of digit strings that are codes, not quantities.
+fn is_code_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "code", "zip", "postal", "phone", "pin", "sku", "isbn", "iban", "account", "tel",
+    ]
+    .iter()
+    .any(|c| lower.contains(c))
+}
+
 fn is_time_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     name.ends_with("At")
@@ -208,6 +218,10 @@ fn for_field(
             ))
         } else if all(sh.boolean) {
             Some(cast("cast = \"bool\"", "true/false"))
+        } else if all(sh.integer) && is_code_name(name) {
+            Some(note(format!(
+                "all {ne} sampled values are digits, but the name says code: keep it a string (a leading zero would be lost)"
+            )))
         } else if all(sh.integer) {
             Some(cast("cast = \"int64\"", "whole numbers"))
         } else if all(sh.integer + sh.decimal) {
@@ -218,7 +232,7 @@ fn for_field(
             None
         };
         if let Some(mut s) = suggestion {
-            if sh.empty > 0 {
+            if sh.empty > 0 && s.rule.is_some() {
                 // An empty string cannot cast: the document would be dead-lettered.
                 s = note(format!(
                     "{}; but {} value(s) are empty strings, which this cast would dead-letter: `{}` once they are cleaned",
@@ -465,6 +479,7 @@ mod tests {
 
     #[test]
     fn money_and_naming_helpers() {
+        assert!(is_code_name("postalCode") && is_code_name("zip") && !is_code_name("qty"));
         assert!(is_money("price") && is_money("totalPrice") && is_money("shipping_fee"));
         assert!(!is_money("priceless") && !is_money("rating"));
         assert!(is_time_name("createdAt") && is_time_name("expire_at") && !is_time_name("chat"));
