@@ -135,7 +135,10 @@ pub fn display_path(path: &[Segment]) -> String {
         path.iter()
             .map(|s| match s {
                 Segment::AnyKey => "*".to_string(),
-                Segment::Name(n) => format!("`{n}`"),
+                Segment::Name(n) if n.contains('.') || n.contains('`') || n.is_empty() => {
+                    format!("`{n}`")
+                }
+                Segment::Name(n) => n.clone(),
             })
             .collect::<Vec<_>>()
             .join(".")
@@ -612,7 +615,7 @@ mod tests {
         assert!(!st.fields.contains_key(&name("embedding.value")));
         let dict = vec![Segment::Name("readBy".into()), Segment::AnyKey];
         assert_eq!(st.fields[&dict].present, 1);
-        assert_eq!(display_path(&dict), "`readBy`.*");
+        assert_eq!(display_path(&dict), "readBy.*");
         assert_eq!(mapping_path(&dict), None);
         assert!(looks_like_id("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
         assert!(!looks_like_id("createdAt"));
