@@ -50,14 +50,33 @@ async fn fill(world: &World) -> BTreeMap<String, u64> {
             ],
         ),
     ];
+    // One collection id (`zz_notes`) under several patterns: at the root, under two root
+    // collections, and twice under `planted` (once below a parent that does not exist),
+    // so counts must be split per pattern.
+    let note = |path: &str| doc_at(path, vec![("text", s("n"))]);
+    let shared = vec![
+        note("zz_notes/n0"),
+        note("planted/a/zz_notes/n1"),
+        note("planted/b/zz_notes/n2"),
+        note("planted/a/deep/d1/zz_notes/n3"),
+        note(&format!("users/{first_user}/zz_notes/n4")),
+    ];
     world
-        .write(demo::generate(USERS, &world.project, DB_ID).chain(planted))
+        .write(
+            demo::generate(USERS, &world.project, DB_ID)
+                .chain(planted)
+                .chain(shared),
+        )
         .await;
     let mut want: BTreeMap<String, u64> = demo::expected_counts(USERS)
         .into_iter()
         .map(|(k, n)| (k.to_string(), n as u64))
         .collect();
     want.insert("planted".into(), 2);
+    want.insert("zz_notes".into(), 1);
+    want.insert("planted/*/zz_notes".into(), 2);
+    want.insert("planted/*/deep/*/zz_notes".into(), 1);
+    want.insert("users/*/zz_notes".into(), 1);
     want
 }
 
@@ -159,6 +178,23 @@ async fn sampled_plan_counts_types_conflicts_and_writes_mappings_that_check_and_
     // The demo's subcollections under parents that do not exist are found by the probes.
     assert!(got.contains_key("archives/*/items"), "{got:?}");
     assert!(got.contains_key("edge_cases/*/children"), "{got:?}");
+
+    // A collection id shared by several patterns: the root collection counted on its
+    // own, the others per root collection's key range, split by a sample within one.
+    for (pattern, method) in [
+        ("zz_notes", "collection"),
+        ("users/{}/zz_notes", "group-range"),
+        ("planted/{}/zz_notes", "estimated"),
+        ("planted/{}/deep/{}/zz_notes", "estimated"),
+        ("content/{}/comments", "group"),
+    ] {
+        assert_eq!(
+            collection(&report, pattern)["count_method"],
+            method,
+            "{pattern}"
+        );
+    }
+    assert_eq!(report["totals"]["documents_exact"], false);
 
     // Reads: migrate = D + ceil(D/1000), verify = D.
     let d = report["totals"]["documents"].as_u64().unwrap();
