@@ -61,6 +61,9 @@ pub struct Reads {
     pub documents: u64,
     /// `migrate` (one range): every document once, plus its ETA count.
     pub migrate: u64,
+    /// What `migrate` adds when it runs on a terminal: one collection-group count per
+    /// pattern for its progress bar, `ceil(n / 1000)` reads each (at least 1).
+    pub migrate_terminal_extra: u64,
     /// `verify`: every document once (rechecks of suspects add one read each).
     pub verify: u64,
     pub total: u64,
@@ -245,9 +248,14 @@ pub fn build(plan: &Plan, generated_at: &str) -> Report {
             conflicts: conflicts.len(),
         },
         reads: Reads {
-            formula: "D = documents in the database (sum of the counts). migrate = D (each document read once by the kindless query) + ceil(D / 1000) (the aggregation count behind the ETA; counts are billed 1 read per started 1000 index entries, at least 1). verify = D (each document read once; each suspect rechecked adds 1). total = migrate + verify = 2D + ceil(D / 1000). With `migrate --ranges R` (R > 1), add the split's counts: about 4R count queries of at least 1 read each, plus ceil(D / 1000).".to_string(),
+            formula: "D = documents in the database (sum of the counts). migrate = D (each document read once by the kindless query) + ceil(D / 1000) (the aggregation count behind the ETA; counts are billed 1 read per started 1000 index entries, at least 1). verify = D (each document read once; each suspect rechecked adds 1). total = migrate + verify = 2D + ceil(D / 1000). On a terminal, migrate also counts each pattern's collection group for its progress bar: + the sum over patterns of ceil(n / 1000) (`migrate_terminal_extra`). With `migrate --ranges R` (R > 1), add the split's counts: about 4R count queries of at least 1 read each, plus ceil(D / 1000).".to_string(),
             documents,
             migrate,
+            migrate_terminal_extra: collections
+                .iter()
+                .filter(|c| c.documents > 0)
+                .map(|c| count_reads(c.documents))
+                .sum(),
             verify,
             total: migrate + verify,
             plan_full_scan: documents.max(1),
@@ -382,8 +390,13 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "{}\n", r.reads.formula);
     let _ = writeln!(
         s,
-        "| | reads |\n|---|---:|\n| documents (D) | {} |\n| migrate | {} |\n| verify | {} |\n| total | {} |\n| `plan --full-scan` | {} |\n",
-        r.reads.documents, r.reads.migrate, r.reads.verify, r.reads.total, r.reads.plan_full_scan
+        "| | reads |\n|---|---:|\n| documents (D) | {} |\n| migrate | {} |\n| migrate on a terminal, extra | {} |\n| verify | {} |\n| total | {} |\n| `plan --full-scan` | {} |\n",
+        r.reads.documents,
+        r.reads.migrate,
+        r.reads.migrate_terminal_extra,
+        r.reads.verify,
+        r.reads.total,
+        r.reads.plan_full_scan
     );
     let _ = writeln!(s, "## Fields\n");
     for c in &r.collections {
