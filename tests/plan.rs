@@ -318,7 +318,11 @@ async fn full_scan_plan_has_every_pattern_with_its_exact_count() {
     let world = World::new("e2e-plan-full").await;
     let want = fill(&world).await;
     let dir = tempfile::tempdir().unwrap();
-    let (_, report) = plan(&world, dir.path(), &["--full-scan", "--sample", "50"]);
+    let (_, report) = plan(
+        &world,
+        dir.path(),
+        &["--full-scan", "--sample", "50", "--database-id", DB_ID],
+    );
     assert_eq!(report["options"]["full_scan"], true);
     assert_eq!(counts(&report), want);
     assert_eq!(report["totals"]["documents_exact"], true);

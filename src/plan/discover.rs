@@ -190,15 +190,12 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
         let parents: Vec<String> = f.parents.iter().cloned().collect();
         let discovery = f.discovery;
         let id = pattern.collection_id().to_string();
-        let docs = sample_under_parents(&reader, &id, &parents, sample).await?;
         let mut stats = PatternStats::default();
-        for d in &docs {
-            stats.add(d);
-        }
+        let docs = sample_under_parents(&reader, &id, &parents, sample, &mut stats).await?;
         let children: Vec<(String, Vec<String>)> = futures::stream::iter(docs.iter())
-            .map(|d| async {
-                let ids = reader.collection_ids(&d.name).await?;
-                Ok::<_, Error>((d.name.clone(), ids))
+            .map(|name| async {
+                let ids = reader.collection_ids(name).await?;
+                Ok::<_, Error>((name.clone(), ids))
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -252,13 +249,15 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
 /// At most `sample` documents of collection `id` under `parents`, spread over them: each
 /// round gives every parent that may have more an equal share of what is left, resuming
 /// after its last document. Queries: at most one per parent per round, and a round only
-/// re-queries parents whose last answer was full.
+/// re-queries parents whose last answer was full. Each document feeds `stats` as it
+/// arrives; only the names are kept (memory: the names, not the documents).
 async fn sample_under_parents(
     reader: &Reader<'_>,
     id: &str,
     parents: &[String],
     sample: usize,
-) -> Result<Vec<gcloud_sdk::google::firestore::v1::Document>> {
+    stats: &mut PatternStats,
+) -> Result<Vec<String>> {
     let mut docs = Vec::new();
     // (parent, resume after this document name)
     let mut open: Vec<(String, Option<String>)> =
@@ -288,7 +287,12 @@ async fn sample_under_parents(
             if batch.len() == share {
                 next.push((parent, batch.last().map(|d| d.name.clone())));
             }
-            docs.extend(batch);
+            for d in batch {
+                if docs.len() < sample {
+                    stats.add(&d);
+                    docs.push(d.name);
+                }
+            }
             if docs.len() >= sample {
                 break;
             }
@@ -296,7 +300,6 @@ async fn sample_under_parents(
         drop(results);
         open = next;
     }
-    docs.truncate(sample);
     Ok(docs)
 }
 

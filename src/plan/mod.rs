@@ -108,7 +108,7 @@ pub struct PlanArgs {
     #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
     pub project: String,
     /// Firestore database id.
-    #[arg(long, alias = "database-id", default_value = "(default)")]
+    #[arg(long, visible_alias = "database-id", default_value = "(default)")]
     pub firestore_database: String,
     /// Documents sampled per collection pattern (type inference, suggestions, discovery
     /// of subcollections).
