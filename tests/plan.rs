@@ -311,6 +311,52 @@ async fn sampled_plan_counts_types_conflicts_and_writes_mappings_that_check_and_
     }
     let dead = world.raw_docs("_fireshift_dead_letters").await;
     assert!(dead.is_empty(), "{} dead letters", dead.len());
+
+    // Every suggestion uncommented at once: still valid, and every document converts
+    // (a suggested cast that some sampled value could not take would dead-letter it).
+    let all = dir.path().join("all-suggestions");
+    std::fs::create_dir_all(&all).unwrap();
+    let mut uncommented = 0;
+    for f in std::fs::read_dir(&mappings).unwrap() {
+        let f = f.unwrap().path();
+        let text: Vec<String> = std::fs::read_to_string(&f)
+            .unwrap()
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('"')
+                        || rest.starts_with("[[indexes]]")
+                        || rest.starts_with("keys = ") =>
+                {
+                    uncommented += 1;
+                    rest.to_string()
+                }
+                _ => l.to_string(),
+            })
+            .collect();
+        std::fs::write(all.join(f.file_name().unwrap()), text.join("\n")).unwrap();
+    }
+    assert!(uncommented > 20, "only {uncommented} suggestion lines");
+    let check = world.fireshift(&["check", "--mappings", all.to_str().unwrap()], &[]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "check refused the suggestions"
+    );
+    let summary = dir.path().join("summary.json");
+    let m = world.migrate(&[
+        "--mappings",
+        all.to_str().unwrap(),
+        "--dry-run",
+        "--job",
+        "all-suggestions",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(m.status.code(), Some(0), "dry run with every suggestion");
+    let summary: Json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(summary["dead_lettered"].as_u64(), Some(0));
+    assert_eq!(summary["read"].as_u64(), Some(d));
 }
 
 #[tokio::test]

@@ -252,6 +252,25 @@ pub struct IntegerShape {
     pub epoch_seconds: u64,
     /// In 2001..2100 as milliseconds since the epoch.
     pub epoch_millis: u64,
+    /// Beyond ±2^53: a double cannot hold them exactly (a `double` cast fails).
+    pub beyond_double: u64,
+}
+
+/// What the double values of one field look like.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DoubleShape {
+    pub values: u64,
+    /// NaN or ±Infinity: a `decimal128` cast fails on them.
+    pub non_finite: u64,
+}
+
+impl DoubleShape {
+    fn add(&mut self, d: f64) {
+        self.values += 1;
+        if !d.is_finite() {
+            self.non_finite += 1;
+        }
+    }
 }
 
 const EPOCH_2001_S: i64 = 978_307_200;
@@ -260,6 +279,9 @@ const EPOCH_2100_S: i64 = 4_102_444_800;
 impl IntegerShape {
     fn add(&mut self, n: i64) {
         self.values += 1;
+        if n.unsigned_abs() > 1 << 53 {
+            self.beyond_double += 1;
+        }
         if (EPOCH_2001_S..EPOCH_2100_S).contains(&n) {
             self.epoch_seconds += 1;
         } else if (EPOCH_2001_S * 1000..EPOCH_2100_S * 1000).contains(&n) {
@@ -281,6 +303,7 @@ pub struct FieldStats {
     pub in_array: bool,
     pub strings: StringShape,
     pub integers: IntegerShape,
+    pub doubles: DoubleShape,
     /// Reference values at this path: the collection pattern they point into → values.
     pub references: BTreeMap<String, u64>,
     /// Distinct non-empty string values without `/` (bounded; for foreign-key matching
@@ -428,6 +451,7 @@ impl PatternStats {
         match &value.value_type {
             Some(ValueType::StringValue(s)) => Self::leaf_string(stats, s),
             Some(ValueType::IntegerValue(n)) => stats.integers.add(*n),
+            Some(ValueType::DoubleValue(d)) => stats.doubles.add(*d),
             Some(ValueType::ReferenceValue(r)) => {
                 *stats.references.entry(reference_pattern(r)).or_default() += 1;
             }
@@ -654,7 +678,15 @@ mod tests {
         n.add(1_767_225_600);
         n.add(1_767_225_600_000);
         n.add(5);
-        assert_eq!((n.values, n.epoch_seconds, n.epoch_millis), (3, 1, 1));
+        n.add(i64::MIN);
+        assert_eq!(
+            (n.values, n.epoch_seconds, n.epoch_millis, n.beyond_double),
+            (4, 1, 1, 1)
+        );
+        let mut d = DoubleShape::default();
+        d.add(f64::NAN);
+        d.add(1.5);
+        assert_eq!((d.values, d.non_finite), (2, 1));
     }
 
     #[test]

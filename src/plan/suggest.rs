@@ -272,7 +272,13 @@ fn for_field(
             }
         }
     } else if kinds == [Kind::Double] || kinds == [Kind::Integer, Kind::Double] {
-        if is_money(name) {
+        // A cast that some sampled value cannot take would dead-letter its document.
+        if f.doubles.non_finite > 0 {
+            out.push(note(format!(
+                "{} NaN or infinite value(s): neither decimal128 nor a fixed numeric type holds them; keep the field as it is",
+                f.doubles.non_finite
+            )));
+        } else if is_money(name) {
             out.push(Suggestion {
                 kind: "cast",
                 rule: rule(&mpath, "cast = \"decimal128\""),
@@ -285,6 +291,11 @@ fn for_field(
                     }
                 ),
             });
+        } else if kinds.len() == 2 && f.integers.beyond_double > 0 {
+            out.push(note(format!(
+                "integers and doubles mixed, but {} integer(s) are beyond ±2^53, which a double cannot hold exactly: keep the field as it is",
+                f.integers.beyond_double
+            )));
         } else if kinds.len() == 2 {
             out.push(Suggestion {
                 kind: "cast",
@@ -437,6 +448,26 @@ mod tests {
                         },
                     ),
                     ("ownerId", s("nobody")),
+                    (
+                        "big",
+                        if i == 0 {
+                            ValueType::IntegerValue(i64::MAX)
+                        } else {
+                            ValueType::DoubleValue(0.5)
+                        },
+                    ),
+                    (
+                        "fee",
+                        ValueType::DoubleValue(if i == 0 { f64::NAN } else { 1.0 }),
+                    ),
+                    (
+                        "ratio",
+                        if i == 0 {
+                            ValueType::IntegerValue(1)
+                        } else {
+                            ValueType::DoubleValue(0.5)
+                        },
+                    ),
                 ],
             ));
         }
@@ -448,7 +479,7 @@ mod tests {
             }],
         };
         let got = suggest(&orders_p, &orders, &universe);
-        let rule_of = |f: &str| got[&p(f)][0].rule.clone();
+        let rule_of = |f: &str| got[&p(f)].iter().find_map(|x| x.rule.clone());
         assert_eq!(
             rule_of("buyerId").as_deref(),
             Some(r#""buyerId" = { ref = "users" }"#)
@@ -470,6 +501,13 @@ mod tests {
             rule_of("qty").as_deref(),
             Some(r#""qty" = { cast = "int64" }"#)
         );
+        assert_eq!(
+            rule_of("ratio").as_deref(),
+            Some(r#""ratio" = { cast = "double" }"#)
+        );
+        // Casts some sampled value cannot take are notes, never rules.
+        assert!(got[&p("big")].iter().all(|x| x.rule.is_none()), "{got:?}");
+        assert!(got[&p("fee")].iter().all(|x| x.rule.is_none()), "{got:?}");
         assert_eq!(got[&p("mixed")][0].kind, "note");
         assert!(got[&p("mixed")][0].why.contains("type conflict"), "{got:?}");
         // No sampled id matches, but the name points at `users`? No: `owner` is not a
