@@ -38,7 +38,7 @@ use crate::path::{CollectionPattern, DocPath};
 use crate::source::{FirestoreSource, KeyRange};
 
 /// Firestore calls in flight at once during discovery.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 16;
 /// Probe windows per root collection.
 const PROBE_WINDOWS: usize = 4;
 /// Distinct patterns a full scan tracks (collection ids made of data could otherwise

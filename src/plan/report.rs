@@ -284,10 +284,19 @@ fn cell(s: &str) -> String {
 }
 
 fn code(s: &str) -> String {
-    // A code span that holds backticks needs a longer fence.
-    let ticks = if s.contains('`') { "`` " } else { "`" };
-    let close = if s.contains('`') { " ``" } else { "`" };
-    format!("{ticks}{}{close}", s.replace('|', "\\|").replace('\n', " "))
+    // A code span is fenced by more backticks than the longest run inside it.
+    let mut longest = 0;
+    let mut run = 0;
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if longest > 0 { " " } else { "" };
+    format!(
+        "{fence}{pad}{}{pad}{fence}",
+        s.replace('|', "\\|").replace('\n', " ")
+    )
 }
 
 /// The Markdown report.
@@ -514,4 +523,17 @@ pub fn terminal(r: &Report) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code;
+
+    #[test]
+    fn code_spans_hold_any_backticks() {
+        assert_eq!(code("a"), "`a`");
+        assert_eq!(code("`a.b`"), "`` `a.b` ``");
+        assert_eq!(code("``x``"), "``` ``x`` ```");
+        assert_eq!(code("a|b"), "`a\\|b`");
+    }
 }
