@@ -446,3 +446,25 @@ async fn an_out_directory_with_mappings_is_not_overwritten_by_accident() {
     );
     assert!(!dir.path().join("plan.json").exists());
 }
+
+#[tokio::test]
+async fn an_empty_database_is_an_error_and_writes_nothing() {
+    let world = World::new("e2e-plan-empty").await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = world.fireshift(
+        &[
+            "plan",
+            "--project",
+            &world.project,
+            "--out",
+            dir.path().join("mappings").to_str().unwrap(),
+            "--report",
+            dir.path().join("plan").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::stderr(&o).contains("no collections found"));
+    assert!(!dir.path().join("mappings").exists());
+    assert!(!dir.path().join("plan.json").exists());
+}

@@ -159,6 +159,13 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<i32> {
         discover::sampled(&source, args.sample).await
     }
     .context("reading Firestore")?;
+    if plan.patterns.is_empty() {
+        anyhow::bail!(
+            "no collections found in {} ({}): is --project right? Nothing was written",
+            source.root(),
+            source.endpoint()
+        );
+    }
     plan.project = args.project.clone();
     plan.database_id = args.firestore_database.clone();
     plan.elapsed = started.elapsed();
