@@ -145,6 +145,10 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
         }
     }
 
+    tracing::info!(
+        roots = roots.len(),
+        "probing the key range of each root collection"
+    );
     // Probes: the kindless query over each root collection's key range.
     let per_window = sample.div_ceil(PROBE_WINDOWS).max(1) as i32;
     'probing: for r in &roots {
@@ -232,6 +236,7 @@ pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
         );
     }
 
+    tracing::info!(patterns = done.len(), "counting");
     count_patterns(
         &reader,
         &root,
