@@ -49,6 +49,9 @@ pub enum Command {
     /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
     /// when all exist, 5 when some were refused or clash.
     Indexes(crate::mapping::cmd::IndexesArgs),
+    /// Sample every collection: patterns, counts, field types with frequencies and
+    /// conflicts, a Firestore read estimate; write skeleton mappings and a report.
+    Plan(crate::plan::PlanArgs),
 }
 
 /// Where to read and where to write.

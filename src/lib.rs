@@ -16,6 +16,8 @@
 //! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
 //! * [`job`] a resumable, shardable job: its ranges, copied in parallel, each checkpointed.
 //! * [`pipeline`] wires source → transform → sink with bounded queues and reports progress.
+//! * [`plan`] samples a database before a migration: patterns, counts, types, read
+//!   estimate, skeleton mappings and a report.
 //! * [`verify`] re-reads the source, transforms as migrate does, compares canonical hashes
 //!   with the target and writes the parity report (JSON, HTML, terminal).
 //! * [`demo`] the deterministic data set shaped like the seed app (demo, tests, benchmarks).
@@ -31,6 +33,7 @@ pub mod job;
 pub mod mapping;
 pub mod path;
 pub mod pipeline;
+pub mod plan;
 pub mod progress;
 pub mod ranges;
 pub mod redact;

@@ -20,6 +20,7 @@ async fn main() {
         Command::Verify(a) => fireshift::verify::cmd::run(a).await,
         Command::Check(a) => fireshift::mapping::cmd::check(a),
         Command::Indexes(a) => fireshift::mapping::cmd::indexes(a).await,
+        Command::Plan(a) => fireshift::plan::run(a).await,
     };
     match outcome {
         Ok(code) => std::process::exit(code),

@@ -1,0 +1,300 @@
+//! The Firestore calls `plan` needs beyond [`FirestoreSource`]'s migration stream, built
+//! on its raw gRPC client and its retry policy: `ListCollectionIds` under any document,
+//! bounded queries (one collection, one collection group, a `__name__` range) and
+//! aggregation counts of any query. Every call is bounded by a `limit` or is a count, so
+//! what `plan` reads stays proportional to the sample size, and each one is counted
+//! (with what it is billed) in [`Usage`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use gcloud_sdk::google::firestore::v1::{
+    run_aggregation_query_request, run_query_request, structured_aggregation_query,
+    structured_query, value::ValueType, Cursor, Document, ListCollectionIdsRequest,
+    RunAggregationQueryRequest, RunQueryRequest, StructuredAggregationQuery, StructuredQuery,
+    Value,
+};
+use gcloud_sdk::tonic::Status;
+
+use crate::error::{Error, Result};
+use crate::source::{FirestoreSource, KeyRange};
+
+/// Index entries covered by one billed read of an aggregation count.
+pub const COUNT_ENTRIES_PER_READ: u64 = 1000;
+
+/// Reads billed for a count over `n` index entries: 1 per started 1000, at least 1.
+pub fn count_reads(n: u64) -> u64 {
+    n.div_ceil(COUNT_ENTRIES_PER_READ).max(1)
+}
+
+/// Reads billed for a query that returned `n` documents: one per document, and one for
+/// a query that returned none.
+pub fn query_reads(n: u64) -> u64 {
+    n.max(1)
+}
+
+/// What one `plan` run asked of Firestore, and what that is billed in reads.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub list_collection_ids: AtomicU64,
+    pub queries: AtomicU64,
+    pub documents_read: AtomicU64,
+    pub counts: AtomicU64,
+    pub billed_reads: AtomicU64,
+}
+
+impl Usage {
+    fn add(&self, counter: &AtomicU64, billed: u64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.billed_reads.fetch_add(billed, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> UsageSnapshot {
+        UsageSnapshot {
+            list_collection_ids_calls: self.list_collection_ids.load(Ordering::Relaxed),
+            queries: self.queries.load(Ordering::Relaxed),
+            documents_read: self.documents_read.load(Ordering::Relaxed),
+            count_aggregations: self.counts.load(Ordering::Relaxed),
+            billed_reads: self.billed_reads.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`Usage`] as plain numbers, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsageSnapshot {
+    pub list_collection_ids_calls: u64,
+    pub queries: u64,
+    pub documents_read: u64,
+    pub count_aggregations: u64,
+    /// What the calls above are billed, in document reads: one per document returned
+    /// (one for an empty query), one per started 1000 index entries of a count, one per
+    /// `ListCollectionIds` page.
+    pub billed_reads: u64,
+}
+
+/// Bounded reads of one database for `plan`.
+pub struct Reader<'a> {
+    source: &'a FirestoreSource,
+    pub usage: Usage,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(source: &'a FirestoreSource) -> Self {
+        Self {
+            source,
+            usage: Usage::default(),
+        }
+    }
+
+    pub fn source(&self) -> &FirestoreSource {
+        self.source
+    }
+
+    /// `projects/P/databases/D/documents`.
+    pub fn root(&self) -> &str {
+        self.source.root()
+    }
+
+    fn status_error(&self, operation: &'static str, status: Status) -> Error {
+        Error::Firestore {
+            operation,
+            endpoint: self.source.endpoint().to_string(),
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+
+    /// The ids of the collections directly under `parent` (the database root or a full
+    /// document name; the document need not exist).
+    pub async fn collection_ids(&self, parent: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = ListCollectionIdsRequest {
+                parent: parent.to_string(),
+                page_size: 500,
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
+            let resp = self
+                .source
+                .config()
+                .retry
+                .run(
+                    || format!("list collections of {parent}"),
+                    || async {
+                        self.source
+                            .db()
+                            .client()
+                            .get()
+                            .list_collection_ids(req.clone())
+                            .await
+                            .map_err(|s| self.status_error("ListCollectionIds", s))
+                    },
+                )
+                .await?
+                .into_inner();
+            self.usage.add(&self.usage.list_collection_ids, 1);
+            ids.extend(resp.collection_ids);
+            if resp.next_page_token.is_empty() {
+                return Ok(ids);
+            }
+            page_token = resp.next_page_token;
+        }
+    }
+
+    /// Runs `query` under `parent` and collects its documents. The query must carry a
+    /// limit: this is for samples, never for whole collections.
+    pub async fn documents(&self, parent: &str, query: StructuredQuery) -> Result<Vec<Document>> {
+        debug_assert!(query.limit.is_some(), "plan queries are bounded");
+        let req = RunQueryRequest {
+            parent: parent.to_string(),
+            query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
+            ..Default::default()
+        };
+        let docs = self
+            .source
+            .config()
+            .retry
+            .run(
+                || format!("sample documents under {parent}"),
+                || async {
+                    let mut stream = self
+                        .source
+                        .db()
+                        .client()
+                        .get()
+                        .run_query(req.clone())
+                        .await
+                        .map_err(|s| self.status_error("RunQuery", s))?
+                        .into_inner();
+                    let mut docs = Vec::new();
+                    while let Some(resp) = stream.next().await {
+                        let resp = resp.map_err(|s| self.status_error("RunQuery", s))?;
+                        if let Some(doc) = resp.document {
+                            docs.push(doc);
+                        }
+                    }
+                    Ok(docs)
+                },
+            )
+            .await?;
+        self.usage
+            .add(&self.usage.queries, query_reads(docs.len() as u64));
+        self.usage
+            .documents_read
+            .fetch_add(docs.len() as u64, Ordering::Relaxed);
+        Ok(docs)
+    }
+
+    /// Counts the documents `query` matches under `parent` (an aggregation: no document
+    /// is read).
+    pub async fn count(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
+        let req = RunAggregationQueryRequest {
+            parent: parent.to_string(),
+            query_type: Some(
+                run_aggregation_query_request::QueryType::StructuredAggregationQuery(
+                    StructuredAggregationQuery {
+                        aggregations: vec![structured_aggregation_query::Aggregation {
+                            alias: "n".into(),
+                            operator: Some(
+                                structured_aggregation_query::aggregation::Operator::Count(
+                                    Default::default(),
+                                ),
+                            ),
+                        }],
+                        query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
+                            query,
+                        )),
+                    },
+                ),
+            ),
+            ..Default::default()
+        };
+        let n = self
+            .source
+            .config()
+            .retry
+            .run(
+                || format!("count documents under {parent}"),
+                || async {
+                    let mut stream = self
+                        .source
+                        .db()
+                        .client()
+                        .get()
+                        .run_aggregation_query(req.clone())
+                        .await
+                        .map_err(|s| self.status_error("RunAggregationQuery", s))?
+                        .into_inner();
+                    let mut n = 0u64;
+                    while let Some(resp) = stream.next().await {
+                        let resp = resp.map_err(|s| self.status_error("RunAggregationQuery", s))?;
+                        if let Some(result) = resp.result {
+                            if let Some(Value {
+                                value_type: Some(ValueType::IntegerValue(c)),
+                            }) = result.aggregate_fields.get("n")
+                            {
+                                n = *c as u64;
+                            }
+                        }
+                    }
+                    Ok(n)
+                },
+            )
+            .await?;
+        self.usage.add(&self.usage.counts, count_reads(n));
+        Ok(n)
+    }
+}
+
+fn reference(name: &str) -> Value {
+    Value {
+        value_type: Some(ValueType::ReferenceValue(name.to_string())),
+    }
+}
+
+/// A query over the collection `collection_id` (directly under the query's parent, or at
+/// every depth with `group`), ordered by `__name__`, within `range`, at most `limit`.
+pub fn collection_query(
+    collection_id: &str,
+    group: bool,
+    range: &KeyRange,
+    limit: Option<i32>,
+) -> StructuredQuery {
+    StructuredQuery {
+        from: vec![structured_query::CollectionSelector {
+            collection_id: collection_id.to_string(),
+            all_descendants: group,
+        }],
+        order_by: vec![structured_query::Order {
+            field: Some(structured_query::FieldReference {
+                field_path: "__name__".into(),
+            }),
+            direction: structured_query::Direction::Ascending as i32,
+        }],
+        start_at: match (&range.start_after, &range.start_at) {
+            (Some(n), _) => Some(Cursor {
+                values: vec![reference(n)],
+                before: false,
+            }),
+            (None, Some(n)) => Some(Cursor {
+                values: vec![reference(n)],
+                before: true,
+            }),
+            (None, None) => None,
+        },
+        end_at: range.end_before.as_deref().map(|n| Cursor {
+            values: vec![reference(n)],
+            before: true,
+        }),
+        limit,
+        ..Default::default()
+    }
+}
+
+/// The kindless all-descendants query (every document at every depth) within `range`.
+pub fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
+    collection_query("", true, range, limit)
+}
