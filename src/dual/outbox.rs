@@ -119,6 +119,8 @@ struct Entry {
     name: String,
     paths: Vec<String>,
     attempts: i64,
+    /// Guard nanoseconds; the entry was written in the same commit as its writes.
+    created: i64,
 }
 
 fn parse_entry(d: &Document) -> Entry {
@@ -137,10 +139,15 @@ fn parse_entry(d: &Document) -> Entry {
         Some(ValueType::IntegerValue(i)) => *i,
         _ => 0,
     };
+    let created = match d.fields.get("created").and_then(|v| v.value_type.as_ref()) {
+        Some(ValueType::TimestampValue(t)) => guard::timestamp_nanos(t),
+        _ => 0,
+    };
     Entry {
         name: d.name.clone(),
         paths,
         attempts,
+        created,
     }
 }
 
@@ -176,19 +183,21 @@ impl DualStore {
         ))))
     }
 
-    /// Syncs every path of an entry. Paths that can no longer be synced (their
-    /// collection is now `MongoOnly`, where Firestore is no longer authoritative, or
-    /// the path is unsupported) are dropped with a warning.
+    /// Syncs every path of an entry. A path that can no longer be resolved (its
+    /// collection became unsupported) is dropped with an error log.
+    ///
+    /// A collection already in `MongoOnly` gets no more Firestore writes, and MongoDB
+    /// has had writes of its own (stamped with the wall clock): the Firestore state is
+    /// pushed once, guarded, and a document Firestore no longer has is deleted only if
+    /// MongoDB's copy predates the entry, so a document created in `MongoOnly` is
+    /// never removed by an old entry.
     async fn sync_entry(&self, entry: &Entry) -> DualResult<()> {
         for rel in &entry.paths {
             match self.target(rel) {
                 Ok(t) if t.mode == Mode::MongoOnly => {
-                    tracing::warn!(path = %rel, entry = %entry.name, "outbox entry for a collection now in mongo_only: not replayed (Firestore is no longer the primary)");
-                    self.inner
-                        .metrics
-                        .reconciled
-                        .with_label_values(&["skipped_mongo_only"])
-                        .inc();
+                    let (mut states, _) = self.fs_get(std::slice::from_ref(&t.name)).await?;
+                    let doc = states.remove(&t.name).flatten();
+                    self.apply_secondary(&t, doc, entry.created).await?;
                     continue;
                 }
                 Ok(_) => {}

@@ -73,7 +73,23 @@ impl DualStore {
 
     /// Writes a collection's mode into the settings document (every polling process
     /// follows within one poll interval) and applies it here at once.
-    pub async fn publish_mode(&self, pattern: &str, mode: Mode) -> DualResult<()> {
+    ///
+    /// Switching to `MongoOnly` first drains the outbox (within `drain_timeout`) and
+    /// refuses when it cannot: the outbox must be empty when writes flip, or MongoDB
+    /// would miss the writes still waiting in it.
+    pub async fn publish_mode(
+        &self,
+        pattern: &str,
+        mode: Mode,
+        drain_timeout: std::time::Duration,
+    ) -> DualResult<()> {
+        if mode == Mode::MongoOnly {
+            self.drain(drain_timeout).await.map_err(|e| {
+                super::error::DualError::Unsupported(format!(
+                    "not switching `{pattern}` to mongo_only: the outbox could not be drained ({e})"
+                ))
+            })?;
+        }
         let coll = &self.inner.config.settings_collection;
         self.settings_collection()
             .update_one(
