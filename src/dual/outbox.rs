@@ -113,6 +113,30 @@ pub(crate) fn entry_write(store: &DualStore, id: &str, paths: &[String]) -> Writ
     }
 }
 
+/// `field <= value`.
+fn at_most(field: &str, value: Value) -> structured_query::Filter {
+    structured_query::Filter {
+        filter_type: Some(structured_query::filter::FilterType::FieldFilter(
+            structured_query::FieldFilter {
+                field: Some(structured_query::FieldReference {
+                    field_path: field.to_string(),
+                }),
+                op: structured_query::field_filter::Operator::LessThanOrEqual as i32,
+                value: Some(value),
+            },
+        )),
+    }
+}
+
+fn order(field: &str) -> structured_query::Order {
+    structured_query::Order {
+        field: Some(structured_query::FieldReference {
+            field_path: field.to_string(),
+        }),
+        direction: structured_query::Direction::Ascending as i32,
+    }
+}
+
 /// An entry as read back.
 #[derive(Debug)]
 struct Entry {
@@ -274,32 +298,27 @@ impl DualStore {
         }
     }
 
-    /// Entries due now (`force`: all), at most `reconcile_batch`.
-    async fn due_entries(&self, force: bool) -> DualResult<Vec<Entry>> {
-        let field = |f: &str| structured_query::FieldReference {
-            field_path: f.to_string(),
-        };
+    /// Entries due now (`force`: all; `created_before`: all created up to then), at
+    /// most `reconcile_batch`.
+    async fn due_entries(
+        &self,
+        force: bool,
+        created_before: Option<i64>,
+    ) -> DualResult<Vec<Entry>> {
         let query = StructuredQuery {
             from: vec![structured_query::CollectionSelector {
                 collection_id: self.inner.config.outbox_collection.clone(),
                 all_descendants: false,
             }],
-            r#where: (!force).then(|| structured_query::Filter {
-                filter_type: Some(structured_query::filter::FilterType::FieldFilter(
-                    structured_query::FieldFilter {
-                        field: Some(field("next_attempt")),
-                        op: structured_query::field_filter::Operator::LessThanOrEqual as i32,
-                        value: Some(ts_value(now_timestamp())),
-                    },
-                )),
-            }),
-            order_by: if force {
-                Vec::new()
-            } else {
-                vec![structured_query::Order {
-                    field: Some(field("next_attempt")),
-                    direction: structured_query::Direction::Ascending as i32,
-                }]
+            r#where: match (force, created_before) {
+                (_, Some(t)) => Some(at_most("created", ts_value(guard::nanos_timestamp(t)))),
+                (true, None) => None,
+                (false, None) => Some(at_most("next_attempt", ts_value(now_timestamp()))),
+            },
+            order_by: match (force, created_before) {
+                (_, Some(_)) => vec![order("created")],
+                (true, None) => Vec::new(),
+                (false, None) => vec![order("next_attempt")],
             },
             limit: Some(self.inner.config.reconcile_batch.min(10_000) as i32),
             ..Default::default()
@@ -390,7 +409,11 @@ impl DualStore {
     /// One reconciler pass over the entries that are due (`force`: over all entries,
     /// due or not). Updates the outbox depth and age metrics.
     pub async fn reconcile_once(&self, force: bool) -> DualResult<ReconcileReport> {
-        let entries = self.due_entries(force).await?;
+        let entries = self.due_entries(force, None).await?;
+        self.reconcile_entries(entries).await
+    }
+
+    async fn reconcile_entries(&self, entries: Vec<Entry>) -> DualResult<ReconcileReport> {
         let results: Vec<(Entry, DualResult<()>)> = futures::stream::iter(entries)
             .map(|e| async move {
                 let r = self.sync_entry(&e).await;
@@ -531,17 +554,21 @@ impl DualStore {
         Ok((depth, oldest))
     }
 
-    /// Replays every entry, due or not, until the outbox is empty; fails when entries
-    /// still fail after `timeout`.
+    /// Replays every entry created before the call, due or not, until none is left;
+    /// fails when some still fail after `timeout`. Entries written meanwhile by
+    /// concurrent writes are left to the reconciler, so a drain ends under load.
     pub async fn drain(&self, timeout: Duration) -> DualResult<()> {
+        let started = guard::now_nanos();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let last = self.reconcile_once(true).await;
-            if let Ok(report) = &last {
-                if report.synced == 0 && report.failed == 0 && self.outbox_stats().await?.0 == 0 {
+            let last = match self.due_entries(true, Some(started)).await {
+                Ok(entries) if entries.is_empty() => {
+                    self.outbox_stats().await?;
                     return Ok(());
                 }
-            }
+                Ok(entries) => self.reconcile_entries(entries).await,
+                Err(e) => Err(e),
+            };
             if tokio::time::Instant::now() >= deadline {
                 let (depth, _) = self.outbox_stats().await?;
                 return Err(DualError::Io(crate::error::Error::Config(format!(
