@@ -1018,3 +1018,241 @@ async fn kill_9_during_a_burst_loses_no_write() {
         );
     }
 }
+
+// ----- the example API: endpoints, and kill -9 of the API process -----------------------
+
+/// One HTTP/1.1 request on its own connection; returns the status and the body.
+async fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    Ok((status, body))
+}
+
+/// Starts `examples/dual_api` for this world; returns the child and its address.
+async fn start_api(
+    world: &World,
+    mongodb_uri: &str,
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(example_binary("dual_api"))
+        .args([
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--mongodb-uri",
+            mongodb_uri,
+            "--default-mode",
+            "dual_read_firestore",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "FIRESTORE_EMULATOR_HOST",
+            std::env::var("FIRESTORE_EMULATOR_HOST").unwrap(),
+        )
+        .env("FIRESHIFT_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the API starts")
+            .unwrap()
+            .expect("the API printed its address");
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.trim().to_string();
+        }
+    };
+    (child, addr, lines)
+}
+
+#[tokio::test]
+async fn the_example_api_serves_switches_modes_and_exports_metrics() {
+    let world = World::new("dual-api").await;
+    let (mut child, addr, _lines) = start_api(&world, &mongodb_uri()).await;
+    let (st, _) = http(
+        &addr,
+        "POST",
+        "/api/users",
+        r#"{"id": "ann", "name": "Ann", "age": 30}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 201);
+    let (st, _) = http(&addr, "POST", "/api/users", r#"{"id": "ann"}"#)
+        .await
+        .unwrap();
+    assert_eq!(st, 409, "create of an existing user");
+    http(
+        &addr,
+        "PUT",
+        "/api/users/bo",
+        r#"{"name": "Bo", "age": 30}"#,
+    )
+    .await
+    .unwrap();
+    let (st, _) = http(&addr, "POST", "/api/users/ann/follow/bo", "")
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    let (st, _) = http(
+        &addr,
+        "PATCH",
+        "/api/users/ann",
+        r#"{"stats.views": 3, "$delete": ["age"]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200);
+    http(
+        &addr,
+        "POST",
+        "/api/content/c1/comments",
+        r#"{"id": "k1", "text": "hi"}"#,
+    )
+    .await
+    .unwrap();
+    http(
+        &addr,
+        "POST",
+        "/api/wallets/ann/transactions",
+        r#"{"id": "t1", "amount": 5}"#,
+    )
+    .await
+    .unwrap();
+    // Landed in both databases, shaped by the mapping.
+    let m = mongo_get(&world, "users", "ann").await.unwrap();
+    assert_eq!(
+        m.get_document("stats").unwrap().get_i64("views").unwrap(),
+        3
+    );
+    assert!(m.get("age").unwrap().is_none());
+    assert!(mongo_get(&world, "follows", "ann_bo").await.is_some());
+    assert!(fs_get(&world, "wallets/ann/transactions/t1")
+        .await
+        .is_some());
+    assert!(world
+        .db
+        .collection::<mongodb::bson::Document>("wallets.transactions")
+        .find_one(doc! {"_id": "wallets/ann/transactions/t1"})
+        .await
+        .unwrap()
+        .is_some());
+    // Flip reads for users: a MongoDB-only change becomes visible through the API.
+    let (st, _) = http(
+        &addr,
+        "POST",
+        "/admin/modes",
+        r#"{"collection": "users", "mode": "dual_read_mongo"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200);
+    world
+        .db
+        .collection::<mongodb::bson::Document>("users")
+        .update_one(doc! {"_id": "bo"}, doc! {"$set": {"name": "from-mongo"}})
+        .await
+        .unwrap();
+    let (st, body) = http(&addr, "GET", "/api/users/bo", "").await.unwrap();
+    assert_eq!(st, 200);
+    assert!(body.contains("from-mongo"), "{body}");
+    let (_, body) = http(&addr, "GET", "/api/users?eq.age=30", "")
+        .await
+        .unwrap();
+    assert!(
+        body.contains("from-mongo") && !body.contains("Ann"),
+        "{body}"
+    );
+    let (st, _) = http(&addr, "GET", "/api/nope/x", "").await.unwrap();
+    assert_eq!(st, 404);
+    let (st, body) = http(&addr, "GET", "/metrics", "").await.unwrap();
+    assert_eq!(st, 200);
+    assert!(body.contains(r#"fireshift_dual_writes_total{collection="users",mode="dual_read_firestore",outcome="ok"}"#), "{body}");
+    assert!(body.contains("fireshift_dual_primary_latency_seconds_bucket"));
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn kill_9_of_the_api_process_during_a_burst_loses_no_write() {
+    let world = World::new("dual-api-kill").await;
+    let proxy = Proxy::start().await;
+    proxy.set_delay(40);
+    let (mut child, addr, _lines) = start_api(&world, &proxy.uri()).await;
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let clients: Vec<_> = (0..8)
+        .map(|w| {
+            let (addr, acked) = (addr.clone(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let id = format!("w{w}-{n:05}");
+                    match http(
+                        &addr,
+                        "PUT",
+                        &format!("/api/users/{id}"),
+                        &format!(r#"{{"w": {w}, "n": {n}}}"#),
+                    )
+                    .await
+                    {
+                        Ok((200, _)) => {
+                            acked.lock().unwrap().insert(format!("users/{id}"));
+                        }
+                        _ => return, // the API is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 40 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    for c in clients {
+        c.await.unwrap();
+    }
+    proxy.set_delay(0);
+    let acked = acked.lock().unwrap().clone();
+
+    // The restarted process finds the dead one's outbox and drains it.
+    let store = store(&world, &mongodb_uri(), Mode::DualReadFirestore).await;
+    assert!(outbox_depth(&store).await > 0, "the kill landed mid-burst");
+    store.drain(Duration::from_secs(60)).await.unwrap();
+    let problems = parity(&world, "users").await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let fs = fs_collection(&world, "users").await;
+    for p in &acked {
+        assert!(fs.contains_key(p), "acknowledged {p} is in Firestore");
+        let id = p.rsplit('/').next().unwrap();
+        assert!(
+            mongo_get(&world, "users", id).await.is_some(),
+            "acknowledged {p} reached MongoDB"
+        );
+    }
+}
