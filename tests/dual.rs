@@ -1256,3 +1256,62 @@ async fn kill_9_of_the_api_process_during_a_burst_loses_no_write() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_batch_is_atomic_in_firestore_and_lands_whole_in_mongodb() {
+    let world = World::new("dual-batch").await;
+    let store = store(&world, &mongodb_uri(), Mode::DualReadFirestore).await;
+    store
+        .set_doc("users/z", fields(&[("n", i(0))]))
+        .await
+        .unwrap();
+    let results = store
+        .batch(vec![
+            WriteOp::Set {
+                path: "users/x".into(),
+                fields: fields(&[("n", i(1)), ("keep", s("k"))]),
+            },
+            // The same path again in the batch: MongoDB gets the final state.
+            WriteOp::Update {
+                path: "users/x".into(),
+                fields: vec![("n".into(), Some(i(2)))],
+            },
+            WriteOp::Create {
+                path: "users/y".into(),
+                fields: fields(&[("n", i(3))]),
+            },
+            WriteOp::Delete {
+                path: "users/z".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.secondary == Secondary::Written));
+    let x = mongo_get(&world, "users", "x").await.unwrap();
+    assert_eq!(
+        (x.get_i64("n").unwrap(), x.get_str("keep").unwrap()),
+        (2, "k")
+    );
+    assert!(mongo_get(&world, "users", "z").await.is_none());
+    assert!(parity(&world, "users").await.is_empty());
+    // One failing write fails the whole batch: nothing lands on either side, and no
+    // outbox entry is left (it was in the same commit).
+    let depth = outbox_depth(&store).await;
+    let err = store
+        .batch(vec![
+            WriteOp::Set {
+                path: "users/new".into(),
+                fields: fields(&[("n", i(9))]),
+            },
+            WriteOp::Create {
+                path: "users/y".into(),
+                fields: fields(&[]),
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DualError::AlreadyExists { .. }), "{err}");
+    assert!(fs_get(&world, "users/new").await.is_none());
+    assert!(mongo_get(&world, "users", "new").await.is_none());
+    assert_eq!(outbox_depth(&store).await, depth);
+}

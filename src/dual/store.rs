@@ -645,7 +645,7 @@ impl DualStore {
                 .filter(|(op, t)| t.mode.mongo_secondary() && !matches!(op, WriteOp::Delete { .. }))
                 .map(|(_, t)| t)
                 .collect();
-            let mut states = if reads.is_empty() {
+            let states = if reads.is_empty() {
                 HashMap::new()
             } else {
                 let names: Vec<String> = reads.iter().map(|t| t.name.clone()).collect();
@@ -662,7 +662,8 @@ impl DualStore {
                         Applied::Absent
                     }
                     _ => {
-                        let doc = states.remove(&t.name).flatten();
+                        // `get`, not `remove`: a batch may write one path twice.
+                        let doc = states.get(&t.name).cloned().flatten();
                         let a = Applied::of(doc.as_ref());
                         self.apply_secondary(t, doc, commit_time).await?;
                         a
@@ -956,9 +957,12 @@ impl DualStore {
         &self,
         names: &[String],
     ) -> DualResult<(HashMap<String, Option<Document>>, i64)> {
+        let mut unique = names.to_vec();
+        unique.sort();
+        unique.dedup();
         let req = BatchGetDocumentsRequest {
             database: self.inner.database.clone(),
-            documents: names.to_vec(),
+            documents: unique,
             ..Default::default()
         };
         let mut stream = self
