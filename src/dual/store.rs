@@ -54,6 +54,9 @@ use crate::transform::{Transformed, Transformer, DEAD_LETTER_COLLECTION};
 /// A document's fields, as Firestore values.
 pub type Fields = HashMap<String, Value>;
 
+/// Documents per `BatchGetDocuments` call.
+const FS_GET_CHUNK: usize = 300;
+
 /// Most writes one Firestore commit accepts; one is kept for the outbox entry.
 pub const MAX_BATCH_WRITES: usize = 499;
 
@@ -960,36 +963,45 @@ impl DualStore {
         let mut unique = names.to_vec();
         unique.sort();
         unique.dedup();
-        let req = BatchGetDocumentsRequest {
-            database: self.inner.database.clone(),
-            documents: unique,
-            ..Default::default()
-        };
-        let mut stream = self
-            .inner
-            .fs
-            .client()
-            .get()
-            .batch_get_documents(req)
-            .await
-            .map_err(|s| self.fs_error("BatchGetDocuments", s))?
-            .into_inner();
-        let mut out = HashMap::with_capacity(names.len());
-        let mut read_time = 0i64;
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.fs_error("BatchGetDocuments", s))?;
-            if let Some(t) = &resp.read_time {
-                read_time = read_time.max(guard::timestamp_nanos(t));
-            }
-            match resp.result {
-                Some(batch_get_documents_response::Result::Found(d)) => {
-                    out.insert(d.name.clone(), Some(d));
+        let mut out = HashMap::with_capacity(unique.len());
+        // The earliest read time of the chunks: a guarded delete at that time can only
+        // remove states older than every read.
+        let mut read_time = i64::MAX;
+        for chunk in unique.chunks(FS_GET_CHUNK) {
+            let req = BatchGetDocumentsRequest {
+                database: self.inner.database.clone(),
+                documents: chunk.to_vec(),
+                ..Default::default()
+            };
+            let mut stream = self
+                .inner
+                .fs
+                .client()
+                .get()
+                .batch_get_documents(req)
+                .await
+                .map_err(|s| self.fs_error("BatchGetDocuments", s))?
+                .into_inner();
+            let mut chunk_time = 0i64;
+            while let Some(resp) = stream.next().await {
+                let resp = resp.map_err(|s| self.fs_error("BatchGetDocuments", s))?;
+                if let Some(t) = &resp.read_time {
+                    chunk_time = chunk_time.max(guard::timestamp_nanos(t));
                 }
-                Some(batch_get_documents_response::Result::Missing(n)) => {
-                    out.insert(n, None);
+                match resp.result {
+                    Some(batch_get_documents_response::Result::Found(d)) => {
+                        out.insert(d.name.clone(), Some(d));
+                    }
+                    Some(batch_get_documents_response::Result::Missing(n)) => {
+                        out.insert(n, None);
+                    }
+                    None => {}
                 }
-                None => {}
             }
+            read_time = read_time.min(chunk_time);
+        }
+        if read_time == i64::MAX {
+            read_time = 0;
         }
         Ok((out, read_time))
     }
