@@ -569,7 +569,7 @@ impl DualStore {
         let secondary = match &entry {
             None => vec![Secondary::None; ops.len()],
             Some(entry) => {
-                self.write_secondary(entry, &ops, &targets, commit_time)
+                self.write_secondary(entry, &ops, &targets, &times, commit_time)
                     .await
             }
         };
@@ -595,6 +595,14 @@ impl DualStore {
                 }
             })
             .collect())
+    }
+
+    /// Whether the collection's mapping ignores the create time (so a `set` needs no
+    /// read-back to know the document's full state).
+    fn keeps_no_create_time(&self, t: &Target) -> bool {
+        DocPath::parse(&t.rel)
+            .map(|p| self.mapping_of(&p).create_time.is_none())
+            .unwrap_or(false)
     }
 
     /// Refuses, before anything is written, a create or set whose document the mapping
@@ -638,15 +646,42 @@ impl DualStore {
         entry: &str,
         ops: &[WriteOp],
         targets: &[Target],
+        times: &[i64],
         commit_time: i64,
     ) -> Vec<Secondary> {
         let started = Instant::now();
         let work = async {
+            // The state a create or set leaves is known without reading it back: the
+            // fields sent, at the write's update time. A set keeps the old create time,
+            // which only matters when the mapping stores it.
+            let known: Vec<Option<Document>> = ops
+                .iter()
+                .zip(targets)
+                .zip(times)
+                .map(|((op, t), time)| {
+                    let (fields, create_time) = match op {
+                        WriteOp::Create { fields, .. } => (fields, Some(*time)),
+                        WriteOp::Set { fields, .. } if self.keeps_no_create_time(t) => {
+                            (fields, None)
+                        }
+                        _ => return None,
+                    };
+                    Some(Document {
+                        name: t.name.clone(),
+                        fields: fields.clone(),
+                        create_time: create_time.map(guard::nanos_timestamp),
+                        update_time: Some(guard::nanos_timestamp(*time)),
+                    })
+                })
+                .collect();
             let reads: Vec<&Target> = ops
                 .iter()
                 .zip(targets)
-                .filter(|(op, t)| t.mode.mongo_secondary() && !matches!(op, WriteOp::Delete { .. }))
-                .map(|(_, t)| t)
+                .zip(&known)
+                .filter(|((op, t), k)| {
+                    t.mode.mongo_secondary() && k.is_none() && !matches!(op, WriteOp::Delete { .. })
+                })
+                .map(|((_, t), _)| t)
                 .collect();
             let states = if reads.is_empty() {
                 HashMap::new()
@@ -655,7 +690,7 @@ impl DualStore {
                 self.fs_get(&names).await?.0
             };
             let mut applied = Vec::new();
-            for (op, t) in ops.iter().zip(targets) {
+            for ((op, t), known) in ops.iter().zip(targets).zip(known) {
                 if !t.mode.mongo_secondary() {
                     continue;
                 }
@@ -666,7 +701,7 @@ impl DualStore {
                     }
                     _ => {
                         // `get`, not `remove`: a batch may write one path twice.
-                        let doc = states.get(&t.name).cloned().flatten();
+                        let doc = known.or_else(|| states.get(&t.name).cloned().flatten());
                         let a = Applied::of(doc.as_ref());
                         self.apply_secondary(t, doc, commit_time).await?;
                         a
