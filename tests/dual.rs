@@ -494,7 +494,13 @@ async fn each_mode_writes_and_reads_where_it_says() {
         .await
         .unwrap();
     store
-        .update("users/m", vec![("age".into(), Some(i(6)))])
+        .update(
+            "users/m",
+            vec![
+                ("age".into(), Some(i(6))),
+                ("stats.views".into(), Some(i(7))),
+            ],
+        )
         .await
         .unwrap();
     assert!(fs_get(&world, "users/m").await.is_none());
@@ -504,14 +510,36 @@ async fn each_mode_writes_and_reads_where_it_says() {
         ("Mo", 6)
     );
     assert_eq!(
+        m.get_document("stats").unwrap().get_i64("views").unwrap(),
+        7
+    );
+    // MongoDB is the primary now: a set wins even over a stored guard time that is
+    // ahead of this host's clock, and moves the guard past it.
+    world
+        .db
+        .collection::<mongodb::bson::Document>("users")
+        .update_one(
+            doc! {"_id": "m"},
+            doc! {"$set": {GUARD_FIELD: i64::MAX - 10}},
+        )
+        .await
+        .unwrap();
+    store
+        .set_doc("users/m", fields(&[("name", s("Mo2"))]))
+        .await
+        .unwrap();
+    let m = mongo_get(&world, "users", "m").await.unwrap();
+    assert_eq!(m.get_str("name").unwrap(), "Mo2");
+    assert_eq!(guard::guard_time(&m, GUARD_FIELD), Some(i64::MAX - 9));
+    assert_eq!(
         store
             .get("users/m")
             .await
             .unwrap()
             .unwrap()
-            .get_i64("age")
+            .get_str("name")
             .unwrap(),
-        6
+        "Mo2"
     );
     store.delete("users/c").await.unwrap();
     assert!(mongo_get(&world, "users", "c").await.is_none());

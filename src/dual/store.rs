@@ -411,7 +411,12 @@ impl DualStore {
                 )));
             }
         }
-        let id = set.target_id(&p).map_err(DualError::Unsupported)?;
+        let id = match set.target_id(&p) {
+            Ok(id) => id,
+            // Never used: in this mode nothing goes to MongoDB.
+            Err(_) if mode == Mode::FirestoreOnly => Bson::Null,
+            Err(e) => return Err(DualError::Unsupported(e)),
+        };
         Ok(Target {
             rel: p.relative().to_string(),
             name: format!("{}/{}", self.inner.root, p.relative()),
@@ -831,37 +836,34 @@ impl DualStore {
                             Err(e) => Err(self.mongo_error("insert", &t.collection, e).into()),
                         }
                     } else {
-                        self.mongo_upsert(&tr.collection, &tr.item).await
+                        self.mongo_only_replace(&tr.collection, &tr.item, now).await
                     }
                 }
                 WriteOp::Update { fields, .. } => {
                     let p = DocPath::parse(&t.rel).expect("resolved path");
                     let m = self.mapping_of(&p);
-                    let mut set = doc! { GUARD_FIELD: now };
-                    let mut unset = mongodb::bson::Document::new();
-                    if let Some(f) = &m.update_time {
-                        set.insert(
-                            f.clone(),
-                            mongodb::bson::DateTime::from_millis(now / 1_000_000),
-                        );
-                    }
+                    let mut set = mongodb::bson::Document::new();
+                    let mut unset = Vec::new();
                     for (f, v) in fields {
                         let (path, value) = super::query::translate_field(&m, f, v.as_ref())?;
                         match value {
                             Some(v) => {
-                                set.insert(path, v);
+                                set.insert(path, doc! { "$literal": v });
                             }
-                            None => {
-                                unset.insert(path, "");
-                            }
+                            None => unset.push(path),
                         }
                     }
-                    let mut update = doc! { "$set": set };
+                    if let Some(f) = &m.update_time {
+                        let at = mongodb::bson::DateTime::from_millis(now / 1_000_000);
+                        set.insert(f.clone(), doc! { "$literal": at });
+                    }
+                    set.insert(GUARD_FIELD, mongo_only_guard(now));
+                    let mut pipeline = vec![doc! { "$set": set }];
                     if !unset.is_empty() {
-                        update.insert("$unset", unset);
+                        pipeline.push(doc! { "$unset": unset });
                     }
                     let r = coll
-                        .update_one(doc! {"_id": t.id.clone()}, update)
+                        .update_one(doc! {"_id": t.id.clone()}, pipeline)
                         .await
                         .map_err(|e| self.mongo_error("update", &t.collection, e))?;
                     if r.matched_count == 0 {
@@ -902,6 +904,39 @@ impl DualStore {
             update_time: now,
             secondary: Secondary::None,
         })
+    }
+
+    /// A `set` in `MongoOnly`: replaces the document unconditionally (MongoDB is the
+    /// primary now) and moves its guard time past whatever it held, so that an outbox
+    /// entry from the dual phase replayed later can never overwrite it, even if this
+    /// host's clock is behind Firestore's.
+    async fn mongo_only_replace(
+        &self,
+        collection: &str,
+        item: &WriteItem,
+        now: i64,
+    ) -> DualResult<()> {
+        let mut d = mongodb::bson::Document::try_from(item.doc.as_ref())
+            .map_err(|e| DualError::Io(Error::Config(format!("converted document: {e}"))))?;
+        d.remove(GUARD_FIELD);
+        let mut parts = vec![Bson::Document(doc! { "$literal": d })];
+        if let crate::sink::WriteKind::ReplaceKeeping { fields } = &item.kind {
+            let mut kept = mongodb::bson::Document::new();
+            for f in fields {
+                kept.insert(f.clone(), doc! { "$ifNull": [format!("${f}"), []] });
+            }
+            parts.push(Bson::Document(kept));
+        }
+        parts.push(Bson::Document(doc! { GUARD_FIELD: mongo_only_guard(now) }));
+        let pipeline = vec![doc! { "$replaceWith": { "$mergeObjects": parts } }];
+        self.inner
+            .mongo
+            .collection::<RawDocumentBuf>(collection)
+            .update_one(doc! {"_id": item.id.clone()}, pipeline)
+            .upsert(true)
+            .await
+            .map_err(|e| self.mongo_error("replace", collection, e))?;
+        Ok(())
     }
 
     // ----- the secondary --------------------------------------------------------------
@@ -1192,6 +1227,12 @@ pub(crate) enum ShadowSide {
     Firestore(Option<RawDocumentBuf>),
     /// The read came from MongoDB: the stored document.
     Mongo(Option<RawDocumentBuf>),
+}
+
+/// The guard time of a `MongoOnly` write: the wall clock, or just past the stored time
+/// when that is ahead.
+fn mongo_only_guard(now: i64) -> mongodb::bson::Document {
+    doc! { "$max": [now, { "$add": [{ "$ifNull": [format!("${GUARD_FIELD}"), 0i64] }, 1i64] }] }
 }
 
 /// A stored document as callers see it: without the guard field.
