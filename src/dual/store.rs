@@ -695,12 +695,18 @@ impl DualStore {
                 self.fs_get(&names).await?.0
             };
             let mut applied = Vec::new();
+            // Consecutive upserts to one collection go in one command; a delete ends
+            // the run, so the order of the batch's writes is kept.
+            let mut run: Option<(String, Vec<WriteItem>)> = None;
             for ((op, t), known) in ops.iter().zip(targets).zip(known) {
                 if !t.mode.mongo_secondary() {
                     continue;
                 }
                 let a = match op {
                     WriteOp::Delete { .. } => {
+                        if let Some((c, items)) = run.take() {
+                            self.mongo_upsert_many(&c, &items).await?;
+                        }
                         self.mongo_delete(t, commit_time).await?;
                         Applied::Absent
                     }
@@ -708,11 +714,29 @@ impl DualStore {
                         // `get`, not `remove`: a batch may write one path twice.
                         let doc = known.or_else(|| states.get(&t.name).cloned().flatten());
                         let a = Applied::of(doc.as_ref());
-                        self.apply_secondary(t, doc, commit_time).await?;
+                        match self.prepare_secondary(t, doc) {
+                            None => {
+                                if let Some((c, items)) = run.take() {
+                                    self.mongo_upsert_many(&c, &items).await?;
+                                }
+                                self.mongo_delete(t, commit_time).await?;
+                            }
+                            Some((c, item)) => match &mut run {
+                                Some((rc, items)) if *rc == c => items.push(item),
+                                _ => {
+                                    if let Some((rc, items)) = run.replace((c, vec![item])) {
+                                        self.mongo_upsert_many(&rc, &items).await?;
+                                    }
+                                }
+                            },
+                        }
                         a
                     }
                 };
                 applied.push((t.rel.clone(), a));
+            }
+            if let Some((c, items)) = run.take() {
+                self.mongo_upsert_many(&c, &items).await?;
             }
             Ok::<_, DualError>(applied)
         };
@@ -952,45 +976,66 @@ impl DualStore {
         doc: Option<Document>,
         read_time: i64,
     ) -> DualResult<()> {
-        let Some(doc) = doc else {
-            return self.mongo_delete(t, read_time).await;
-        };
-        match self
-            .inner
-            .transformer
-            .apply(&doc)
-            .and_then(|tr| guard::stamp_transformed(tr, &doc, Some(GUARD_FIELD)))
-        {
-            Ok(tr) => self.mongo_upsert(&tr.collection, &tr.item).await,
-            Err(rejection) => {
-                tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dual write: the mapping refuses the document: {}", rejection.reason);
-                self.inner
-                    .metrics
-                    .dead_letters
-                    .with_label_values(&[&t.pattern, rejection.rule])
-                    .inc();
-                let item = rejection.dead_letter(Some(&doc), "dual");
-                let dl = self.inner.config.dead_letter_collection.clone();
-                self.mongo_upsert(&dl, &item).await
-            }
+        match self.prepare_secondary(t, doc) {
+            None => self.mongo_delete(t, read_time).await,
+            Some((collection, item)) => self.mongo_upsert_many(&collection, &[item]).await,
         }
     }
 
-    /// One guarded upsert (or, for items without a guard, a plain replacement).
-    pub(crate) async fn mongo_upsert(&self, collection: &str, item: &WriteItem) -> DualResult<()> {
-        // Items without a guard are dead letters (keyed by path, replaced whole).
-        let u = guard::guarded_update(item, GUARD_FIELD).unwrap_or_else(|| item.update());
-        let mut q = RawDocumentBuf::new();
-        q.append(
-            "_id",
-            mongodb::bson::RawBson::try_from(item.id.clone())
-                .unwrap_or(mongodb::bson::RawBson::Null),
-        );
+    /// The MongoDB write that brings a document to `doc`: `None` for a delete, else
+    /// the collection and the stamped item (a dead letter when the mapping refuses it).
+    fn prepare_secondary(&self, t: &Target, doc: Option<Document>) -> Option<(String, WriteItem)> {
+        let doc = doc?;
+        Some(
+            match self
+                .inner
+                .transformer
+                .apply(&doc)
+                .and_then(|tr| guard::stamp_transformed(tr, &doc, Some(GUARD_FIELD)))
+            {
+                Ok(tr) => (tr.collection, tr.item),
+                Err(rejection) => {
+                    tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dual write: the mapping refuses the document: {}", rejection.reason);
+                    self.inner
+                        .metrics
+                        .dead_letters
+                        .with_label_values(&[&t.pattern, rejection.rule])
+                        .inc();
+                    (
+                        self.inner.config.dead_letter_collection.clone(),
+                        rejection.dead_letter(Some(&doc), "dual"),
+                    )
+                }
+            },
+        )
+    }
+
+    /// Guarded upserts (items without a guard — dead letters, keyed by path — are
+    /// replaced whole) in one ordered `update` command, so a batch that writes one
+    /// path twice lands its final state last.
+    pub(crate) async fn mongo_upsert_many(
+        &self,
+        collection: &str,
+        items: &[WriteItem],
+    ) -> DualResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
         let mut updates = mongodb::bson::RawArrayBuf::new();
-        updates.push(mongodb::bson::rawdoc! { "q": q, "u": u, "upsert": true });
+        for item in items {
+            let u = guard::guarded_update(item, GUARD_FIELD).unwrap_or_else(|| item.update());
+            let mut q = RawDocumentBuf::new();
+            q.append(
+                "_id",
+                mongodb::bson::RawBson::try_from(item.id.clone())
+                    .unwrap_or(mongodb::bson::RawBson::Null),
+            );
+            updates.push(mongodb::bson::rawdoc! { "q": q, "u": u, "upsert": true });
+        }
         let mut cmd = RawDocumentBuf::new();
         cmd.append("update", collection);
         cmd.append("updates", updates);
+        cmd.append("ordered", true);
         // Acknowledged durably before the outbox entry can be removed.
         cmd.append(
             "writeConcern",
