@@ -1471,3 +1471,24 @@ age = { cast = "int32" }
     store.delete("users/u1").await.unwrap();
     assert!(people.find_one(doc! {"_id": id}).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn two_processes_reconciling_at_once_sync_each_entry_once() {
+    let world = World::new("dual-lease").await;
+    let a = store(&world, &mongodb_uri(), Mode::DualReadFirestore).await;
+    let b = store(&world, &mongodb_uri(), Mode::DualReadFirestore).await;
+    // No background tasks: every write leaves its entry for the reconcilers.
+    for n in 0..20 {
+        a.set_doc(&format!("users/l{n}"), fields(&[("n", i(n))]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(outbox_depth(&a).await, 20);
+    tokio::time::sleep(Duration::from_millis(700)).await; // past the outbox grace
+    let (ra, rb) = tokio::join!(a.reconcile_once(false), b.reconcile_once(false));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.failed + rb.failed, 0);
+    assert_eq!(ra.synced + rb.synced, 20, "each entry once: {ra:?} {rb:?}");
+    assert_eq!(outbox_depth(&a).await, 0);
+    assert!(parity(&world, "users").await.is_empty());
+}

@@ -22,8 +22,12 @@
 //! * [`DualStore::drain`], the same pass without waiting for `next_attempt` (tests,
 //!   shutdown, before flipping writes).
 //!
-//! Several processes may reconcile at once: each entry may then be synced twice,
-//! which is harmless (idempotent and guarded).
+//! Several processes may reconcile at once: a process **claims** an entry before
+//! syncing it (moves its `next_attempt` one lease ahead, conditioned on the entry's
+//! update time), so each entry is normally synced by one process; a process that dies
+//! holding a claim only delays the entry by the lease. Syncing an entry twice would be
+//! harmless anyway (idempotent and guarded). The settler does not claim: it handles
+//! only the entries its own process just wrote.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -145,6 +149,8 @@ struct Entry {
     attempts: i64,
     /// Guard nanoseconds; the entry was written in the same commit as its writes.
     created: i64,
+    /// The entry's own update time: the precondition of a claim.
+    update_time: Option<gcloud_sdk::prost_types::Timestamp>,
 }
 
 fn parse_entry(d: &Document) -> Entry {
@@ -172,6 +178,7 @@ fn parse_entry(d: &Document) -> Entry {
         paths,
         attempts,
         created,
+        update_time: d.update_time,
     }
 }
 
@@ -347,6 +354,55 @@ impl DualStore {
         Ok(out)
     }
 
+    /// Takes an entry for this process: moves its `next_attempt` one lease ahead, on
+    /// the condition that nobody changed it since it was read. A process that dies
+    /// holding it only delays it by the lease. `false`: someone else has it.
+    async fn claim(&self, entry: &Entry) -> DualResult<bool> {
+        let Some(seen) = entry.update_time else {
+            return Ok(true);
+        };
+        let lease = (self.inner.config.secondary_timeout * 4).max(Duration::from_secs(30));
+        let until = guard::now_nanos().saturating_add(lease.as_nanos() as i64);
+        let write = Write {
+            operation: Some(gcloud_sdk::google::firestore::v1::write::Operation::Update(
+                Document {
+                    name: entry.name.clone(),
+                    fields: HashMap::from([(
+                        "next_attempt".to_string(),
+                        ts_value(guard::nanos_timestamp(until)),
+                    )]),
+                    ..Default::default()
+                },
+            )),
+            update_mask: Some(DocumentMask {
+                field_paths: vec!["next_attempt".into()],
+            }),
+            current_document: Some(Precondition {
+                condition_type: Some(precondition::ConditionType::UpdateTime(seen)),
+            }),
+            ..Default::default()
+        };
+        let req = CommitRequest {
+            database: self.inner.database.clone(),
+            writes: vec![write],
+            ..Default::default()
+        };
+        match self.inner.fs.client().get().commit(req).await {
+            Ok(_) => Ok(true),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    gcloud_sdk::tonic::Code::FailedPrecondition
+                        | gcloud_sdk::tonic::Code::NotFound
+                        | gcloud_sdk::tonic::Code::Aborted
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(s) => Err(self.fs_error("Commit", s).into()),
+        }
+    }
+
     /// Records a failed attempt on an entry and when to try again.
     async fn record_failure(&self, entry: &Entry, error: &DualError) -> DualResult<()> {
         let policy = self.inner.config.reconcile_backoff;
@@ -416,10 +472,17 @@ impl DualStore {
     async fn reconcile_entries(&self, entries: Vec<Entry>) -> DualResult<ReconcileReport> {
         let results: Vec<(Entry, DualResult<()>)> = futures::stream::iter(entries)
             .map(|e| async move {
+                match self.claim(&e).await {
+                    Ok(true) => {}
+                    // Another process holds it (or removed it).
+                    Ok(false) => return None,
+                    Err(err) => return Some((e, Err(err))),
+                }
                 let r = self.sync_entry(&e).await;
-                (e, r)
+                Some((e, r))
             })
             .buffer_unordered(RECONCILE_CONCURRENCY)
+            .filter_map(|x| async move { x })
             .collect()
             .await;
         let mut report = ReconcileReport::default();
