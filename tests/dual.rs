@@ -987,18 +987,30 @@ async fn mode_switches_under_load_lose_no_write() {
 // ----- (f) kill -9 during a burst -------------------------------------------------------------
 
 fn example_binary(name: &str) -> std::path::PathBuf {
-    // tests run from target/<profile>/deps; examples are built beside them.
+    // `cargo test` may have built only the test-harness flavour of the examples, or a
+    // plain binary left from an older build: build it now (a no-op when up to date),
+    // once per test process and example.
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
-    if !path.exists() {
+    // tests run from target/<profile>/deps; examples are built beside them.
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    let mut built = BUILT.lock().unwrap();
+    if !built.contains(name) {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "cargo build --example {name}");
+        built.insert(name.to_string());
     }
+    assert!(path.exists(), "{} missing", path.display());
     path
 }
 
