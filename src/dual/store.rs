@@ -1064,8 +1064,7 @@ impl DualStore {
             .run_command(cmd)
             .await
             .map_err(|e| self.mongo_error("guarded delete", &t.collection, e))?;
-        let raw = reply;
-        check_write_reply(self, &t.collection, &raw, "guarded delete")
+        check_write_reply(self, &t.collection, &reply, "guarded delete")
     }
 
     // ----- Firestore reads ------------------------------------------------------------
