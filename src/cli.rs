@@ -108,6 +108,11 @@ pub struct MigrateArgs {
     /// Read and transform, write nothing; report what would be written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Stamp every document with its Firestore update time (`_fs_updated`) and never
+    /// overwrite a document holding a newer one: use it for a backfill while the API
+    /// dual-writes (docs/dual.md).
+    #[arg(long)]
+    pub guard_update_time: bool,
     /// Succeed even when the source has no documents (normally a sign of a wrong project).
     #[arg(long)]
     pub allow_empty: bool,
@@ -172,6 +177,9 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         max_batch_docs: args.batch_size,
         max_batch_bytes: args.batch_bytes,
         retry: ep.retry(),
+        guard_field: args
+            .guard_update_time
+            .then(|| crate::dual::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
     if args.in_flight == 0 || args.read_ahead == 0 || args.page_size <= 0 {

@@ -538,7 +538,11 @@ async fn batch_documents(
     let mut matcher = IslandMatcher::new(&book.lock().unwrap().islands());
     while let Some(doc) = docs.recv().await {
         let doc = doc?;
-        let (collection, pattern, item) = match transformer.apply(&doc) {
+        let guard = sink.config().guard_field.as_deref();
+        let applied = transformer
+            .apply(&doc)
+            .and_then(|t| crate::dual::guard::stamp_transformed(t, &doc, guard));
+        let (collection, pattern, item) = match applied {
             Ok(t) => {
                 let pattern = t.pattern.to_string();
                 if progress.see(&pattern, &t.collection) {

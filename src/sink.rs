@@ -40,6 +40,10 @@ pub struct SinkConfig {
     pub max_batch_docs: usize,
     pub max_batch_bytes: usize,
     pub retry: RetryPolicy,
+    /// When set, documents carrying an update time in this field (stamped by the
+    /// pipeline) are written with the update-time guard of [`crate::dual::guard`]: a
+    /// stored document with a newer time is kept. For backfills during dual writes.
+    pub guard_field: Option<String>,
 }
 
 impl Default for SinkConfig {
@@ -48,6 +52,7 @@ impl Default for SinkConfig {
             max_batch_docs: 1000,
             max_batch_bytes: 8 * 1024 * 1024,
             retry: RetryPolicy::default(),
+            guard_field: None,
         }
     }
 }
@@ -408,7 +413,13 @@ impl MongoSink {
                 "_id",
                 RawBson::try_from(item.id.clone()).unwrap_or(RawBson::Null),
             );
-            updates.push(rawdoc! { "q": q, "u": item.update(), "upsert": true });
+            let u = match &self.config.guard_field {
+                Some(f) => {
+                    crate::dual::guard::guarded_update(item, f).unwrap_or_else(|| item.update())
+                }
+                None => item.update(),
+            };
+            updates.push(rawdoc! { "q": q, "u": u, "upsert": true });
         }
         let mut cmd = RawDocumentBuf::new();
         cmd.append("update", collection);

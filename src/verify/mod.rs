@@ -771,7 +771,10 @@ impl Verifier {
         collection: &str,
         ids: &[Bson],
     ) -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
-        self.fetch(collection, ids, None).await
+        // The update-time guard (dual writes, `migrate --guard-update-time`) is
+        // bookkeeping, not data: compare without it.
+        let projection = doc! { crate::dual::guard::GUARD_FIELD: 0 };
+        self.fetch(collection, ids, Some(projection)).await
     }
 
     /// Which of these `_id`s exist (values are just the `_id`).
