@@ -785,3 +785,97 @@ async fn store_refused(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{rawdoc, Bson};
+
+    fn held(collection: &str, name: &str, seq: u64) -> HeldDoc {
+        HeldDoc {
+            name: name.to_string(),
+            collection: collection.to_string(),
+            pattern: collection.to_string(),
+            item: WriteItem {
+                source_path: name.to_string(),
+                id: Bson::String(name.to_string()),
+                doc: rawdoc! {},
+                literal: false,
+                kind: Default::default(),
+            },
+            seq,
+        }
+    }
+
+    fn island(collection: &str, first: &str, last: &str, docs: u64) -> Island {
+        Island {
+            collection: collection.into(),
+            first: first.into(),
+            last: last.into(),
+            docs,
+        }
+    }
+
+    #[test]
+    fn an_island_that_comes_back_exactly_is_skipped_and_others_pass() {
+        let mut m = IslandMatcher::new(&[island("a", "a1", "a3", 3)]);
+        assert!(matches!(m.offer(held("a", "a0", 0)), Matched::Write(d) if d.len() == 1));
+        assert!(matches!(m.offer(held("a", "a1", 1)), Matched::Held));
+        // Other collections flow past while the island is held.
+        assert!(matches!(m.offer(held("b", "b1", 2)), Matched::Write(_)));
+        assert!(matches!(m.offer(held("a", "a2", 3)), Matched::Held));
+        match m.offer(held("a", "a3", 4)) {
+            Matched::Skip(i, seqs) => {
+                assert_eq!(i.first, "a1");
+                assert_eq!(seqs, vec![1, 3, 4]);
+            }
+            _ => panic!("the island is confirmed"),
+        }
+        assert!(m.is_idle());
+    }
+
+    #[test]
+    fn an_island_that_does_not_come_back_exactly_is_written() {
+        // `a3` was deleted since: the held documents are released, never skipped.
+        let mut m = IslandMatcher::new(&[island("a", "a1", "a3", 2)]);
+        assert!(matches!(m.offer(held("a", "a1", 0)), Matched::Held));
+        match m.offer(held("a", "a4", 1)) {
+            Matched::Write(d) => {
+                assert_eq!(d.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![0, 1])
+            }
+            _ => panic!("released"),
+        }
+        // The stream ends inside an island: what is held is written, in read order.
+        let mut m = IslandMatcher::new(&[island("a", "a1", "a9", 5), island("b", "b1", "b9", 5)]);
+        assert!(matches!(m.offer(held("b", "b1", 0)), Matched::Held));
+        assert!(matches!(m.offer(held("a", "a1", 1)), Matched::Held));
+        let rest: Vec<u64> = m.release_all().iter().map(|d| d.seq).collect();
+        assert_eq!(rest, vec![0, 1]);
+    }
+
+    #[test]
+    fn islands_shrink_as_the_cursor_passes_and_go_when_covered() {
+        let mut t = Tracker::default();
+        for n in ["x1", "y1", "x2", "x3"] {
+            t.register(n.to_string());
+        }
+        let mut book = IslandBook::default();
+        book.add(island("x", "x1", "x3", 3), vec![0, 2, 3]);
+        t.ack(0, Outcome::Counted);
+        t.ack(1, Outcome::Written);
+        let (cursor, counts) = t.advance().unwrap();
+        assert_eq!((cursor.as_str(), counts.written), ("y1", 1));
+        book.prune(&t);
+        assert_eq!(book.islands(), vec![island("x", "x2", "x3", 2)]);
+        t.ack(2, Outcome::Counted);
+        t.ack(3, Outcome::Counted);
+        let (_, counts) = t.advance().unwrap();
+        assert_eq!(
+            counts.done(),
+            0,
+            "island documents are counted once, when saved"
+        );
+        book.prune(&t);
+        assert!(book.islands().is_empty());
+    }
+}
