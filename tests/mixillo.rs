@@ -377,9 +377,28 @@ async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_re
             }
         }
     }
+    // Migrate builds the TTL indexes once the copy is done, and the server may remove
+    // every (already expired) story and upload session right away: their reference
+    // fields can have nothing left to check. Every other declared field must.
+    let mut emptied_by_ttl = BTreeSet::new();
+    for m in set.mappings() {
+        let count = world
+            .db
+            .collection::<mongodb::bson::Document>(&m.target)
+            .count_documents(doc! {})
+            .await
+            .unwrap();
+        if count == 0 && ttl_index(&world, &m.target).await.is_some() {
+            emptied_by_ttl.insert(m.target.clone());
+        }
+    }
     let unchecked: Vec<&String> = declared
         .iter()
         .filter(|d| !checked.contains_key(*d))
+        .filter(|d| {
+            !d.split_once(':')
+                .is_some_and(|(c, _)| emptied_by_ttl.contains(c))
+        })
         .collect();
     assert!(unchecked.is_empty(), "no value to check for {unchecked:?}");
     assert!(declared.len() > 80, "{} reference fields", declared.len());
