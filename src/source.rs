@@ -187,33 +187,19 @@ impl FirestoreSource {
     }
 
     async fn count(&self, query: StructuredQuery) -> Result<u64> {
-        let req = RunAggregationQueryRequest {
-            parent: self.root.clone(),
-            query_type: Some(
-                run_aggregation_query_request::QueryType::StructuredAggregationQuery(
-                    StructuredAggregationQuery {
-                        aggregations: vec![structured_aggregation_query::Aggregation {
-                            alias: "n".into(),
-                            operator: Some(
-                                structured_aggregation_query::aggregation::Operator::Count(
-                                    Default::default(),
-                                ),
-                            ),
-                        }],
-                        query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
-                            query,
-                        )),
-                    },
-                ),
-            ),
-            ..Default::default()
-        };
+        self.count_under(&self.root, query).await
+    }
+
+    /// Counts the documents `query` matches under `parent` (the database root or a full
+    /// document name) with an aggregation: no document is read.
+    pub async fn count_under(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
+        let req = count_request(parent, query);
         self.config
             .retry
             .run(
-                || "count documents".into(),
+                || format!("count documents under {parent}"),
                 || async {
-                    let mut stream = self
+                    let stream = self
                         .db
                         .client()
                         .get()
@@ -221,19 +207,9 @@ impl FirestoreSource {
                         .await
                         .map_err(|s| self.status_error("RunAggregationQuery", s))?
                         .into_inner();
-                    let mut n = 0u64;
-                    while let Some(resp) = stream.next().await {
-                        let resp = resp.map_err(|s| self.status_error("RunAggregationQuery", s))?;
-                        if let Some(result) = resp.result {
-                            if let Some(Value {
-                                value_type: Some(ValueType::IntegerValue(c)),
-                            }) = result.aggregate_fields.get("n")
-                            {
-                                n = *c as u64;
-                            }
-                        }
-                    }
-                    Ok(n)
+                    read_count(stream)
+                        .await
+                        .map_err(|s| self.status_error("RunAggregationQuery", s))
                 },
             )
             .await
@@ -395,4 +371,49 @@ pub fn is_unreachable(err: &Error) -> bool {
         Error::Firestore { code, .. } => matches!(code, Code::Unavailable | Code::Unknown),
         _ => false,
     }
+}
+
+/// A `RunAggregationQuery` that counts what `query` matches under `parent`; the count
+/// comes back under the alias `n` (see [`read_count`]).
+pub fn count_request(parent: &str, query: StructuredQuery) -> RunAggregationQueryRequest {
+    RunAggregationQueryRequest {
+        parent: parent.to_string(),
+        query_type: Some(
+            run_aggregation_query_request::QueryType::StructuredAggregationQuery(
+                StructuredAggregationQuery {
+                    aggregations: vec![structured_aggregation_query::Aggregation {
+                        alias: "n".into(),
+                        operator: Some(structured_aggregation_query::aggregation::Operator::Count(
+                            Default::default(),
+                        )),
+                    }],
+                    query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
+                        query,
+                    )),
+                },
+            ),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The count of a [`count_request`]'s response stream.
+pub async fn read_count(
+    mut stream: gcloud_sdk::tonic::Streaming<
+        gcloud_sdk::google::firestore::v1::RunAggregationQueryResponse,
+    >,
+) -> std::result::Result<u64, Status> {
+    let mut n = 0u64;
+    while let Some(resp) = stream.next().await {
+        if let Some(Value {
+            value_type: Some(ValueType::IntegerValue(c)),
+        }) = resp?
+            .result
+            .as_ref()
+            .and_then(|r| r.aggregate_fields.get("n"))
+        {
+            n = *c as u64;
+        }
+    }
+    Ok(n)
 }

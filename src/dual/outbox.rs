@@ -34,10 +34,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    precondition, run_aggregation_query_request, run_query_request, structured_aggregation_query,
-    structured_query, value::ValueType, CommitRequest, Document, DocumentMask, Precondition,
-    RunAggregationQueryRequest, RunQueryRequest, StructuredAggregationQuery, StructuredQuery,
-    Value, Write,
+    precondition, run_query_request, structured_query, value::ValueType, CommitRequest, Document,
+    DocumentMask, Precondition, RunQueryRequest, StructuredQuery, Value, Write,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -523,31 +521,14 @@ impl DualStore {
             collection_id: self.inner.config.outbox_collection.clone(),
             all_descendants: false,
         }];
-        let count_req = RunAggregationQueryRequest {
-            parent: self.outbox_parent(),
-            query_type: Some(
-                run_aggregation_query_request::QueryType::StructuredAggregationQuery(
-                    StructuredAggregationQuery {
-                        aggregations: vec![structured_aggregation_query::Aggregation {
-                            alias: "n".into(),
-                            operator: Some(
-                                structured_aggregation_query::aggregation::Operator::Count(
-                                    Default::default(),
-                                ),
-                            ),
-                        }],
-                        query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
-                            StructuredQuery {
-                                from: from.clone(),
-                                ..Default::default()
-                            },
-                        )),
-                    },
-                ),
-            ),
-            ..Default::default()
-        };
-        let mut stream = self
+        let count_req = crate::source::count_request(
+            &self.outbox_parent(),
+            StructuredQuery {
+                from: from.clone(),
+                ..Default::default()
+            },
+        );
+        let stream = self
             .inner
             .fs
             .client()
@@ -556,18 +537,9 @@ impl DualStore {
             .await
             .map_err(|s| self.fs_error("RunAggregationQuery", s))?
             .into_inner();
-        let mut depth = 0u64;
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.fs_error("RunAggregationQuery", s))?;
-            if let Some(Some(ValueType::IntegerValue(n))) = resp
-                .result
-                .as_ref()
-                .and_then(|r| r.aggregate_fields.get("n"))
-                .map(|v| v.value_type.clone())
-            {
-                depth = n as u64;
-            }
-        }
+        let depth = crate::source::read_count(stream)
+            .await
+            .map_err(|s| self.fs_error("RunAggregationQuery", s))?;
         let mut oldest = None;
         if depth > 0 {
             let req = RunQueryRequest {

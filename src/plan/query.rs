@@ -9,10 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    run_aggregation_query_request, run_query_request, structured_aggregation_query,
-    structured_query, value::ValueType, Cursor, Document, ListCollectionIdsRequest,
-    RunAggregationQueryRequest, RunQueryRequest, StructuredAggregationQuery, StructuredQuery,
-    Value,
+    run_query_request, structured_query, value::ValueType, Cursor, Document,
+    ListCollectionIdsRequest, RunQueryRequest, StructuredQuery, Value,
 };
 use gcloud_sdk::tonic::Status;
 
@@ -191,59 +189,7 @@ impl<'a> Reader<'a> {
     /// Counts the documents `query` matches under `parent` (an aggregation: no document
     /// is read).
     pub async fn count(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
-        let req = RunAggregationQueryRequest {
-            parent: parent.to_string(),
-            query_type: Some(
-                run_aggregation_query_request::QueryType::StructuredAggregationQuery(
-                    StructuredAggregationQuery {
-                        aggregations: vec![structured_aggregation_query::Aggregation {
-                            alias: "n".into(),
-                            operator: Some(
-                                structured_aggregation_query::aggregation::Operator::Count(
-                                    Default::default(),
-                                ),
-                            ),
-                        }],
-                        query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
-                            query,
-                        )),
-                    },
-                ),
-            ),
-            ..Default::default()
-        };
-        let n = self
-            .source
-            .config()
-            .retry
-            .run(
-                || format!("count documents under {parent}"),
-                || async {
-                    let mut stream = self
-                        .source
-                        .db()
-                        .client()
-                        .get()
-                        .run_aggregation_query(req.clone())
-                        .await
-                        .map_err(|s| self.status_error("RunAggregationQuery", s))?
-                        .into_inner();
-                    let mut n = 0u64;
-                    while let Some(resp) = stream.next().await {
-                        let resp = resp.map_err(|s| self.status_error("RunAggregationQuery", s))?;
-                        if let Some(result) = resp.result {
-                            if let Some(Value {
-                                value_type: Some(ValueType::IntegerValue(c)),
-                            }) = result.aggregate_fields.get("n")
-                            {
-                                n = *c as u64;
-                            }
-                        }
-                    }
-                    Ok(n)
-                },
-            )
-            .await?;
+        let n = self.source.count_under(parent, query).await?;
         self.usage.add(&self.usage.counts, count_reads(n));
         Ok(n)
     }
