@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{doc_at, stderr, stdout, World};
+use common::{doc_at, stderr, stdout, values_at, World};
 use fireshift::demo::DemoDoc;
 use fireshift::mapping::rules::{FieldRule, RuleNode};
 use fireshift::mapping::spec::RefRepr;
@@ -228,20 +228,6 @@ fn oid(set: &MappingSet, path: &str) -> Bson {
 
 fn dec(x: &str) -> Bson {
     Bson::Decimal128(x.parse::<Decimal128>().unwrap())
-}
-
-/// Values at a target field path, through arrays (`items.productId`).
-fn values_at<'a>(b: &'a Bson, path: &[String], out: &mut Vec<&'a Bson>) {
-    match (b, path.split_first()) {
-        (Bson::Array(a), _) => a.iter().for_each(|x| values_at(x, path, out)),
-        (Bson::Document(d), Some((head, rest))) => {
-            if let Some(x) = d.get(head) {
-                values_at(x, rest, out)
-            }
-        }
-        (_, None) => out.push(b),
-        _ => {}
-    }
 }
 
 /// Every declared reference rule with its target field path.

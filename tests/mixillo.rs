@@ -14,7 +14,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::{doc_at, stderr, stdout, World};
+use common::{doc_at, stderr, stdout, values_at, World};
 use fireshift::demo::{self, DemoDoc};
 use fireshift::mapping::indexes::IndexDef;
 use fireshift::mapping::rules::{FieldRule, RuleNode};
@@ -142,20 +142,6 @@ fn render_id(b: &Bson) -> String {
         Bson::String(s) => s.clone(),
         Bson::ObjectId(o) => o.to_hex(),
         other => other.to_string(),
-    }
-}
-
-/// Values at a target field path, through arrays (`items.productId`).
-fn values_at<'a>(b: &'a Bson, path: &[String], out: &mut Vec<&'a Bson>) {
-    match (b, path.split_first()) {
-        (Bson::Array(a), _) => a.iter().for_each(|x| values_at(x, path, out)),
-        (Bson::Document(d), Some((head, rest))) => {
-            if let Some(x) = d.get(head) {
-                values_at(x, rest, out)
-            }
-        }
-        (_, None) => out.push(b),
-        _ => {}
     }
 }
 

@@ -321,3 +321,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Values at a target field path, through arrays (`items.productId`).
+pub fn values_at<'a>(b: &'a Bson, path: &[String], out: &mut Vec<&'a Bson>) {
+    match (b, path.split_first()) {
+        (Bson::Array(a), _) => a.iter().for_each(|x| values_at(x, path, out)),
+        (Bson::Document(d), Some((head, rest))) => {
+            if let Some(x) = d.get(head) {
+                values_at(x, rest, out)
+            }
+        }
+        (_, None) => out.push(b),
+        _ => {}
+    }
+}
