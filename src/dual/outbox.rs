@@ -328,28 +328,8 @@ impl DualStore {
             limit: Some(self.inner.config.reconcile_batch.min(10_000) as i32),
             ..Default::default()
         };
-        let req = RunQueryRequest {
-            parent: self.outbox_parent(),
-            query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
-            ..Default::default()
-        };
-        let mut stream = self
-            .inner
-            .fs
-            .client()
-            .get()
-            .run_query(req)
-            .await
-            .map_err(|s| self.fs_error("RunQuery", s))?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.fs_error("RunQuery", s))?;
-            if let Some(d) = resp.document {
-                out.push(parse_entry(&d));
-            }
-        }
-        Ok(out)
+        let docs = self.fs_query(self.outbox_parent(), query).await?;
+        Ok(docs.iter().map(parse_entry).collect())
     }
 
     /// Takes an entry for this process: moves its `next_attempt` one lease ahead, on

@@ -810,6 +810,35 @@ impl DualStore {
         }
     }
 
+    /// The documents a Firestore query under `parent` returns, in order.
+    pub(crate) async fn fs_query(
+        &self,
+        parent: String,
+        query: gcloud_sdk::google::firestore::v1::StructuredQuery,
+    ) -> Result<Vec<Document>, Error> {
+        let req = RunQueryRequest {
+            parent,
+            query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
+            ..Default::default()
+        };
+        let mut stream = self
+            .inner
+            .fs
+            .client()
+            .get()
+            .run_query(req)
+            .await
+            .map_err(|s| self.fs_error("RunQuery", s))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(resp) = stream.next().await {
+            if let Some(d) = resp.map_err(|s| self.fs_error("RunQuery", s))?.document {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn fs_error(&self, operation: &'static str, s: Status) -> Error {
         Error::Firestore {
             operation,
@@ -1198,28 +1227,12 @@ impl DualStore {
                 Some(pp) => format!("{}/{}", self.inner.root, pp.relative()),
                 None => self.inner.root.clone(),
             };
-            let req = RunQueryRequest {
-                parent,
-                query_type: Some(run_query_request::QueryType::StructuredQuery(
-                    query.to_firestore(p.collection_id())?,
-                )),
-                ..Default::default()
-            };
-            let mut stream = self
-                .inner
-                .fs
-                .client()
-                .get()
-                .run_query(req)
-                .await
-                .map_err(|s| self.fs_error("RunQuery", s))?
-                .into_inner();
-            let mut out = Vec::new();
-            while let Some(resp) = stream.next().await {
-                let resp = resp.map_err(|s| self.fs_error("RunQuery", s))?;
-                if let Some(d) = resp.document {
-                    out.push(self.transform(&d)?.item.doc);
-                }
+            let docs = self
+                .fs_query(parent, query.to_firestore(p.collection_id())?)
+                .await?;
+            let mut out = Vec::with_capacity(docs.len());
+            for d in &docs {
+                out.push(self.transform(d)?.item.doc);
             }
             out
         };
