@@ -101,24 +101,9 @@ async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
     assert_target_is_exact(&world, users).await;
     // The operator's own check agrees: full parity.
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("report");
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--project",
-            &world.project,
-            "--database",
-            &world.database,
-            "--report",
-            prefix.to_str().unwrap(),
-            "--recheck-delay",
-            "0",
-        ],
-        &[],
-    );
+    let (out, report) = common::verify(&world, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let report = report.expect("verify wrote its JSON report");
     let totals = &report["totals"];
     for field in ["missing", "extra", "differing"] {
         assert_eq!(totals[field], 0, "{field}: {report:#}");

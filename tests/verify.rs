@@ -6,10 +6,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Output;
 
-use common::{doc_at, stderr, stdout, World};
+use common::{doc_at, stderr, stdout, verify, World};
 use fireshift::demo;
 use fireshift::source::{FirestoreSource, SourceConfig};
 use fireshift::transform::Transformer;
@@ -22,29 +20,6 @@ fn v(t: ValueType) -> Value {
     Value {
         value_type: Some(t),
     }
-}
-
-/// `fireshift verify` for this world, report under `dir/report`, no recheck delay.
-fn verify(world: &World, dir: &Path, extra: &[&str]) -> (Output, Option<Json>) {
-    let prefix = dir.join("report");
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--project",
-            &world.project,
-            "--database",
-            &world.database,
-            "--report",
-            prefix.to_str().unwrap(),
-            "--recheck-delay",
-            "0",
-        ],
-        extra,
-    );
-    let json = std::fs::read_to_string(dir.join("report.json"))
-        .ok()
-        .map(|s| serde_json::from_str(&s).expect("the JSON report parses"));
-    (out, json)
 }
 
 /// Loads `users` demo users and migrates them; returns the expected document count.

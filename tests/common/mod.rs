@@ -335,3 +335,30 @@ pub fn values_at<'a>(b: &'a Bson, path: &[String], out: &mut Vec<&'a Bson>) {
         _ => {}
     }
 }
+
+/// `fireshift verify` for this world, report under `dir/report`, no recheck delay.
+pub fn verify(
+    world: &World,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Output, Option<serde_json::Value>) {
+    let prefix = dir.join("report");
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--report",
+            prefix.to_str().unwrap(),
+            "--recheck-delay",
+            "0",
+        ],
+        extra,
+    );
+    let json = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .map(|s| serde_json::from_str(&s).expect("the JSON report parses"));
+    (out, json)
+}
