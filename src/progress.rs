@@ -177,12 +177,14 @@ impl Progress {
         }))
     }
 
-    /// Stops drawing (bars stay on screen as their last state).
+    /// Stops drawing (bars stay on screen as their last state). `abandon`, not
+    /// `finish`: indicatif's `finish` moves every bar to its length, so a run stopped
+    /// by an error would then report itself 100% done in [`Self::line`].
     pub fn finish(&self) {
         for bar in self.inner.lock().unwrap().bars.values() {
-            bar.finish();
+            bar.abandon();
         }
-        self.overall.finish();
+        self.overall.abandon();
     }
 }
 
