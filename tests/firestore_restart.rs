@@ -157,7 +157,7 @@ impl Drop for PrivateEmulator {
 
 /// Both tests point `FIRESTORE_EMULATOR_HOST` (process-wide) at their own emulator:
 /// one at a time.
-static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ENV_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A private emulator holding `users` demo users in a fresh world, and an export of
 /// them for the restart.
@@ -209,7 +209,7 @@ async fn migrate_until_first_checkpoint(world: &World, retry_timeout: &str) -> C
 
 #[tokio::test]
 async fn survives_a_firestore_restart_mid_run() {
-    let _one_at_a_time = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = ENV_LOCK.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let users = 80;
     let (emulator, world, snapshot) =
@@ -249,7 +249,7 @@ async fn survives_a_firestore_restart_mid_run() {
 
 #[tokio::test]
 async fn an_outage_past_the_deadline_stops_cleanly_and_a_rerun_finishes() {
-    let _one_at_a_time = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = ENV_LOCK.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let users = 80;
     let (emulator, world, snapshot) =
