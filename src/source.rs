@@ -28,6 +28,19 @@ use crate::retry::RetryPolicy;
 /// The `__name__` field, by which documents are ordered and cursors are expressed.
 const NAME_FIELD: &str = "__name__";
 
+/// Prefix of the collections fireshift keeps for itself, in either database (the
+/// dual-write outbox in Firestore; checkpoints, dead letters and verify state in
+/// MongoDB): bookkeeping, not application data, so never migrated or verified.
+pub const OWN_COLLECTION_PREFIX: &str = "_fireshift";
+
+/// Whether `name` (a full document name under `root`) lives in one of fireshift's own
+/// root collections, at any depth.
+pub fn is_own_document(root: &str, name: &str) -> bool {
+    name.strip_prefix(root)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|relative| relative.starts_with(OWN_COLLECTION_PREFIX))
+}
+
 /// Where the source reads from.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -292,8 +305,11 @@ impl FirestoreSource {
             let resp = resp.map_err(|s| self.status_error("RunQuery", s))?;
             if let Some(doc) = resp.document {
                 *after = Some(doc.name.clone());
-                *delivered += 1;
                 in_page += 1;
+                if is_own_document(&self.root, &doc.name) {
+                    continue;
+                }
+                *delivered += 1;
                 if tx.send(Ok(doc)).await.is_err() {
                     return Ok(PageEnd::ConsumerGone);
                 }
@@ -416,4 +432,34 @@ pub async fn read_count(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_documents_are_those_under_a_fireshift_root_collection() {
+        let root = "projects/p/databases/(default)/documents";
+        assert!(is_own_document(
+            root,
+            &format!("{root}/_fireshift_outbox/e1")
+        ));
+        assert!(is_own_document(
+            root,
+            &format!("{root}/_fireshift_x/a/sub/b")
+        ));
+        assert!(!is_own_document(root, &format!("{root}/users/u1")));
+        // Only the root collection counts, not a subcollection or a document id.
+        assert!(!is_own_document(
+            root,
+            &format!("{root}/users/u1/_fireshift/x")
+        ));
+        assert!(!is_own_document(root, &format!("{root}/users/_fireshift1")));
+        // Another database's names are not ours to judge.
+        assert!(!is_own_document(
+            root,
+            "projects/p/databases/other/documents/_fireshift_outbox/e1"
+        ));
+    }
 }

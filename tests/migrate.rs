@@ -421,3 +421,51 @@ async fn wrong_project_is_a_clear_error() {
     // An operator who means it can say so.
     assert_eq!(world.migrate(&["--allow-empty"]).status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn fireshifts_own_source_collections_are_neither_migrated_nor_verified() {
+    let world = World::new("e2e-own").await;
+    let users = 2;
+    world
+        .write(demo::generate(users, &world.project, common::DB_ID))
+        .await;
+    // What the dual-write library keeps in Firestore while an API runs in dual mode
+    // (its outbox), including a subcollection under it.
+    let own = [
+        doc_at(
+            "_fireshift_outbox/e1",
+            vec![("op", v(ValueType::StringValue("set".into())))],
+        ),
+        doc_at("_fireshift_outbox/e1/notes/n1", vec![]),
+    ];
+    world.write(own.into_iter()).await;
+    let out = world.migrate(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let landed = world.db.list_collection_names().await.unwrap();
+    assert!(
+        landed.iter().all(|c| !c.starts_with("_fireshift_outbox")),
+        "the outbox was migrated: {landed:?}"
+    );
+    assert!(
+        !stdout(&out).contains("_fireshift_outbox"),
+        "{}",
+        stdout(&out)
+    );
+    let total = demo::expected_count(users);
+    assert_eq!(
+        world
+            .snapshot()
+            .await
+            .values()
+            .map(|d| d.len())
+            .sum::<usize>(),
+        total
+    );
+    // Verify does not count them as source documents missing from the target.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = common::verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = report.expect("verify wrote its JSON report");
+    assert_eq!(report["totals"]["source"], total as u64, "{report:#}");
+    assert_eq!(report["totals"]["missing"], 0, "{report:#}");
+}

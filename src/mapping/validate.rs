@@ -473,7 +473,7 @@ fn check_collection_name(name: &str) -> Result<(), String> {
         Err("a collection name cannot hold `$` or NUL".into())
     } else if name.starts_with("system.") {
         Err("`system.` collections are MongoDB's".into())
-    } else if name.starts_with("_fireshift") {
+    } else if name.starts_with(crate::source::OWN_COLLECTION_PREFIX) {
         Err("`_fireshift…` collections hold fireshift's own bookkeeping".into())
     } else {
         Ok(())

@@ -63,7 +63,7 @@ fn safe_target(t: &str) -> String {
         .chars()
         .map(|c| if c == '$' || c == '\0' { '_' } else { c })
         .collect();
-    if s.starts_with("system.") || s.starts_with("_fireshift") {
+    if s.starts_with("system.") || s.starts_with(crate::source::OWN_COLLECTION_PREFIX) {
         s = format!("fs_{s}");
     }
     if s.is_empty() {

@@ -70,9 +70,9 @@ use place::{Expected, Place};
 use compare::{canonical_bytes, documents_equal, FieldDiff};
 use store::{RunRecord, Store};
 
-/// Prefix of every collection fireshift itself keeps in the target database (dead
-/// letters, checkpoints, verify state): never compared, never "extra".
-pub const OWN_COLLECTION_PREFIX: &str = "_fireshift";
+/// Collections fireshift itself keeps in the target database (dead letters,
+/// checkpoints, verify state) start with it: never compared, never "extra".
+pub use crate::source::OWN_COLLECTION_PREFIX;
 
 /// Where a rejected document is counted when its name cannot even be parsed.
 pub const UNPARSEABLE: &str = "(unparseable names)";
