@@ -8,6 +8,11 @@
 //!
 //! Memory is bounded by `read_ahead` documents, `buffer_bytes` of pending batches and
 //! `2 × in_flight` batches in the channel and at the server, whatever the data size.
+//! Crash cost is bounded too: at most one batch (`--batch-size` documents) per range is
+//! ever past the range's saved cursor, so a resume after `kill -9` reads and writes
+//! again at most that much, however many batches `in_flight` lets overlap (they share
+//! the one-batch window: several small batches of interleaved collections, or one full
+//! batch).
 //! When the sink is slow, the writer stops taking batches, the batcher blocks on its
 //! send, stops reading the source channel, and the source reader stops pulling from
 //! gRPC: backpressure reaches Firestore instead of growing a queue.
@@ -150,6 +155,8 @@ struct Tracker {
     /// Sequence number of `window[0]`.
     base: u64,
     window: std::collections::VecDeque<(String, Option<Outcome>)>,
+    /// Documents handed to the writer and not yet acknowledged by it.
+    in_flight: usize,
 }
 
 impl Tracker {
@@ -204,6 +211,14 @@ impl Tracker {
     }
 }
 
+/// What the batcher and the writer of one range share.
+struct RangeState {
+    tracker: Mutex<Tracker>,
+    book: Mutex<IslandBook>,
+    /// Signalled by the writer after each acknowledged batch (and its checkpoint save).
+    acked: tokio::sync::Notify,
+}
+
 /// Saves a range's checkpoint whenever its cursor moves.
 pub struct Checkpointer {
     pub store: CheckpointStore,
@@ -244,21 +259,23 @@ pub async fn run(
     progress: &Progress,
     checkpoint: Option<Checkpointer>,
 ) -> Result<(Summary, Option<Checkpointer>)> {
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let book = Arc::new(Mutex::new(IslandBook {
-        kept: checkpoint
-            .as_ref()
-            .map(|c| c.record.islands.iter().map(|i| (i.clone(), None)).collect())
-            .unwrap_or_default(),
-    }));
+    let shared = Arc::new(RangeState {
+        tracker: Mutex::new(Tracker::default()),
+        book: Mutex::new(IslandBook {
+            kept: checkpoint
+                .as_ref()
+                .map(|c| c.record.islands.iter().map(|i| (i.clone(), None)).collect())
+                .unwrap_or_default(),
+        }),
+        acked: tokio::sync::Notify::new(),
+    });
     let (btx, brx) = mpsc::channel::<Outgoing>(config.in_flight.max(1));
     let writer = tokio::spawn(write_batches(
         sink.clone(),
         brx,
         config.clone(),
         progress.clone(),
-        tracker.clone(),
-        book.clone(),
+        shared.clone(),
         checkpoint,
     ));
     let docs = source.stream(range, config.read_ahead);
@@ -270,8 +287,7 @@ pub async fn run(
         transformer,
         config,
         progress,
-        &tracker,
-        &book,
+        &shared,
     )
     .await;
     // The batcher dropped its sender: the writer drains what is queued and ends. On a
@@ -295,19 +311,62 @@ struct Buffers<'a> {
     config: &'a PipelineConfig,
     progress: &'a Progress,
     tracker: &'a Mutex<Tracker>,
-    /// Past this many unacknowledged documents, the partial batch holding the oldest one
-    /// is sent early, so the cursor does not wait on a collection that fills slowly.
+    /// At most this many documents past the range's checkpoint cursor (one batch): past
+    /// it, the partial batch holding the oldest unacknowledged document is sent early (so
+    /// the cursor does not wait on a collection that fills slowly) and the batcher waits
+    /// for the writer's acknowledgements. It is what a crash can make a resume read and
+    /// write again.
     max_lag: usize,
+    /// Signalled by the writer after each acknowledged batch.
+    acked: &'a tokio::sync::Notify,
     open: HashMap<String, Outgoing>,
     bytes: usize,
 }
 
 impl Buffers<'_> {
     async fn send(&self, o: Outgoing) -> Result<()> {
+        self.tracker.lock().unwrap().in_flight += o.seqs.len();
         self.out
             .send(o)
             .await
             .map_err(|_| Error::Config("writer stopped early".into()))
+    }
+
+    /// Holds the batcher until at most `max_lag` documents are past the cursor: sends
+    /// the partial batch holding the oldest unacknowledged document, else waits for the
+    /// writer to acknowledge what is in flight. Returns when neither can help either
+    /// (the rest is held by the island matcher, which more reading releases).
+    async fn keep_lag_bounded(&mut self) -> Result<()> {
+        loop {
+            let (lag, oldest, in_flight) = {
+                let t = self.tracker.lock().unwrap();
+                (t.lag(), t.oldest_pending(), t.in_flight)
+            };
+            if lag <= self.max_lag {
+                return Ok(());
+            }
+            let holder = self
+                .open
+                .iter()
+                .find(|(_, o)| o.seqs.first().copied() == oldest)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = holder {
+                let o = self.open.remove(&k).expect("present");
+                self.bytes -= o.batch.bytes;
+                self.send(o).await?;
+                continue;
+            }
+            if in_flight == 0 {
+                return Ok(());
+            }
+            tokio::select! {
+                () = self.acked.notified() => {}
+                // The writer stopped (its error is reported by the caller).
+                () = self.out.closed() => {
+                    return Err(Error::Config("writer stopped early".into()));
+                }
+            }
+        }
     }
 
     /// Adds one document (already registered under `seq`) to its collection's batch.
@@ -323,10 +382,6 @@ impl Buffers<'_> {
             self.config.count_dead_letters(1)?;
         }
         self.progress.read(&pattern, 1);
-        let (lag, oldest) = {
-            let t = self.tracker.lock().unwrap();
-            (t.lag(), t.oldest_pending())
-        };
         let entry = self
             .open
             .entry(collection.clone())
@@ -342,18 +397,7 @@ impl Buffers<'_> {
         entry.patterns.push(pattern);
         entry.seqs.push(seq);
         self.bytes += entry.batch.bytes - before;
-        if lag > self.max_lag {
-            let holder = self
-                .open
-                .iter()
-                .find(|(_, o)| o.seqs.first().copied() == oldest)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = holder {
-                let o = self.open.remove(&k).expect("present");
-                self.bytes -= o.batch.bytes;
-                return self.send(o).await;
-            }
-        }
+        self.keep_lag_bounded().await?;
         if self.bytes > self.config.buffer_bytes {
             // Many collections interleave in `__name__` order; flushing the largest
             // partial batch keeps memory bounded without tiny batches.
@@ -521,13 +565,18 @@ async fn batch_documents(
     transformer: &Transformer,
     config: &PipelineConfig,
     progress: &Progress,
-    tracker: &Mutex<Tracker>,
-    book: &Mutex<IslandBook>,
+    shared: &RangeState,
 ) -> Result<()> {
+    let RangeState {
+        tracker,
+        book,
+        acked,
+    } = shared;
     let limits = sink.config().clone();
     let mut buffers = Buffers {
         out,
         max_lag: limits.max_batch_docs,
+        acked,
         limits,
         config,
         progress,
@@ -622,10 +671,14 @@ async fn write_batches(
     batches: mpsc::Receiver<Outgoing>,
     config: PipelineConfig,
     progress: Progress,
-    tracker: Arc<Mutex<Tracker>>,
-    book: Arc<Mutex<IslandBook>>,
+    shared: Arc<RangeState>,
     mut checkpoint: Option<Checkpointer>,
 ) -> Result<Option<Checkpointer>> {
+    let RangeState {
+        tracker,
+        book,
+        acked,
+    } = &*shared;
     let started = std::time::Instant::now();
     let done_at_start = checkpoint.as_ref().map_or(0, |c| c.record.counts.done());
     let stream =
@@ -691,6 +744,7 @@ async fn write_batches(
         }
         let (cursor, mut counts, new_island) = {
             let mut t = tracker.lock().unwrap();
+            t.in_flight -= o.seqs.len();
             for (seq, outcome) in &acks {
                 t.ack(*seq, *outcome);
             }
@@ -742,6 +796,9 @@ async fn write_batches(
                     .await?;
             }
         }
+        // After the save: the batcher's bound on documents past the cursor holds for the
+        // stored cursor, not only the one in memory.
+        acked.notify_one();
     }
     Ok(checkpoint)
 }
