@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_target_is_exact, checkpointed, free_port, mongodb_uri, spawn_migrate, stderr, World,
-    SLOW,
+    assert_target_is_exact, checkpointed, free_port, migrate_until_first_checkpoint, mongodb_uri,
+    stderr, World,
 };
 use fireshift::demo;
 
@@ -182,31 +182,6 @@ async fn world_on_private_emulator(
     (emulator, world, snapshot)
 }
 
-/// Starts a slow migrate and returns once its first checkpoint is saved.
-async fn migrate_until_first_checkpoint(world: &World, retry_timeout: &str) -> Child {
-    let mut child = spawn_migrate(
-        world,
-        &mongodb_uri(),
-        &[
-            SLOW,
-            &["--batch-size", "10", "--retry-timeout", retry_timeout],
-        ]
-        .concat(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while checkpointed(&world.db).await == 0 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "migrate exited ({status}) before the outage: {}",
-                stderr(&child.wait_with_output().unwrap())
-            );
-        }
-        assert!(Instant::now() < deadline, "no progress before the outage");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child
-}
-
 #[tokio::test]
 async fn survives_a_firestore_restart_mid_run() {
     let _one_at_a_time = ENV_LOCK.lock().await;
@@ -214,7 +189,7 @@ async fn survives_a_firestore_restart_mid_run() {
     let users = 80;
     let (emulator, world, snapshot) =
         world_on_private_emulator("firestore-restart", users, dir.path()).await;
-    let mut child = migrate_until_first_checkpoint(&world, "120").await;
+    let mut child = migrate_until_first_checkpoint(&world, &mongodb_uri(), "120").await;
     let port = emulator.port;
     emulator.shutdown();
     let before = checkpointed(&world.db).await;
@@ -254,7 +229,7 @@ async fn an_outage_past_the_deadline_stops_cleanly_and_a_rerun_finishes() {
     let users = 80;
     let (emulator, world, snapshot) =
         world_on_private_emulator("firestore-down", users, dir.path()).await;
-    let mut child = migrate_until_first_checkpoint(&world, "3").await;
+    let mut child = migrate_until_first_checkpoint(&world, &mongodb_uri(), "3").await;
     let port = emulator.port;
     emulator.shutdown();
     assert!(

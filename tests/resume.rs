@@ -11,21 +11,16 @@ use common::{assert_target_is_exact, checkpointed, free_port, spawn_migrate, std
 use fireshift::demo;
 use rand::{Rng, SeedableRng};
 
-/// Like `SLOW` (small pages, four ranges, two at once) but with four batches in flight
-/// per range: the bound on what a resume writes again must not depend on it.
-const KILL_RUN: [&str; 11] = [
-    "--in-flight",
-    "4",
-    "--page-size",
-    "100",
-    "--ranges",
-    "4",
-    "--parallel",
-    "2",
-    "--quiet",
-    "--batch-size",
-    "25",
-];
+/// `SLOW` (small pages, four ranges, two at once) but with four batches in flight per
+/// range: the bound on what a resume reads and writes again must not depend on it.
+fn kill_run() -> Vec<&'static str> {
+    assert_eq!(
+        &SLOW[..2],
+        ["--in-flight", "1"],
+        "SLOW starts with its in-flight"
+    );
+    [&["--in-flight", "4"], &SLOW[2..], &["--batch-size", "25"]].concat()
+}
 
 #[tokio::test]
 async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
@@ -42,7 +37,7 @@ async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
     let mut kills = 0;
     let mut last_progress = 0;
     for _ in 0..4 {
-        let mut child = spawn_migrate(&world, &uri, &KILL_RUN);
+        let mut child = spawn_migrate(&world, &uri, &kill_run());
         // Kill once the run has made progress past the last kill, plus a random delay,
         // so each kill lands somewhere new in the copy.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -220,22 +215,7 @@ async fn survives_a_mongodb_restart_mid_run() {
         .unwrap()
         .database(&world.database);
 
-    let mut child = spawn_migrate(
-        &world,
-        &uri,
-        &[SLOW, &["--batch-size", "10", "--retry-timeout", "120"]].concat(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while checkpointed(&world.db).await == 0 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "migrate exited ({status}) before the restart: {}",
-                stderr(&child.wait_with_output().unwrap())
-            );
-        }
-        assert!(Instant::now() < deadline, "no progress before the restart");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut child = common::migrate_until_first_checkpoint(&world, &uri, "120").await;
     // The server goes away mid-run and comes back 2 s later on the same data.
     let data = server.stop();
     assert!(

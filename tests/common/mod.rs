@@ -293,6 +293,37 @@ pub const SLOW: &[&str] = &[
     "--quiet",
 ];
 
+/// Starts a `SLOW` migrate of `world` into `uri` (batches of 10, faults retried for
+/// `retry_timeout` seconds) and returns once its first checkpoint is saved, so what the
+/// caller does next lands mid-run.
+pub async fn migrate_until_first_checkpoint(
+    world: &World,
+    uri: &str,
+    retry_timeout: &str,
+) -> Child {
+    let extra = [
+        SLOW,
+        &["--batch-size", "10", "--retry-timeout", retry_timeout],
+    ]
+    .concat();
+    let mut child = spawn_migrate(world, uri, &extra);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while checkpointed(&world.db).await == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "migrate exited ({status}) before its first checkpoint: {}",
+                stderr(&child.wait_with_output().unwrap())
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child
+}
+
 /// Starts `fireshift migrate` for `world` against `uri` in the background.
 pub fn spawn_migrate(world: &World, uri: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fireshift"))
