@@ -248,16 +248,8 @@ async fn survives_a_mongodb_restart_mid_run() {
 
 /// Documents the saved checkpoints hold in islands (acknowledged past their cursors).
 async fn island_docs(db: &mongodb::Database) -> u64 {
-    use futures::TryStreamExt;
-    let ranges: Vec<mongodb::bson::Document> = db
-        .collection("_fireshift_checkpoints")
-        .find(mongodb::bson::doc! { "kind": "range" })
+    common::range_checkpoints(db)
         .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    ranges
         .iter()
         .filter_map(|r| r.get_array("islands").ok())
         .flatten()

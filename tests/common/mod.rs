@@ -258,18 +258,22 @@ pub async fn assert_target_is_exact(world: &World, users: usize) {
     }
 }
 
-/// Documents acknowledged so far according to the checkpoints of `db`.
-pub async fn checkpointed(db: &Database) -> u64 {
+/// The saved checkpoint of every range of every job in `db`.
+pub async fn range_checkpoints(db: &Database) -> Vec<mongodb::bson::Document> {
     use futures::TryStreamExt;
-    let ranges: Vec<mongodb::bson::Document> = db
-        .collection("_fireshift_checkpoints")
+    db.collection("_fireshift_checkpoints")
         .find(doc! { "kind": "range" })
         .await
         .unwrap()
         .try_collect()
         .await
-        .unwrap();
-    ranges
+        .unwrap()
+}
+
+/// Documents acknowledged so far according to the checkpoints of `db`.
+pub async fn checkpointed(db: &Database) -> u64 {
+    range_checkpoints(db)
+        .await
         .iter()
         .map(|r| {
             r.get_document("counts")
