@@ -54,6 +54,17 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
 }
 
+/// The MongoDB side of a command: every command that touches MongoDB takes these two.
+#[derive(Debug, Args)]
+pub struct MongoTarget {
+    /// MongoDB connection string (mongodb:// or mongodb+srv://). Never printed unredacted.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: String,
+    /// Target MongoDB database.
+    #[arg(long)]
+    pub database: String,
+}
+
 /// Where to read and where to write.
 #[derive(Debug, Args)]
 pub struct Endpoints {
@@ -64,12 +75,8 @@ pub struct Endpoints {
     /// Firestore database id.
     #[arg(long, default_value = "(default)")]
     pub firestore_database: String,
-    /// MongoDB connection string (mongodb:// or mongodb+srv://). Never printed unredacted.
-    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-    pub mongodb_uri: String,
-    /// Target MongoDB database.
-    #[arg(long)]
-    pub database: String,
+    #[command(flatten)]
+    pub mongo: MongoTarget,
     /// Give up on an unreachable service after retrying this long (seconds).
     #[arg(long, default_value_t = 300)]
     pub retry_timeout: u64,
@@ -147,12 +154,9 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// MongoDB connection string (never printed unredacted).
-    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-    pub mongodb_uri: String,
-    /// Target MongoDB database that holds the checkpoints.
-    #[arg(long)]
-    pub database: String,
+    /// Where the job's checkpoints are: its target database.
+    #[command(flatten)]
+    pub mongo: MongoTarget,
     /// Only this job (default: every job in the database).
     #[arg(long)]
     pub job: Option<String>,
@@ -192,11 +196,11 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     let source = FirestoreSource::connect(source_config)
         .await
         .context("connecting to Firestore")?;
-    let sink = MongoSink::connect(&ep.mongodb_uri, &ep.database, sink_config)
+    let sink = MongoSink::connect(&ep.mongo.mongodb_uri, &ep.mongo.database, sink_config)
         .await
         .context("connecting to MongoDB")?;
     tracing::info!(
-        source = %source.root(), endpoint = %source.endpoint(), target = %sink.uri(), database = %ep.database,
+        source = %source.root(), endpoint = %source.endpoint(), target = %sink.uri(), database = %ep.mongo.database,
         dry_run = args.dry_run, "migrating"
     );
 
@@ -246,7 +250,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     }
     if let Err(e @ crate::error::Error::DeadLetterLimit { .. }) = &result {
         let summary = Summary::from_progress(&progress);
-        print_summary(&summary, &ep.database, &args);
+        print_summary(&summary, &ep.mongo.database, &args);
         write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!("error: job `{}`: {e}", options.job);
         return Ok(EXIT_DEAD_LETTER_LIMIT);
@@ -265,7 +269,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
             options.job, outcome.ranges_already_done, outcome.ranges_copied
         );
     }
-    print_summary(summary, &ep.database, &args);
+    print_summary(summary, &ep.mongo.database, &args);
     write_summary_json(args.summary_json.as_deref(), summary)?;
     if summary.read == 0 && !outcome.resumed && !args.allow_empty {
         bail!(
@@ -345,16 +349,24 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
 /// Runs `status`: prints every range of the job(s) from the checkpoint collection.
 pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
-    let sink = MongoSink::connect(&args.mongodb_uri, &args.database, SinkConfig::default())
-        .await
-        .context("connecting to MongoDB")?;
+    let sink = MongoSink::connect(
+        &args.mongo.mongodb_uri,
+        &args.mongo.database,
+        SinkConfig::default(),
+    )
+    .await
+    .context("connecting to MongoDB")?;
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
         Some(j) => store.load_job(j).await?.into_iter().collect(),
         None => store.jobs().await?,
     };
     if jobs.is_empty() {
-        println!("no migration jobs in {} ({})", args.database, sink.uri());
+        println!(
+            "no migration jobs in {} ({})",
+            args.mongo.database,
+            sink.uri()
+        );
         return Ok(if args.job.is_some() { 1 } else { 0 });
     }
     for job in jobs {

@@ -28,12 +28,8 @@ pub struct IndexesArgs {
     /// Mapping directory whose `[[indexes]]` to build.
     #[arg(long)]
     pub mappings: PathBuf,
-    /// MongoDB connection string (never printed unredacted).
-    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-    pub mongodb_uri: String,
-    /// Target MongoDB database.
-    #[arg(long)]
-    pub database: String,
+    #[command(flatten)]
+    pub mongo: crate::cli::MongoTarget,
     /// Give up on an unreachable server after retrying this long (seconds).
     #[arg(long, default_value_t = 300)]
     pub retry_timeout: u64,
@@ -143,7 +139,7 @@ pub async fn indexes(args: IndexesArgs) -> anyhow::Result<i32> {
         },
         ..SinkConfig::default()
     };
-    let sink = MongoSink::connect(&args.mongodb_uri, &args.database, config)
+    let sink = MongoSink::connect(&args.mongo.mongodb_uri, &args.mongo.database, config)
         .await
         .context("connecting to MongoDB")?;
     let reports = indexes::build(sink.database(), &set).await;

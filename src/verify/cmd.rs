@@ -127,9 +127,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
         .await
         .context("connecting to Firestore")?;
     // The sink's connect: same options, same ping with retries, same redaction.
-    let target = MongoSink::connect(&ep.mongodb_uri, &ep.database, SinkConfig::default())
-        .await
-        .context("connecting to MongoDB")?;
+    let target = MongoSink::connect(
+        &ep.mongo.mongodb_uri,
+        &ep.mongo.database,
+        SinkConfig::default(),
+    )
+    .await
+    .context("connecting to MongoDB")?;
     let db = target.database().clone();
     let uri = target.uri().to_string();
 
@@ -140,7 +144,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
     store.ensure_indexes().await?;
     tracing::info!(
         run = %run.id, source = %source.root(), endpoint = %source.endpoint(), target = %uri,
-        database = %ep.database, sample = args.sample, state = ?run.state,
+        database = %ep.mongo.database, sample = args.sample, state = ?run.state,
         cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
     );
     let verifier = Verifier::new(source, db, uri.clone(), transformer, config)?;
@@ -231,7 +235,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
         },
         target: report::TargetInfo {
             uri: uri.clone(),
-            database: ep.database.clone(),
+            database: ep.mongo.database.clone(),
             dead_letter_collection: args.dead_letter_collection.clone(),
         },
         options: report::OptionsInfo {
@@ -419,13 +423,13 @@ async fn open_run(
     let matches = |r: &RunRecord| {
         r.project == ep.project
             && r.firestore_database == ep.firestore_database
-            && r.database == ep.database
+            && r.database == ep.mongo.database
     };
     if let Some(id) = &args.resume {
         let Some(r) = Store::load_run(db, uri, id).await? else {
             bail!(
                 "no verify run `{id}` in {}.{}",
-                ep.database,
+                ep.mongo.database,
                 super::store::RUNS_COLLECTION
             );
         };
@@ -440,9 +444,14 @@ async fn open_run(
         return Ok(r);
     }
     if !args.new_run {
-        if let Some(r) =
-            Store::latest_unfinished(db, uri, &ep.project, &ep.firestore_database, &ep.database)
-                .await?
+        if let Some(r) = Store::latest_unfinished(
+            db,
+            uri,
+            &ep.project,
+            &ep.firestore_database,
+            &ep.mongo.database,
+        )
+        .await?
         {
             match check_resumable(&r, &fingerprint, sample, &args.dead_letter_collection) {
                 Ok(()) => {
@@ -461,7 +470,7 @@ async fn open_run(
         version: RUN_RECORD_VERSION,
         project: ep.project.clone(),
         firestore_database: ep.firestore_database.clone(),
-        database: ep.database.clone(),
+        database: ep.mongo.database.clone(),
         sample,
         transform: fingerprint,
         dead_letter_collection: args.dead_letter_collection.clone(),
