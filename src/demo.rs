@@ -313,20 +313,11 @@ fn write_name(w: &Write) -> &str {
     }
 }
 
-/// Codes worth another attempt. Every write is a full-document update, so sending one
-/// twice is harmless. `Unknown` is how tonic reports a connection dropped mid-request
-/// ("transport error"); the set matches `crate::error::is_retryable_code`.
+/// Codes worth another attempt: the library's set (`Unknown` is how tonic reports a
+/// connection dropped mid-request). Every write is a full-document update, so sending
+/// one twice is harmless.
 fn is_transient(code: tonic::Code) -> bool {
-    matches!(
-        code,
-        tonic::Code::Unavailable
-            | tonic::Code::DeadlineExceeded
-            | tonic::Code::Aborted
-            | tonic::Code::ResourceExhausted
-            | tonic::Code::Internal
-            | tonic::Code::Unknown
-            | tonic::Code::Cancelled
-    )
+    crate::error::is_retryable_code(code)
 }
 
 fn backoff(attempt: u32) -> Duration {
