@@ -65,6 +65,16 @@ pub struct MongoTarget {
     pub database: String,
 }
 
+impl MongoTarget {
+    /// Connects to the target database (ping with retries, errors with the URI
+    /// redacted) with `config`'s batch and retry settings.
+    pub async fn connect(&self, config: SinkConfig) -> anyhow::Result<MongoSink> {
+        MongoSink::connect(&self.mongodb_uri, &self.database, config)
+            .await
+            .context("connecting to MongoDB")
+    }
+}
+
 /// Where to read and where to write.
 #[derive(Debug, Args)]
 pub struct Endpoints {
@@ -196,9 +206,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     let source = FirestoreSource::connect(source_config)
         .await
         .context("connecting to Firestore")?;
-    let sink = MongoSink::connect(&ep.mongo.mongodb_uri, &ep.mongo.database, sink_config)
-        .await
-        .context("connecting to MongoDB")?;
+    let sink = ep.mongo.connect(sink_config).await?;
     tracing::info!(
         source = %source.root(), endpoint = %source.endpoint(), target = %sink.uri(), database = %ep.mongo.database,
         dry_run = args.dry_run, "migrating"
@@ -349,13 +357,7 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
 /// Runs `status`: prints every range of the job(s) from the checkpoint collection.
 pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
-    let sink = MongoSink::connect(
-        &args.mongo.mongodb_uri,
-        &args.mongo.database,
-        SinkConfig::default(),
-    )
-    .await
-    .context("connecting to MongoDB")?;
+    let sink = args.mongo.connect(SinkConfig::default()).await?;
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
         Some(j) => store.load_job(j).await?.into_iter().collect(),

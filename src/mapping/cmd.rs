@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::indexes::{self, render_report};
 use super::{Identity, Landing, MappingErrors, MappingSet};
 use crate::retry::RetryPolicy;
-use crate::sink::{MongoSink, SinkConfig};
+use crate::sink::SinkConfig;
 use crate::transform::Transformer;
 
 /// Exit code of `fireshift indexes` when an index was refused, clashes or failed.
@@ -139,9 +138,7 @@ pub async fn indexes(args: IndexesArgs) -> anyhow::Result<i32> {
         },
         ..SinkConfig::default()
     };
-    let sink = MongoSink::connect(&args.mongo.mongodb_uri, &args.mongo.database, config)
-        .await
-        .context("connecting to MongoDB")?;
+    let sink = args.mongo.connect(config).await?;
     let reports = indexes::build(sink.database(), &set).await;
     println!("{}", render_report(&reports));
     Ok(if reports.iter().all(|r| r.is_ok()) {

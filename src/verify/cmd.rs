@@ -19,7 +19,7 @@ use super::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
 use super::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
 use crate::cli::Endpoints;
 use crate::retry::RetryPolicy;
-use crate::sink::{MongoSink, SinkConfig};
+use crate::sink::SinkConfig;
 use crate::source::{FirestoreSource, SourceConfig};
 use crate::transform::Transformer;
 
@@ -127,13 +127,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
         .await
         .context("connecting to Firestore")?;
     // The sink's connect: same options, same ping with retries, same redaction.
-    let target = MongoSink::connect(
-        &ep.mongo.mongodb_uri,
-        &ep.mongo.database,
-        SinkConfig::default(),
-    )
-    .await
-    .context("connecting to MongoDB")?;
+    let target = ep.mongo.connect(SinkConfig::default()).await?;
     let db = target.database().clone();
     let uri = target.uri().to_string();
 
