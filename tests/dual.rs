@@ -685,6 +685,10 @@ async fn mongodb_down_during_a_burst_fills_the_outbox_and_the_reconciler_empties
     }
     let depth = outbox_depth(&store).await;
     assert_eq!(depth, 40, "one durable entry per deferred write");
+    // The oldest entry was written during this burst: its age is known and short.
+    let (_, oldest) = store.outbox_stats().await.expect("outbox stats");
+    let oldest = oldest.expect("an age for the oldest entry");
+    assert!(oldest < Duration::from_secs(120), "oldest entry {oldest:?}");
     assert!(
         !parity(&world, "users").await.is_empty(),
         "MongoDB is behind"

@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    precondition, run_query_request, structured_query, value::ValueType, CommitRequest, Document,
-    DocumentMask, Precondition, RunQueryRequest, StructuredQuery, Value, Write,
+    precondition, structured_query, value::ValueType, CommitRequest, Document, DocumentMask,
+    Precondition, StructuredQuery, Value, Write,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -522,43 +522,25 @@ impl DualStore {
             .map_err(|s| self.fs_error("RunAggregationQuery", s))?;
         let mut oldest = None;
         if depth > 0 {
-            let req = RunQueryRequest {
-                parent: self.outbox_parent(),
-                query_type: Some(run_query_request::QueryType::StructuredQuery(
-                    StructuredQuery {
-                        from,
-                        order_by: vec![structured_query::Order {
-                            field: Some(structured_query::FieldReference {
-                                field_path: "created".into(),
-                            }),
-                            direction: structured_query::Direction::Ascending as i32,
-                        }],
-                        limit: Some(1),
-                        ..Default::default()
-                    },
-                )),
+            let query = StructuredQuery {
+                from,
+                order_by: vec![structured_query::Order {
+                    field: Some(structured_query::FieldReference {
+                        field_path: "created".into(),
+                    }),
+                    direction: structured_query::Direction::Ascending as i32,
+                }],
+                limit: Some(1),
                 ..Default::default()
             };
-            let mut stream = self
-                .inner
-                .fs
-                .client()
-                .get()
-                .run_query(req)
-                .await
-                .map_err(|s| self.fs_error("RunQuery", s))?
-                .into_inner();
-            while let Some(resp) = stream.next().await {
-                let resp = resp.map_err(|s| self.fs_error("RunQuery", s))?;
-                if let Some(Some(ValueType::TimestampValue(t))) = resp
-                    .document
-                    .as_ref()
-                    .and_then(|d| d.fields.get("created"))
-                    .map(|v| v.value_type.clone())
-                {
-                    let age = guard::now_nanos() - guard::timestamp_nanos(&t);
-                    oldest = Some(Duration::from_nanos(age.max(0) as u64));
-                }
+            let first = self.fs_query(self.outbox_parent(), query).await?;
+            if let Some(Some(ValueType::TimestampValue(t))) = first
+                .first()
+                .and_then(|d| d.fields.get("created"))
+                .map(|v| v.value_type.as_ref())
+            {
+                let age = guard::now_nanos() - guard::timestamp_nanos(t);
+                oldest = Some(Duration::from_nanos(age.max(0) as u64));
             }
         }
         self.inner.metrics.outbox_depth.set(depth as i64);
