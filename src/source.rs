@@ -343,12 +343,25 @@ fn reference(name: &str) -> Value {
     }
 }
 
-/// All documents at every depth, ordered by `__name__`, within `range`.
-fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
+/// The kindless all-descendants query (every document at every depth) within `range`,
+/// in `__name__` order, at most `limit` documents.
+pub fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
+    collection_query("", true, range, limit)
+}
+
+/// A query over the collection `collection_id` (directly under the query's parent, or at
+/// every depth with `group`; the empty id is every collection), ordered by `__name__`,
+/// within `range`, at most `limit` documents.
+pub fn collection_query(
+    collection_id: &str,
+    group: bool,
+    range: &KeyRange,
+    limit: Option<i32>,
+) -> StructuredQuery {
     StructuredQuery {
         from: vec![structured_query::CollectionSelector {
-            collection_id: String::new(),
-            all_descendants: true,
+            collection_id: collection_id.to_string(),
+            all_descendants: group,
         }],
         order_by: vec![structured_query::Order {
             field: Some(structured_query::FieldReference {

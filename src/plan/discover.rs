@@ -31,10 +31,11 @@ use futures::{StreamExt, TryStreamExt};
 use gcloud_sdk::tonic::Code;
 
 use super::infer::PatternStats;
-use super::query::{collection_query, kindless_query, query_reads, Reader};
+use super::query::{query_reads, Reader};
 use super::{CountMethod, Discovery, PatternPlan, Plan};
 use crate::error::{Error, Result};
 use crate::path::{CollectionPattern, DocPath};
+use crate::source::{collection_query, kindless_query};
 use crate::source::{FirestoreSource, KeyRange};
 
 /// Firestore calls in flight at once during discovery.

@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    run_query_request, structured_query, value::ValueType, Cursor, Document,
-    ListCollectionIdsRequest, RunQueryRequest, StructuredQuery, Value,
+    run_query_request, Document, ListCollectionIdsRequest, RunQueryRequest, StructuredQuery,
 };
 use gcloud_sdk::tonic::Status;
 
 use crate::error::{Error, Result};
-use crate::source::{FirestoreSource, KeyRange};
+use crate::source::FirestoreSource;
 
 /// Index entries covered by one billed read of an aggregation count.
 pub const COUNT_ENTRIES_PER_READ: u64 = 1000;
@@ -193,54 +192,4 @@ impl<'a> Reader<'a> {
         self.usage.add(&self.usage.counts, count_reads(n));
         Ok(n)
     }
-}
-
-fn reference(name: &str) -> Value {
-    Value {
-        value_type: Some(ValueType::ReferenceValue(name.to_string())),
-    }
-}
-
-/// A query over the collection `collection_id` (directly under the query's parent, or at
-/// every depth with `group`), ordered by `__name__`, within `range`, at most `limit`.
-pub fn collection_query(
-    collection_id: &str,
-    group: bool,
-    range: &KeyRange,
-    limit: Option<i32>,
-) -> StructuredQuery {
-    StructuredQuery {
-        from: vec![structured_query::CollectionSelector {
-            collection_id: collection_id.to_string(),
-            all_descendants: group,
-        }],
-        order_by: vec![structured_query::Order {
-            field: Some(structured_query::FieldReference {
-                field_path: "__name__".into(),
-            }),
-            direction: structured_query::Direction::Ascending as i32,
-        }],
-        start_at: match (&range.start_after, &range.start_at) {
-            (Some(n), _) => Some(Cursor {
-                values: vec![reference(n)],
-                before: false,
-            }),
-            (None, Some(n)) => Some(Cursor {
-                values: vec![reference(n)],
-                before: true,
-            }),
-            (None, None) => None,
-        },
-        end_at: range.end_before.as_deref().map(|n| Cursor {
-            values: vec![reference(n)],
-            before: true,
-        }),
-        limit,
-        ..Default::default()
-    }
-}
-
-/// The kindless all-descendants query (every document at every depth) within `range`.
-pub fn kindless_query(range: &KeyRange, limit: Option<i32>) -> StructuredQuery {
-    collection_query("", true, range, limit)
 }
