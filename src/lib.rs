@@ -43,6 +43,8 @@ pub mod redact;
 pub mod retry;
 pub mod sink;
 pub mod source;
+#[cfg(test)]
+mod test_support;
 pub mod transform;
 pub mod value;
 pub mod verify;

@@ -244,27 +244,9 @@ fn value_at<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
+    use crate::test_support::typed_doc as document;
+    use gcloud_sdk::google::firestore::v1::value::ValueType;
     use mongodb::bson::doc;
-
-    fn document(name: &str, fields: Vec<(&str, ValueType)>) -> Document {
-        Document {
-            name: format!("projects/p/databases/(default)/documents/{name}"),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        Value {
-                            value_type: Some(v),
-                        },
-                    )
-                })
-                .collect(),
-            create_time: None,
-            update_time: None,
-        }
-    }
 
     #[test]
     fn root_document_keeps_its_id_and_lands_in_its_collection() {

@@ -498,40 +498,8 @@ pub fn reference_pattern(r: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gcloud_sdk::google::firestore::v1::ArrayValue;
+    use crate::test_support::{arr, doc, i, map, s, v};
 
-    fn v(t: ValueType) -> Value {
-        Value {
-            value_type: Some(t),
-        }
-    }
-    fn s(x: &str) -> Value {
-        v(ValueType::StringValue(x.into()))
-    }
-    fn i(x: i64) -> Value {
-        v(ValueType::IntegerValue(x))
-    }
-    fn map(entries: Vec<(&str, Value)>) -> Value {
-        v(ValueType::MapValue(MapValue {
-            fields: entries
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        }))
-    }
-    fn arr(values: Vec<Value>) -> Value {
-        v(ValueType::ArrayValue(ArrayValue { values }))
-    }
-    fn doc(name: &str, entries: Vec<(&str, Value)>) -> Document {
-        Document {
-            name: format!("projects/p/databases/(default)/documents/{name}"),
-            fields: entries
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            ..Default::default()
-        }
-    }
     fn name(p: &str) -> FieldPath {
         crate::mapping::rules::parse_field_path(p)
             .unwrap()

@@ -402,24 +402,8 @@ mod tests {
     use crate::mapping::MappingSet;
     use crate::plan::infer::PatternStats;
     use crate::plan::{report, CountMethod, Discovery, PatternPlan};
-    use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, MapValue, Value};
-
-    fn v(t: ValueType) -> Value {
-        Value {
-            value_type: Some(t),
-        }
-    }
-
-    fn doc(path: &str, fields: Vec<(&str, Value)>) -> Document {
-        Document {
-            name: format!("projects/p/databases/(default)/documents/{path}"),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use crate::test_support::{doc, v};
+    use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, MapValue};
 
     /// A plan with awkward names: dotted and `$` fields, a collection id that needs a
     /// safe target, a conflict, suggestions of every kind.

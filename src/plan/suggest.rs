@@ -389,25 +389,9 @@ fn reference_suggestion(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Value};
+    use crate::test_support::typed_doc as doc;
+    use gcloud_sdk::google::firestore::v1::value::ValueType;
 
-    fn doc(name: &str, fields: Vec<(&str, ValueType)>) -> Document {
-        Document {
-            name: format!("projects/p/databases/(default)/documents/{name}"),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        Value {
-                            value_type: Some(v),
-                        },
-                    )
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
     fn s(x: &str) -> ValueType {
         ValueType::StringValue(x.into())
     }

@@ -1,16 +1,13 @@
 //! Every rule, applied to documents (no server).
 
-use std::collections::HashMap;
-
-use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, MapValue, Value};
+use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use gcloud_sdk::prost_types::Timestamp;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Decimal128};
 
 use super::*;
 use crate::mapping::identity::derive_object_id;
+use crate::test_support::{arr, doc as document, i, map, s, v, ROOT as P};
 use crate::transform::Transformer;
-
-const P: &str = "projects/p/databases/(default)/documents/";
 
 fn set(files: &[(&str, &str)]) -> MappingSet {
     let dir = tempfile::tempdir().unwrap();
@@ -20,17 +17,6 @@ fn set(files: &[(&str, &str)]) -> MappingSet {
     MappingSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn v(t: ValueType) -> Value {
-    Value {
-        value_type: Some(t),
-    }
-}
-fn s(x: &str) -> Value {
-    v(ValueType::StringValue(x.into()))
-}
-fn i(x: i64) -> Value {
-    v(ValueType::IntegerValue(x))
-}
 fn d(x: f64) -> Value {
     v(ValueType::DoubleValue(x))
 }
@@ -39,25 +25,6 @@ fn null() -> Value {
 }
 fn r(path: &str) -> Value {
     v(ValueType::ReferenceValue(format!("{P}{path}")))
-}
-fn arr(values: Vec<Value>) -> Value {
-    v(ValueType::ArrayValue(ArrayValue { values }))
-}
-fn map(pairs: Vec<(&str, Value)>) -> Value {
-    v(ValueType::MapValue(MapValue {
-        fields: pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    }))
-}
-fn document(path: &str, pairs: Vec<(&str, Value)>) -> Document {
-    Document {
-        name: format!("{P}{path}"),
-        fields: pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<HashMap<_, _>>(),
-        create_time: None,
-        update_time: None,
-    }
 }
 fn out(t: &Transformed) -> bson::Document {
     t.item.doc.to_document().unwrap()
