@@ -133,13 +133,14 @@ impl WriteItem {
         self.doc.as_bytes().len() + 2 * id_len(&self.id) + STATEMENT_OVERHEAD + wrapper
     }
 
-    /// The update statement's `u`: a replacement document or an update pipeline.
-    pub fn update(&self) -> RawBson {
-        let literal = || rawdoc! { "$literal": self.doc.clone() };
-        let mut stages = RawArrayBuf::new();
+    /// The document a replacing write leaves, as an aggregation expression: the new
+    /// state as a `$literal`, merged with the stored arrays a `ReplaceKeeping` keeps
+    /// (`[]` when absent). `None` for an embed, which changes one array of another
+    /// document.
+    pub fn replacement(&self) -> Option<RawDocumentBuf> {
+        let literal = rawdoc! { "$literal": self.doc.clone() };
         match &self.kind {
-            WriteKind::Replace if !self.literal => return RawBson::Document(self.doc.clone()),
-            WriteKind::Replace => stages.push(rawdoc! { "$replaceWith": literal() }),
+            WriteKind::Replace => Some(literal),
             WriteKind::ReplaceKeeping { fields } => {
                 let mut kept = RawDocumentBuf::new();
                 for f in fields {
@@ -149,9 +150,23 @@ impl WriteItem {
                     kept.append(f.as_str(), rawdoc! { "$ifNull": if_null });
                 }
                 let mut merge = RawArrayBuf::new();
-                merge.push(literal());
+                merge.push(literal);
                 merge.push(kept);
-                stages.push(rawdoc! { "$replaceWith": { "$mergeObjects": merge } });
+                Some(rawdoc! { "$mergeObjects": merge })
+            }
+            WriteKind::Embed { .. } => None,
+        }
+    }
+
+    /// The update statement's `u`: a replacement document or an update pipeline.
+    pub fn update(&self) -> RawBson {
+        let literal = || rawdoc! { "$literal": self.doc.clone() };
+        let mut stages = RawArrayBuf::new();
+        match &self.kind {
+            WriteKind::Replace if !self.literal => return RawBson::Document(self.doc.clone()),
+            WriteKind::Replace | WriteKind::ReplaceKeeping { .. } => {
+                let new_doc = self.replacement().expect("a replacing write");
+                stages.push(rawdoc! { "$replaceWith": new_doc });
             }
             WriteKind::Embed { field, max } => {
                 let child_id = self

@@ -19,7 +19,7 @@ use gcloud_sdk::google::firestore::v1::Document;
 use gcloud_sdk::prost_types::Timestamp;
 use mongodb::bson::{rawdoc, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf};
 
-use crate::sink::{WriteItem, WriteKind};
+use crate::sink::WriteItem;
 use crate::transform::{Rejection, Transformed};
 
 /// The reserved field that holds the guard time in every guarded MongoDB document.
@@ -93,29 +93,12 @@ pub fn stamp_transformed(
 }
 
 /// The guarded form of an item's update statement (`u`), when the item carries a guard
-/// time in `field`. `None` for items without one and for [`WriteKind::Embed`] items
-/// (an embedded element has no document of its own to hold a guard): those are written
-/// unguarded, as before.
+/// time in `field`. `None` for items without one and for embeds
+/// ([`crate::sink::WriteKind::Embed`]: an embedded element has no document of its own
+/// to hold a guard): those are written unguarded, as before.
 pub fn guarded_update(item: &WriteItem, field: &str) -> Option<RawBson> {
     let time = guard_time(&item.doc, field)?;
-    let new_doc = match &item.kind {
-        WriteKind::Replace => rawdoc! { "$literal": item.doc.clone() },
-        WriteKind::ReplaceKeeping { fields } => {
-            // The arrays embedded children fill are kept from the stored document.
-            let mut kept = RawDocumentBuf::new();
-            for f in fields {
-                let mut if_null = RawArrayBuf::new();
-                if_null.push(format!("${f}"));
-                if_null.push(RawArrayBuf::new());
-                kept.append(f.as_str(), rawdoc! { "$ifNull": if_null });
-            }
-            let mut merge = RawArrayBuf::new();
-            merge.push(rawdoc! { "$literal": item.doc.clone() });
-            merge.push(kept);
-            rawdoc! { "$mergeObjects": merge }
-        }
-        WriteKind::Embed { .. } => return None,
-    };
+    let new_doc = item.replacement()?;
     Some(RawBson::Array(guarded_pipeline(field, time, new_doc)))
 }
 
@@ -148,6 +131,7 @@ pub fn delete_filter(id: mongodb::bson::Bson, field: &str, time: i64) -> mongodb
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::WriteKind;
     use mongodb::bson::{doc, Bson};
 
     fn item(kind: WriteKind) -> WriteItem {
