@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    precondition, structured_query, value::ValueType, CommitRequest, Document, DocumentMask,
-    Precondition, StructuredQuery, Value, Write,
+    precondition, structured_query, value::ValueType, Document, DocumentMask, Precondition,
+    StructuredQuery, Value, Write,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -242,24 +242,16 @@ impl DualStore {
 
     async fn delete_entries(&self, names: Vec<String>) -> DualResult<()> {
         for chunk in names.chunks(500) {
-            let req = CommitRequest {
-                database: self.inner.database.clone(),
-                writes: chunk
-                    .iter()
-                    .map(|n| Write {
-                        operation: Some(
-                            gcloud_sdk::google::firestore::v1::write::Operation::Delete(n.clone()),
-                        ),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            self.inner
-                .fs
-                .client()
-                .get()
-                .commit(req)
+            let deletes = chunk
+                .iter()
+                .map(|n| Write {
+                    operation: Some(gcloud_sdk::google::firestore::v1::write::Operation::Delete(
+                        n.clone(),
+                    )),
+                    ..Default::default()
+                })
+                .collect();
+            self.fs_commit(deletes)
                 .await
                 .map_err(|s| self.fs_error("Commit", s))?;
         }
@@ -360,12 +352,7 @@ impl DualStore {
             }),
             ..Default::default()
         };
-        let req = CommitRequest {
-            database: self.inner.database.clone(),
-            writes: vec![write],
-            ..Default::default()
-        };
-        match self.inner.fs.client().get().commit(req).await {
+        match self.fs_commit(vec![write]).await {
             Ok(_) => Ok(true),
             Err(s)
                 if matches!(
@@ -427,12 +414,7 @@ impl DualStore {
             }),
             ..Default::default()
         };
-        let req = CommitRequest {
-            database: self.inner.database.clone(),
-            writes: vec![write],
-            ..Default::default()
-        };
-        match self.inner.fs.client().get().commit(req).await {
+        match self.fs_commit(vec![write]).await {
             Ok(_) => Ok(()),
             // Another process synced and removed it meanwhile.
             Err(s) if s.code() == gcloud_sdk::tonic::Code::NotFound => Ok(()),

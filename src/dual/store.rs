@@ -525,29 +525,16 @@ impl DualStore {
             writes.push(outbox::entry_write(self, &id, &secondary_paths));
             Some(id)
         };
-        let req = CommitRequest {
-            database: self.inner.database.clone(),
-            writes,
-            ..Default::default()
-        };
-        let resp = self
-            .inner
-            .fs
-            .client()
-            .get()
-            .commit(req)
-            .await
-            .map_err(|s| {
-                for t in &targets {
-                    self.inner
-                        .metrics
-                        .writes
-                        .with_label_values(&[&t.pattern, t.mode.as_str(), "primary_error"])
-                        .inc();
-                }
-                self.commit_error(s, &ops)
-            })?
-            .into_inner();
+        let resp = self.fs_commit(writes).await.map_err(|s| {
+            for t in &targets {
+                self.inner
+                    .metrics
+                    .writes
+                    .with_label_values(&[&t.pattern, t.mode.as_str(), "primary_error"])
+                    .inc();
+            }
+            self.commit_error(s, &ops)
+        })?;
         let elapsed = started.elapsed().as_secs_f64();
         for (op, t) in ops.iter().zip(&targets) {
             self.inner
@@ -808,6 +795,20 @@ impl DualStore {
             },
             _ => DualError::Io(self.fs_error("Commit", s)),
         }
+    }
+
+    /// One atomic Firestore commit of `writes`; the caller maps the status, since what
+    /// a failure means depends on the writes.
+    pub(crate) async fn fs_commit(
+        &self,
+        writes: Vec<Write>,
+    ) -> Result<gcloud_sdk::google::firestore::v1::CommitResponse, Status> {
+        let req = CommitRequest {
+            database: self.inner.database.clone(),
+            writes,
+            ..Default::default()
+        };
+        Ok(self.inner.fs.client().get().commit(req).await?.into_inner())
     }
 
     /// The documents a Firestore query under `parent` returns, in order.
