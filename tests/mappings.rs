@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{doc_at, stderr, stdout, values_at, World};
+use common::{
+    all, dead_letters, doc_at, holders, reference_rules, stderr, stdout, values_at, World,
+};
 use fireshift::demo::DemoDoc;
-use fireshift::mapping::rules::{FieldRule, RuleNode};
 use fireshift::mapping::spec::RefRepr;
 use fireshift::mapping::{Landing, MappingSet};
 use fireshift::path::DocPath;
@@ -201,18 +202,6 @@ fn data(world: &World) -> Vec<DemoDoc> {
 
 const BROKEN: usize = 4;
 
-async fn all(world: &World, collection: &str) -> Vec<Document> {
-    world
-        .db
-        .collection::<Document>(collection)
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
-
 async fn one(world: &World, collection: &str, filter: Document) -> Option<Document> {
     world
         .db
@@ -230,19 +219,6 @@ fn dec(x: &str) -> Bson {
     Bson::Decimal128(x.parse::<Decimal128>().unwrap())
 }
 
-/// Every declared reference rule with its target field path.
-fn reference_rules(node: &RuleNode, prefix: Vec<String>, out: &mut Vec<(Vec<String>, FieldRule)>) {
-    for (name, child) in &node.children {
-        let mut path = prefix.clone();
-        let rename = child.rule.as_ref().and_then(|r| r.rename.clone());
-        path.push(rename.unwrap_or_else(|| name.clone()));
-        if let Some(r) = child.rule.as_ref().filter(|r| r.reference.is_some()) {
-            out.push((path.clone(), r.clone()));
-        }
-        reference_rules(child, path, out);
-    }
-}
-
 /// For every reference field declared in the set, every value in the target must name
 /// an existing document (looked up by `_id`, or by `<array>._id` for an embedded one).
 /// Returns how many references were checked per rule.
@@ -250,26 +226,11 @@ async fn check_references_resolve(world: &World, set: &MappingSet) -> BTreeMap<S
     let mut checked = BTreeMap::new();
     for m in set.mappings() {
         let mut rules = Vec::new();
-        reference_rules(&m.rules, Vec::new(), &mut rules);
+        reference_rules(&m.rules, Vec::new(), &|r| r.reference.is_some(), &mut rules);
         if rules.is_empty() {
             continue;
         }
-        // Where this mapping's documents are: their own collection, or array elements.
-        let holders: Vec<Bson> = match &m.landing {
-            Landing::Embed { field, .. } => {
-                let parent = fireshift::mapping::parent_pattern(&m.pattern).unwrap();
-                all(world, &set.target_of(&parent))
-                    .await
-                    .into_iter()
-                    .filter_map(|p| p.get(field).cloned())
-                    .collect()
-            }
-            _ => all(world, &m.target)
-                .await
-                .into_iter()
-                .map(Bson::Document)
-                .collect(),
-        };
+        let holders = holders(world, set, m).await;
         for (path, rule) in rules {
             let r = rule.reference.as_ref().unwrap();
             let mut values = Vec::new();
@@ -514,14 +475,10 @@ async fn broken_documents_land_in_dead_letters_with_rule_reason_and_raw_value() 
         "{}",
         stderr(&out)
     );
-    let dead = all(&world, "_fireshift_dead_letters").await;
-    assert_eq!(dead.len(), BROKEN, "{dead:#?}");
-    let by_id: BTreeMap<String, &Document> = dead
-        .iter()
-        .map(|d| (d.get_str("_id").unwrap().to_string(), d))
-        .collect();
+    let by_id = dead_letters(&world).await;
+    assert_eq!(by_id.len(), BROKEN, "{by_id:#?}");
     let get = |path: &str| {
-        *by_id
+        by_id
             .get(&world.full_name(path))
             .unwrap_or_else(|| panic!("{path} not dead-lettered: {by_id:#?}"))
     };
@@ -551,7 +508,7 @@ async fn broken_documents_land_in_dead_letters_with_rule_reason_and_raw_value() 
 
     // One of c1's four comments did not fit `max = 3`; which one depends on the order
     // the writes arrived in, but every comment is either in the array or here.
-    let overflow: Vec<&&Document> = by_id
+    let overflow: Vec<&Document> = by_id
         .iter()
         .filter(|(k, _)| k.contains("content/c1/comments/"))
         .map(|(_, d)| d)

@@ -14,14 +14,14 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::{doc_at, stderr, stdout, values_at, World};
+use common::{
+    all, dead_letters, doc_at, holders, reference_rules, stderr, stdout, values_at, World,
+};
 use fireshift::demo::{self, DemoDoc};
 use fireshift::mapping::indexes::IndexDef;
-use fireshift::mapping::rules::{FieldRule, RuleNode};
 use fireshift::mapping::spec::{IndexKind, RefRepr};
-use fireshift::mapping::{parent_pattern, CompiledMapping, Identity, Landing, MappingSet};
+use fireshift::mapping::{CompiledMapping, Identity, Landing, MappingSet};
 use fireshift::path::DocPath;
-use futures::TryStreamExt;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use mongodb::bson::{doc, Bson, Document};
 
@@ -51,18 +51,6 @@ fn demo_pattern(m: &CompiledMapping) -> String {
 /// `content/*/comments` → `content/{}/comments` (the summary's pattern names).
 fn summary_pattern(demo: &str) -> String {
     demo.replace('*', "{}")
-}
-
-async fn all(world: &World, collection: &str) -> Vec<Document> {
-    world
-        .db
-        .collection::<Document>(collection)
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 fn s(x: &str) -> Value {
@@ -142,44 +130,6 @@ fn render_id(b: &Bson) -> String {
         Bson::String(s) => s.clone(),
         Bson::ObjectId(o) => o.to_hex(),
         other => other.to_string(),
-    }
-}
-
-/// Every rule that makes a reference (`ref`, or `as` alone on reference values), with
-/// its *target* field path (after renames).
-fn reference_rules(node: &RuleNode, prefix: Vec<String>, out: &mut Vec<(Vec<String>, FieldRule)>) {
-    for (name, child) in &node.children {
-        let mut path = prefix.clone();
-        let rename = child.rule.as_ref().and_then(|r| r.rename.clone());
-        path.push(rename.unwrap_or_else(|| name.clone()));
-        if let Some(r) = child
-            .rule
-            .as_ref()
-            .filter(|r| r.reference.is_some() || r.repr.is_some())
-        {
-            out.push((path.clone(), r.clone()));
-        }
-        reference_rules(child, path, out);
-    }
-}
-
-/// Where a mapping's documents are: their own collection's documents, or the array
-/// elements of their parents.
-async fn holders(world: &World, set: &MappingSet, m: &CompiledMapping) -> Vec<Bson> {
-    match &m.landing {
-        Landing::Embed { field, .. } => {
-            let parent = parent_pattern(&m.pattern).unwrap();
-            all(world, &set.target_of(&parent))
-                .await
-                .into_iter()
-                .filter_map(|p| p.get(field).cloned())
-                .collect()
-        }
-        _ => all(world, &m.target)
-            .await
-            .into_iter()
-            .map(Bson::Document)
-            .collect(),
     }
 }
 
@@ -318,7 +268,13 @@ async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_re
     let mut declared = BTreeSet::new();
     for m in set.mappings() {
         let mut rules = Vec::new();
-        reference_rules(&m.rules, Vec::new(), &mut rules);
+        // `ref`, or `as` alone on reference values.
+        reference_rules(
+            &m.rules,
+            Vec::new(),
+            &|r| r.reference.is_some() || r.repr.is_some(),
+            &mut rules,
+        );
         if rules.is_empty() {
             continue;
         }
@@ -676,11 +632,7 @@ async fn broken_documents_are_dead_lettered_with_path_rule_and_reason_and_counte
         assert_eq!(read, written + 1, "{pattern}");
     }
 
-    let dead: BTreeMap<String, Document> = all(&world, "_fireshift_dead_letters")
-        .await
-        .into_iter()
-        .map(|d| (d.get_str("_id").unwrap().to_string(), d))
-        .collect();
+    let dead = dead_letters(&world).await;
     assert_eq!(dead.len(), 3, "{dead:#?}");
     let get = |path: &str| {
         dead.get(&world.full_name(path))

@@ -397,3 +397,69 @@ pub fn verify(
         .map(|s| serde_json::from_str(&s).expect("the JSON report parses"));
     (out, json)
 }
+
+/// Every document of `collection` in `world`'s target database.
+pub async fn all(world: &World, collection: &str) -> Vec<mongodb::bson::Document> {
+    use futures::TryStreamExt;
+    world
+        .db
+        .collection::<mongodb::bson::Document>(collection)
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// The dead letters in `world`'s target database, by `_id` (the source document's name).
+pub async fn dead_letters(world: &World) -> BTreeMap<String, mongodb::bson::Document> {
+    all(world, "_fireshift_dead_letters")
+        .await
+        .into_iter()
+        .map(|d| (d.get_str("_id").unwrap().to_string(), d))
+        .collect()
+}
+
+/// The rules under `node` that `keep` selects, each with its *target* field path (after
+/// renames).
+pub fn reference_rules(
+    node: &fireshift::mapping::rules::RuleNode,
+    prefix: Vec<String>,
+    keep: &dyn Fn(&fireshift::mapping::rules::FieldRule) -> bool,
+    out: &mut Vec<(Vec<String>, fireshift::mapping::rules::FieldRule)>,
+) {
+    for (name, child) in &node.children {
+        let mut path = prefix.clone();
+        let rename = child.rule.as_ref().and_then(|r| r.rename.clone());
+        path.push(rename.unwrap_or_else(|| name.clone()));
+        if let Some(r) = child.rule.as_ref().filter(|r| keep(r)) {
+            out.push((path.clone(), r.clone()));
+        }
+        reference_rules(child, path, keep, out);
+    }
+}
+
+/// Where a mapping's documents landed: their own collection's documents, or the array
+/// elements of their parents.
+pub async fn holders(
+    world: &World,
+    set: &fireshift::mapping::MappingSet,
+    m: &fireshift::mapping::CompiledMapping,
+) -> Vec<Bson> {
+    match &m.landing {
+        fireshift::mapping::Landing::Embed { field, .. } => {
+            let parent = fireshift::mapping::parent_pattern(&m.pattern).unwrap();
+            all(world, &set.target_of(&parent))
+                .await
+                .into_iter()
+                .filter_map(|p| p.get(field).cloned())
+                .collect()
+        }
+        _ => all(world, &m.target)
+            .await
+            .into_iter()
+            .map(Bson::Document)
+            .collect(),
+    }
+}
