@@ -132,7 +132,8 @@ impl FirestoreSource {
         &self.root
     }
 
-    fn status_error(&self, operation: &'static str, status: Status) -> Error {
+    /// A failed call to this source's Firestore, naming its endpoint.
+    pub(crate) fn status_error(&self, operation: &'static str, status: Status) -> Error {
         Error::Firestore {
             operation,
             endpoint: self.endpoint.clone(),
@@ -143,11 +144,19 @@ impl FirestoreSource {
 
     /// The root collection ids (one `ListCollectionIds` call per page).
     pub async fn root_collections(&self) -> Result<Vec<String>> {
+        self.collection_ids(&self.root).await.map(|(ids, _)| ids)
+    }
+
+    /// The ids of the collections directly under `parent` (the database root or a full
+    /// document name; the document need not exist), and how many `ListCollectionIds`
+    /// calls (pages) that took.
+    pub async fn collection_ids(&self, parent: &str) -> Result<(Vec<String>, u64)> {
         let mut ids = Vec::new();
         let mut page_token = String::new();
+        let mut pages = 0;
         loop {
             let req = ListCollectionIdsRequest {
-                parent: self.root.clone(),
+                parent: parent.to_string(),
                 page_size: 500,
                 page_token: page_token.clone(),
                 ..Default::default()
@@ -156,7 +165,7 @@ impl FirestoreSource {
                 .config
                 .retry
                 .run(
-                    || format!("list collections of {}", self.root),
+                    || format!("list collections of {parent}"),
                     || async {
                         self.db
                             .client()
@@ -168,9 +177,10 @@ impl FirestoreSource {
                 )
                 .await?
                 .into_inner();
+            pages += 1;
             ids.extend(resp.collection_ids);
             if resp.next_page_token.is_empty() {
-                return Ok(ids);
+                return Ok((ids, pages));
             }
             page_token = resp.next_page_token;
         }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    run_query_request, Document, ListCollectionIdsRequest, RunQueryRequest, StructuredQuery,
+    run_query_request, Document, RunQueryRequest, StructuredQuery,
 };
 use gcloud_sdk::tonic::Status;
 
@@ -94,51 +94,18 @@ impl<'a> Reader<'a> {
     }
 
     fn status_error(&self, operation: &'static str, status: Status) -> Error {
-        Error::Firestore {
-            operation,
-            endpoint: self.source.endpoint().to_string(),
-            code: status.code(),
-            message: status.message().to_string(),
-        }
+        self.source.status_error(operation, status)
     }
 
     /// The ids of the collections directly under `parent` (the database root or a full
     /// document name; the document need not exist).
     pub async fn collection_ids(&self, parent: &str) -> Result<Vec<String>> {
-        let mut ids = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let req = ListCollectionIdsRequest {
-                parent: parent.to_string(),
-                page_size: 500,
-                page_token: page_token.clone(),
-                ..Default::default()
-            };
-            let resp = self
-                .source
-                .config()
-                .retry
-                .run(
-                    || format!("list collections of {parent}"),
-                    || async {
-                        self.source
-                            .db()
-                            .client()
-                            .get()
-                            .list_collection_ids(req.clone())
-                            .await
-                            .map_err(|s| self.status_error("ListCollectionIds", s))
-                    },
-                )
-                .await?
-                .into_inner();
+        let (ids, pages) = self.source.collection_ids(parent).await?;
+        // One call and one billed read per page.
+        for _ in 0..pages {
             self.usage.add(&self.usage.list_collection_ids, 1);
-            ids.extend(resp.collection_ids);
-            if resp.next_page_token.is_empty() {
-                return Ok(ids);
-            }
-            page_token = resp.next_page_token;
         }
+        Ok(ids)
     }
 
     /// Runs `query` under `parent` and collects its documents. The query must carry a
