@@ -718,23 +718,8 @@ async fn mongodb_down_during_a_burst_fills_the_outbox_and_the_reconciler_empties
     bg.shutdown().await;
 
     // The verifier agrees (it ignores the guard field and fireshift's own collections).
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--project",
-            &world.project,
-            "--database",
-            &world.database,
-        ],
-        &[
-            "--recheck-delay",
-            "0",
-            "--report",
-            &std::env::temp_dir()
-                .join(format!("{}-report", world.database))
-                .to_string_lossy(),
-        ],
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = common::verify(&world, dir.path(), &[]);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -1025,30 +1025,12 @@ async fn verify_with_mappings_compares_embedded_children_and_finds_tampering() {
     world.write(data(&world).into_iter()).await;
     let out = world.migrate(&["--mappings", &examples_arg()]);
     assert_eq!(out.status.code(), Some(fireshift::cli::EXIT_DEAD_LETTERS));
-    let dir = std::env::temp_dir().join(format!("{}-verify", world.database));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prefix = dir.join("report").to_string_lossy().into_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = examples_arg();
     let verify = || {
-        let out = world.fireshift(
-            &[
-                "verify",
-                "--project",
-                &world.project,
-                "--database",
-                &world.database,
-                "--mappings",
-                &examples_arg(),
-                "--report",
-                &prefix,
-                "--recheck-delay",
-                "0",
-                "--new-run",
-            ],
-            &[],
-        );
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
-        (out, json)
+        let (out, json) =
+            common::verify(&world, dir.path(), &["--mappings", &mappings, "--new-run"]);
+        (out, json.expect("verify wrote its JSON report"))
     };
     let row = |r: &serde_json::Value, name: &str| {
         r["collections"]
