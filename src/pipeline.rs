@@ -338,13 +338,15 @@ impl Buffers<'_> {
     /// (the rest is held by the island matcher, which more reading releases).
     async fn keep_lag_bounded(&mut self) -> Result<()> {
         loop {
-            let (lag, oldest, in_flight) = {
+            // The common case (within the bound) costs one lock and no scan: finding the
+            // oldest pending document walks the window.
+            let (oldest, in_flight) = {
                 let t = self.tracker.lock().unwrap();
-                (t.lag(), t.oldest_pending(), t.in_flight)
+                if t.lag() <= self.max_lag {
+                    return Ok(());
+                }
+                (t.oldest_pending(), t.in_flight)
             };
-            if lag <= self.max_lag {
-                return Ok(());
-            }
             let holder = self
                 .open
                 .iter()
