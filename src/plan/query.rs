@@ -11,9 +11,8 @@ use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
     run_query_request, Document, RunQueryRequest, StructuredQuery,
 };
-use gcloud_sdk::tonic::Status;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::source::FirestoreSource;
 
 /// Index entries covered by one billed read of an aggregation count.
@@ -93,10 +92,6 @@ impl<'a> Reader<'a> {
         self.source.root()
     }
 
-    fn status_error(&self, operation: &'static str, status: Status) -> Error {
-        self.source.status_error(operation, status)
-    }
-
     /// The ids of the collections directly under `parent` (the database root or a full
     /// document name; the document need not exist).
     pub async fn collection_ids(&self, parent: &str) -> Result<Vec<String>> {
@@ -131,11 +126,11 @@ impl<'a> Reader<'a> {
                         .get()
                         .run_query(req.clone())
                         .await
-                        .map_err(|s| self.status_error("RunQuery", s))?
+                        .map_err(|s| self.source.status_error("RunQuery", s))?
                         .into_inner();
                     let mut docs = Vec::new();
                     while let Some(resp) = stream.next().await {
-                        let resp = resp.map_err(|s| self.status_error("RunQuery", s))?;
+                        let resp = resp.map_err(|s| self.source.status_error("RunQuery", s))?;
                         if let Some(doc) = resp.document {
                             docs.push(doc);
                         }

@@ -29,7 +29,7 @@ fn fetch_key<'a>(m: &'a Mismatch, e: Option<&'a Expected>) -> Option<(&'a str, &
         None => Some((&m.collection, &m.id)),
     }
 }
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Verifier {
     /// Reads source documents by full name: `Some` when found, `None` when absent.
@@ -46,12 +46,8 @@ impl Verifier {
             documents: names.to_vec(),
             ..Default::default()
         };
-        let firestore_error = |s: gcloud_sdk::tonic::Status| Error::Firestore {
-            operation: "BatchGetDocuments",
-            endpoint: self.source.endpoint().to_string(),
-            code: s.code(),
-            message: s.message().to_string(),
-        };
+        let firestore_error =
+            |s: gcloud_sdk::tonic::Status| self.source.status_error("BatchGetDocuments", s);
         self.source
             .config()
             .retry
