@@ -763,18 +763,7 @@ async fn dry_run_with_mappings_writes_nothing_and_reports_what_would_be_written(
 #[tokio::test]
 async fn indexes_are_built_as_declared_and_a_refused_text_index_is_reported() {
     let world = World::new("map-indexes").await;
-    let run = || {
-        world.fireshift(
-            &[
-                "indexes",
-                "--mappings",
-                &examples_arg(),
-                "--database",
-                &world.database,
-            ],
-            &[],
-        )
-    };
+    let run = || world.indexes(&examples_arg());
     let out = run();
     assert_eq!(
         out.status.code(),
@@ -896,16 +885,7 @@ async fn indexes_clashing_with_existing_ones_are_reported_by_name_and_left_alone
         .run_command(doc! { "createIndexes": "content", "indexes": [{ "key": { "authorId": 1, "createdAt": -1 }, "name": "by_author" }] })
         .await
         .unwrap();
-    let out = world.fireshift(
-        &[
-            "indexes",
-            "--mappings",
-            &examples_arg(),
-            "--database",
-            &world.database,
-        ],
-        &[],
-    );
+    let out = world.indexes(&examples_arg());
     assert_eq!(out.status.code(), Some(EXIT_INDEXES_NOT_ALL_BUILT));
     let text = stdout(&out);
     let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap().to_string();

@@ -347,16 +347,7 @@ async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_re
 
     // The declared indexes hold on the migrated data: unique keys are unique, geo fields
     // are valid GeoJSON, TTL fields are dates. Only the text indexes are refused.
-    let out = world.fireshift(
-        &[
-            "indexes",
-            "--mappings",
-            &mixillo_arg(),
-            "--database",
-            &world.database,
-        ],
-        &[],
-    );
+    let out = world.indexes(&mixillo_arg());
     let report = stdout(&out);
     for ix in set.indexes() {
         let line = report
@@ -432,18 +423,7 @@ async fn every_declared_index_is_built_and_text_indexes_are_reported_as_refused(
     let n_text = declared.iter().filter(|ix| text(ix)).count();
     assert!(n_text >= 3, "users, content and products search");
 
-    let run = || {
-        world.fireshift(
-            &[
-                "indexes",
-                "--mappings",
-                &mixillo_arg(),
-                "--database",
-                &world.database,
-            ],
-            &[],
-        )
-    };
+    let run = || world.indexes(&mixillo_arg());
     let out = run();
     assert_eq!(
         out.status.code(),
@@ -550,16 +530,7 @@ async fn a_unique_index_the_data_violates_is_reported_as_refused_at_once() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let out = world.fireshift(
-        &[
-            "indexes",
-            "--mappings",
-            &mixillo_arg(),
-            "--database",
-            &world.database,
-        ],
-        &[],
-    );
+    let out = world.indexes(&mixillo_arg());
     assert_eq!(
         out.status.code(),
         Some(fireshift::mapping::cmd::EXIT_INDEXES_NOT_ALL_BUILT)

@@ -108,6 +108,20 @@ impl World {
         )
     }
 
+    /// Runs the real binary: `fireshift indexes --mappings DIR --database D`.
+    pub fn indexes(&self, mappings: &str) -> Output {
+        self.fireshift(
+            &[
+                "indexes",
+                "--mappings",
+                mappings,
+                "--database",
+                &self.database,
+            ],
+            &[],
+        )
+    }
+
     pub fn fireshift(&self, base: &[&str], extra: &[&str]) -> Output {
         init_env();
         let out = Command::new(env!("CARGO_BIN_EXE_fireshift"))
