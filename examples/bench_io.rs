@@ -101,6 +101,8 @@ struct WriteArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider, chosen before any client is built (fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -161,13 +163,23 @@ async fn write(args: WriteArgs) -> anyhow::Result<()> {
         ..SinkConfig::default()
     };
     config.validate()?;
-    let sink = MongoSink::connect(&args.mongo.mongodb_uri, &args.mongo.database, config)
-        .await
-        .context("connecting to MongoDB")?;
+    let sink = MongoSink::connect(
+        &fireshift::mongo::MongoEndpoint::new(&args.mongo.mongodb_uri),
+        &args.mongo.database,
+        config,
+    )
+    .await
+    .context("connecting to MongoDB")?;
+    let outcome = write_with(&args, &sink).await;
+    sink.shutdown().await;
+    outcome
+}
 
+/// `write` once connected: builds the batches, then times writing them.
+async fn write_with(args: &WriteArgs, sink: &MongoSink) -> anyhow::Result<()> {
     // Build everything first: the clock measures the sink alone.
     let build_started = Instant::now();
-    let batches = build_batches(&args, sink.config());
+    let batches = build_batches(args, sink.config());
     let build_secs = build_started.elapsed().as_secs_f64();
     let docs: usize = batches.iter().map(|b| b.items.len()).sum();
     let bytes: usize = batches.iter().map(|b| b.bytes).sum();
@@ -246,12 +258,15 @@ fn build_batches(args: &WriteArgs, limits: &SinkConfig) -> Vec<Batch> {
 }
 
 async fn drop_database(args: MongoArgs) -> anyhow::Result<()> {
-    let sink = MongoSink::connect(&args.mongodb_uri, &args.database, SinkConfig::default())
-        .await
-        .context("connecting to MongoDB")?;
-    sink.database()
-        .drop()
-        .await
-        .with_context(|| format!("dropping database {}", args.database))?;
+    let sink = MongoSink::connect(
+        &fireshift::mongo::MongoEndpoint::new(&args.mongodb_uri),
+        &args.database,
+        SinkConfig::default(),
+    )
+    .await
+    .context("connecting to MongoDB")?;
+    let dropped = sink.database().drop().await;
+    sink.shutdown().await;
+    dropped.with_context(|| format!("dropping database {}", args.database))?;
     Ok(())
 }

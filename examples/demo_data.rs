@@ -49,6 +49,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS crypto provider, chosen before any client is built (fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -84,9 +86,10 @@ async fn run() -> anyhow::Result<()> {
         drop_mongodb_database(uri, name).await?;
     }
 
-    let db = firestore::FirestoreDb::with_options(
-        firestore::FirestoreDbOptions::new(args.project.clone())
-            .with_database_id(args.database_id.clone()),
+    let db = fireshift::firestore::FirestoreConnection::connect(
+        &args.project,
+        &args.database_id,
+        &Default::default(),
     )
     .await
     .with_context(|| format!("connecting to the Firestore emulator at {host}"))?;
@@ -134,14 +137,13 @@ async fn drop_mongodb_database(uri: &str, name: &str) -> anyhow::Result<()> {
         bail!("refusing to drop the MongoDB database `{name}`");
     }
     let shown = fireshift::redact::redact_uri(uri);
-    let client = mongodb::Client::with_uri_str(uri)
+    let (options, _) = fireshift::mongo::client_options(uri, None, "fireshift-demo", name)
         .await
         .with_context(|| format!("connecting to MongoDB at {shown}"))?;
-    client
-        .database(name)
-        .drop()
-        .await
-        .with_context(|| format!("dropping the MongoDB database {name} at {shown}"))?;
+    let client = fireshift::mongo::client(options, &shown, name)?;
+    let dropped = client.database(name).drop().await;
+    fireshift::mongo::shutdown(client).await;
+    dropped.with_context(|| format!("dropping the MongoDB database {name} at {shown}"))?;
     println!("dropped MongoDB database {name} at {shown}");
     Ok(())
 }

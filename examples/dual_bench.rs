@@ -92,6 +92,8 @@ async fn throughput(store: &DualStore, collection: &str, n: usize, c: usize) -> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider, chosen before any client is built (fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     let args = Args::parse();
     anyhow::ensure!(args.writes >= 10, "--writes must be at least 10");
     let mut config = DualConfig::new(&args.project, &args.mongodb_uri, &args.database);
@@ -132,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
     let dual_tp = throughput(&store, "tdual", args.throughput_writes, args.concurrency).await;
     store.drain(Duration::from_secs(120)).await?;
     background.shutdown().await;
+    store.shutdown().await;
 
     println!("dual-write benchmark ({} sequential writes per side, {} concurrent writes for throughput, concurrency {})",
         args.writes, args.throughput_writes, args.concurrency);
@@ -145,11 +148,10 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  throughput     firestore only {single_tp:.0} writes/s, dual {dual_tp:.0} writes/s (ratio {:.2})", dual_tp / single_tp);
     // The database was made for this run.
-    mongodb::Client::with_uri_str(&args.mongodb_uri)
-        .await?
-        .database(&args.database)
-        .drop()
-        .await?;
+    let client = mongodb::Client::with_uri_str(&args.mongodb_uri).await?;
+    let dropped = client.database(&args.database).drop().await;
+    fireshift::mongo::shutdown(client).await;
+    dropped?;
     if let Some(path) = args.json {
         let j = serde_json::json!({
             "writes": args.writes,

@@ -13,6 +13,8 @@ use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider, chosen before any client is built (fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     anyhow::ensure!(
         args.len() == 6,
@@ -25,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     config.settings_poll = None;
     config.secondary_timeout = std::time::Duration::from_secs(30);
     let store = DualStore::connect(config).await?;
-    let _background = store.spawn_background();
+    let background = store.spawn_background();
     let mut tasks = Vec::new();
     for w in 0..writers {
         let store = store.clone();
@@ -58,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
+    background.shutdown().await;
+    store.shutdown().await;
     println!("DONE");
     Ok(())
 }

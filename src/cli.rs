@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
+use crate::firestore::FirestoreEndpoint;
 use crate::job::{self, JobOptions};
+use crate::mongo::MongoEndpoint;
 use crate::pipeline::{PipelineConfig, Summary};
 use crate::progress::Progress;
 use crate::retry::RetryPolicy;
@@ -54,37 +56,78 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
 }
 
-/// The MongoDB side of a command: every command that touches MongoDB takes these two.
+/// The MongoDB side of a command: every command that touches MongoDB takes these.
 #[derive(Debug, Args)]
 pub struct MongoTarget {
-    /// MongoDB connection string (mongodb:// or mongodb+srv://). Never printed unredacted.
+    /// MongoDB connection string (mongodb:// or mongodb+srv://, TLS options such as
+    /// tls=true&tlsCAFile=… included). Never printed unredacted.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     pub mongodb_uri: String,
+    /// PEM file of CA certificates to trust for MongoDB TLS (turns TLS on), as
+    /// tlsCAFile=… in the URI would.
+    #[arg(long, env = "MONGODB_CA_FILE", value_name = "PEM")]
+    pub mongodb_ca_file: Option<PathBuf>,
     /// Target MongoDB database.
     #[arg(long)]
     pub database: String,
 }
 
 impl MongoTarget {
+    pub fn endpoint(&self) -> MongoEndpoint {
+        MongoEndpoint {
+            uri: self.mongodb_uri.clone(),
+            ca_file: self.mongodb_ca_file.clone(),
+        }
+    }
+
     /// Connects to the target database (ping with retries, errors with the URI
     /// redacted) with `config`'s batch and retry settings.
     pub async fn connect(&self, config: SinkConfig) -> anyhow::Result<MongoSink> {
-        MongoSink::connect(&self.mongodb_uri, &self.database, config)
+        MongoSink::connect(&self.endpoint(), &self.database, config)
             .await
             .context("connecting to MongoDB")
+    }
+}
+
+/// The Firestore side of a command: which database, and where and how to reach it.
+#[derive(Debug, Args)]
+pub struct FirestoreArgs {
+    /// Google Cloud project that owns the Firestore database.
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: String,
+    /// Firestore database id.
+    #[arg(long, visible_alias = "database-id", default_value = "(default)")]
+    pub firestore_database: String,
+    /// Firestore API endpoint, https:// (default: Google's, https://firestore.googleapis.com;
+    /// a regional or private endpoint here). Credentials are Application Default
+    /// Credentials. Without this flag, FIRESTORE_EMULATOR_HOST selects the emulator.
+    #[arg(long, env = "FIRESTORE_ENDPOINT", value_name = "URL")]
+    pub firestore_endpoint: Option<String>,
+    /// PEM file of CA certificates to trust for the Firestore endpoint, besides the
+    /// system's roots (SSL_CERT_FILE replaces those).
+    #[arg(long, value_name = "PEM")]
+    pub firestore_ca_file: Option<PathBuf>,
+}
+
+impl FirestoreArgs {
+    /// The source configuration these flags describe, with `retry`.
+    pub fn source_config(&self, retry: RetryPolicy) -> SourceConfig {
+        let mut config = SourceConfig::new(&self.project);
+        config.database_id = self.firestore_database.clone();
+        config.retry = retry;
+        config.endpoint = FirestoreEndpoint {
+            url: self.firestore_endpoint.clone(),
+            ca_file: self.firestore_ca_file.clone(),
+        };
+        config
     }
 }
 
 /// Where to read and where to write.
 #[derive(Debug, Args)]
 pub struct Endpoints {
-    /// Google Cloud project that owns the Firestore database. FIRESTORE_EMULATOR_HOST,
-    /// when set, selects the emulator.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: String,
-    /// Firestore database id.
-    #[arg(long, default_value = "(default)")]
-    pub firestore_database: String,
+    #[command(flatten)]
+    pub firestore: FirestoreArgs,
     #[command(flatten)]
     pub mongo: MongoTarget,
     /// Give up on an unreachable service after retrying this long (seconds).
@@ -199,14 +242,26 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
     if args.in_flight == 0 || args.read_ahead == 0 || args.page_size <= 0 {
         bail!("--in-flight, --read-ahead and --page-size must be at least 1");
     }
-    let mut source_config = SourceConfig::new(&ep.project);
-    source_config.database_id = ep.firestore_database.clone();
+    let mut source_config = ep.firestore.source_config(ep.retry());
     source_config.page_size = args.page_size;
-    source_config.retry = ep.retry();
     let source = FirestoreSource::connect(source_config)
         .await
         .context("connecting to Firestore")?;
     let sink = ep.mongo.connect(sink_config).await?;
+    let outcome = migrate_on(&args, &transformer, &source, &sink).await;
+    // Every path ends here, so the driver's clean-up never races the runtime's end.
+    sink.shutdown().await;
+    outcome
+}
+
+/// The body of `migrate` once both ends are connected.
+async fn migrate_on(
+    args: &MigrateArgs,
+    transformer: &crate::transform::Transformer,
+    source: &FirestoreSource,
+    sink: &MongoSink,
+) -> anyhow::Result<i32> {
+    let ep = &args.endpoints;
     tracing::info!(
         source = %source.root(), endpoint = %source.endpoint(), target = %sink.uri(), database = %ep.mongo.database,
         dry_run = args.dry_run, "migrating"
@@ -237,10 +292,12 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         ..PipelineConfig::default()
     };
     let options = JobOptions {
-        job: args
-            .job
-            .clone()
-            .unwrap_or_else(|| format!("migrate:{}/{}", ep.project, ep.firestore_database)),
+        job: args.job.clone().unwrap_or_else(|| {
+            format!(
+                "migrate:{}/{}",
+                ep.firestore.project, ep.firestore.firestore_database
+            )
+        }),
         ranges: args
             .ranges
             .unwrap_or(args.parallel * args.shard.count)
@@ -251,14 +308,14 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
         restart: args.restart,
         pipeline,
     };
-    let result = job::run(&source, &sink, &transformer, &options, &progress).await;
+    let result = job::run(source, sink, transformer, &options, &progress).await;
     progress.finish();
     if let Some(h) = log_lines {
         h.abort();
     }
     if let Err(e @ crate::error::Error::DeadLetterLimit { .. }) = &result {
         let summary = Summary::from_progress(&progress);
-        print_summary(&summary, &ep.mongo.database, &args);
+        print_summary(&summary, &ep.mongo.database, args);
         write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!("error: job `{}`: {e}", options.job);
         return Ok(EXIT_DEAD_LETTER_LIMIT);
@@ -277,7 +334,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
             options.job, outcome.ranges_already_done, outcome.ranges_copied
         );
     }
-    print_summary(summary, &ep.mongo.database, &args);
+    print_summary(summary, &ep.mongo.database, args);
     write_summary_json(args.summary_json.as_deref(), summary)?;
     if summary.read == 0 && !outcome.resumed && !args.allow_empty {
         bail!(
@@ -356,8 +413,14 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
 
 /// Runs `status`: prints every range of the job(s) from the checkpoint collection.
 pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let sink = args.mongo.connect(SinkConfig::default()).await?;
+    let outcome = status_on(&args, &sink).await;
+    sink.shutdown().await;
+    outcome
+}
+
+async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<i32> {
+    use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
         Some(j) => store.load_job(j).await?.into_iter().collect(),

@@ -235,7 +235,7 @@ pub enum DemoError {
 ///
 /// `docs` is consumed lazily: memory stays bounded by `concurrency` batches.
 pub async fn write(
-    db: &firestore::FirestoreDb,
+    db: &crate::firestore::FirestoreConnection,
     project: &str,
     database_id: &str,
     docs: impl Iterator<Item = DemoDoc>,
@@ -330,7 +330,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 async fn write_batch(
-    db: &firestore::FirestoreDb,
+    db: &crate::firestore::FirestoreConnection,
     database: &str,
     writes: Vec<Write>,
 ) -> Result<usize, DemoError> {
@@ -345,7 +345,7 @@ async fn write_batch(
             ..Default::default()
         });
         request.set_timeout(REQUEST_TIMEOUT);
-        let response = match db.client().get().batch_write(request).await {
+        let response = match db.client().batch_write(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if is_transient(status.code()) && attempt < MAX_ATTEMPTS => {
                 tracing::debug!(

@@ -17,7 +17,16 @@ pub enum Error {
         message: String,
     },
     #[error("cannot connect to Firestore at {endpoint}: {message}")]
-    FirestoreConnect { endpoint: String, message: String },
+    FirestoreConnect {
+        endpoint: String,
+        message: String,
+        /// False for what waiting cannot fix (a refused certificate).
+        retryable: bool,
+    },
+    /// No usable Google credentials: none found, a malformed file, or a token that could
+    /// not be obtained. Never retried: the operator has to act.
+    #[error("no usable Google credentials for Firestore at {endpoint}: {message}")]
+    Credentials { endpoint: String, message: String },
     #[error("MongoDB {operation} on `{target}` failed: {message} [server {uri}]")]
     Mongo {
         operation: &'static str,
@@ -50,7 +59,8 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Firestore { code, .. } => is_retryable_code(*code),
-            Error::FirestoreConnect { .. } => true,
+            Error::FirestoreConnect { retryable, .. } => *retryable,
+            Error::Credentials { .. } => false,
             Error::Mongo { retryable, .. } => *retryable,
             Error::RetriesExhausted { .. } | Error::Config(_) | Error::DeadLetterLimit { .. } => {
                 false

@@ -6,6 +6,10 @@
 //! * [`path`] parses Firestore document names and derives a document's identity in
 //!   MongoDB (the DESIGN "Identity" rules), used by conversion and by references.
 //! * [`value`] converts lossless Firestore protobuf values to BSON (the DESIGN type table).
+//! * [`tls`] the process's one rustls crypto provider and operators' extra CAs.
+//! * [`firestore`] connects to Firestore: endpoint, TLS, Application Default Credentials
+//!   (or the emulator), used by everything that reads or writes Firestore.
+//! * [`mongo`] connects to MongoDB: connection string, CA file, explicit shutdown.
 //! * [`source`] streams raw Firestore documents in `__name__` order over gRPC.
 //! * [`sink`] writes BSON documents to MongoDB with idempotent, bounded, retried bulk upserts.
 //! * [`transform`] applies a collection's mapping to one document (pure), or says why not.
@@ -32,8 +36,10 @@ pub mod cli;
 pub mod demo;
 pub mod dual;
 pub mod error;
+pub mod firestore;
 pub mod job;
 pub mod mapping;
+pub mod mongo;
 pub mod path;
 pub mod pipeline;
 pub mod plan;
@@ -45,6 +51,7 @@ pub mod sink;
 pub mod source;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod transform;
 pub mod value;
 pub mod verify;

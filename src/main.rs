@@ -8,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
+    // Chosen before anything can build a TLS client (see fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     let args = Cli::parse();
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -105,6 +105,7 @@ mod tests {
         Error::FirestoreConnect {
             endpoint: "x".into(),
             message: "down".into(),
+            retryable: true,
         }
     }
 

@@ -14,11 +14,10 @@
 
 use mongodb::bson::{doc, rawdoc, Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ClientOptions;
-use mongodb::{Client, Database};
+use mongodb::Database;
 
 use crate::error::{Error, Result};
-use crate::redact::redact_uri;
+use crate::mongo::MongoEndpoint;
 use crate::retry::RetryPolicy;
 
 /// MongoDB's limit on one BSON document (and on one command, plus 16 KiB).
@@ -306,43 +305,55 @@ pub struct MongoSink {
 impl MongoSink {
     /// Connects and checks the server answers (a `ping`, retried up to the deadline), so
     /// an unreachable server is reported before any document is read.
-    pub async fn connect(uri: &str, database: &str, config: SinkConfig) -> Result<Self> {
+    pub async fn connect(
+        endpoint: &MongoEndpoint,
+        database: &str,
+        config: SinkConfig,
+    ) -> Result<Self> {
         config.validate()?;
-        let redacted = redact_uri(uri);
+        let (mut options, redacted) = crate::mongo::client_options(
+            &endpoint.uri,
+            endpoint.ca_file.as_deref(),
+            "fireshift",
+            database,
+        )
+        .await?;
         let mongo_err = |e: mongodb::error::Error| Error::Mongo {
             operation: "connect",
             target: database.to_string(),
             uri: redacted.clone(),
-            message: e.to_string(),
+            message: crate::mongo::describe(&e),
             retryable: is_retryable(&e),
         };
-        let mut options = ClientOptions::parse(uri).await.map_err(|e| Error::Mongo {
-            operation: "parse connection string",
-            target: database.to_string(),
-            uri: redacted.clone(),
-            message: e.to_string(),
-            retryable: false,
-        })?;
-        options.app_name.get_or_insert_with(|| "fireshift".into());
         // The retry loop below owns the waiting; a short selection timeout per attempt
         // keeps each failure quick to report.
         options
             .server_selection_timeout
             .get_or_insert(std::time::Duration::from_secs(5));
-        let client = Client::with_options(options).map_err(mongo_err)?;
+        let client = crate::mongo::client(options, &redacted, database)?;
         let db = client.database(database);
-        config
+        let pinged = config
             .retry
             .run(
                 || format!("reach MongoDB at {redacted}"),
                 || async { db.run_command(doc! {"ping": 1}).await.map_err(mongo_err) },
             )
-            .await?;
+            .await;
+        if let Err(e) = pinged {
+            crate::mongo::shutdown(client).await;
+            return Err(e);
+        }
         Ok(Self {
             db,
             uri: redacted,
             config,
         })
+    }
+
+    /// Shuts the client down (see [`crate::mongo::shutdown`]): call it when the sink's
+    /// work is done, on every path, before the runtime ends.
+    pub async fn shutdown(self) {
+        crate::mongo::shutdown(self.db.client().clone()).await;
     }
 
     pub fn database(&self) -> &Database {
@@ -544,6 +555,10 @@ fn bson_int(v: Option<&Bson>) -> Option<i64> {
 /// Whether a driver error describes a passing condition: network faults, pool resets,
 /// no reachable server, or a server error labelled or coded as transient.
 pub fn is_retryable(e: &mongodb::error::Error) -> bool {
+    // Waiting cannot make a refused certificate trusted.
+    if crate::tls::is_certificate_failure_text(&e.to_string()) {
+        return false;
+    }
     if e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError") {
         return true;
     }

@@ -10,7 +10,6 @@
 //! per document costs a call per parent and cannot scale to millions of parents; it is
 //! used only to list the root collections.
 
-use firestore::{FirestoreDb, FirestoreDbOptions};
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
     run_aggregation_query_request, run_query_request, structured_aggregation_query,
@@ -22,6 +21,7 @@ use gcloud_sdk::tonic::{Code, Status};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::firestore::{FirestoreConnection, FirestoreEndpoint};
 use crate::path::documents_root;
 use crate::retry::RetryPolicy;
 
@@ -41,6 +41,9 @@ pub fn is_own_document(root: &str, name: &str) -> bool {
         .is_some_and(|relative| relative.starts_with(OWN_COLLECTION_PREFIX))
 }
 
+/// The id of a project's default Firestore database.
+pub const DEFAULT_DATABASE_ID: &str = "(default)";
+
 /// Where the source reads from.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -51,15 +54,18 @@ pub struct SourceConfig {
     /// server streams are cut by deadlines in production) and is the unit of resume.
     pub page_size: i32,
     pub retry: RetryPolicy,
+    /// Which Firestore: endpoint URL and extra CA (default: Google's, or the emulator).
+    pub endpoint: FirestoreEndpoint,
 }
 
 impl SourceConfig {
     pub fn new(project: impl Into<String>) -> Self {
         Self {
             project: project.into(),
-            database_id: firestore::FIREBASE_DEFAULT_DATABASE_ID.to_string(),
+            database_id: DEFAULT_DATABASE_ID.to_string(),
             page_size: 10_000,
             retry: RetryPolicy::default(),
+            endpoint: FirestoreEndpoint::default(),
         }
     }
 }
@@ -78,53 +84,31 @@ pub struct KeyRange {
 /// Reads one Firestore database.
 #[derive(Clone)]
 pub struct FirestoreSource {
-    db: FirestoreDb,
+    conn: FirestoreConnection,
     config: SourceConfig,
     /// `projects/P/databases/D/documents`.
     root: String,
-    /// For error messages: the emulator host or the production endpoint.
-    endpoint: String,
 }
 
 impl FirestoreSource {
-    /// Connects; `FIRESTORE_EMULATOR_HOST` selects the emulator (no credentials needed),
-    /// otherwise Application Default Credentials are used.
+    /// Connects (see [`FirestoreConnection::connect`]): `FIRESTORE_EMULATOR_HOST`
+    /// selects the emulator, otherwise the configured endpoint with Application Default
+    /// Credentials.
     pub async fn connect(config: SourceConfig) -> Result<Self> {
-        if config.project.is_empty() {
-            return Err(Error::Config(
-                "no Firestore project: pass --project or set GOOGLE_CLOUD_PROJECT".into(),
-            ));
-        }
-        let endpoint = std::env::var("FIRESTORE_EMULATOR_HOST")
-            .map(|h| format!("emulator {h}"))
-            .unwrap_or_else(|_| "firestore.googleapis.com".to_string());
-        let options = FirestoreDbOptions::new(config.project.clone())
-            .with_database_id(config.database_id.clone())
-            // Our own retry loop (with cursor resume) handles faults; the client's would
-            // restart a stream from the beginning.
-            .with_max_retries(0);
-        let db = FirestoreDb::with_options(options)
-            .await
-            .map_err(|e| Error::FirestoreConnect {
-                endpoint: endpoint.clone(),
-                message: e.to_string(),
-            })?;
+        let conn =
+            FirestoreConnection::connect(&config.project, &config.database_id, &config.endpoint)
+                .await?;
         let root = documents_root(&config.project, &config.database_id);
-        Ok(Self {
-            db,
-            config,
-            root,
-            endpoint,
-        })
+        Ok(Self { conn, config, root })
     }
 
     pub fn config(&self) -> &SourceConfig {
         &self.config
     }
 
-    /// The underlying client, for writers such as the demo data generator.
-    pub fn db(&self) -> &FirestoreDb {
-        &self.db
+    /// The underlying connection, for writers such as the demo data generator.
+    pub fn connection(&self) -> &FirestoreConnection {
+        &self.conn
     }
 
     /// `projects/P/databases/D/documents`.
@@ -134,12 +118,7 @@ impl FirestoreSource {
 
     /// A failed call to this source's Firestore, naming its endpoint.
     pub(crate) fn status_error(&self, operation: &'static str, status: Status) -> Error {
-        Error::Firestore {
-            operation,
-            endpoint: self.endpoint.clone(),
-            code: status.code(),
-            message: status.message().to_string(),
-        }
+        self.conn.status_error(operation, status)
     }
 
     /// The root collection ids (one `ListCollectionIds` call per page).
@@ -167,9 +146,8 @@ impl FirestoreSource {
                 .run(
                     || format!("list collections of {parent}"),
                     || async {
-                        self.db
+                        self.conn
                             .client()
-                            .get()
                             .list_collection_ids(req.clone())
                             .await
                             .map_err(|s| self.status_error("ListCollectionIds", s))
@@ -223,9 +201,8 @@ impl FirestoreSource {
                 || format!("count documents under {parent}"),
                 || async {
                     let stream = self
-                        .db
+                        .conn
                         .client()
-                        .get()
                         .run_aggregation_query(req.clone())
                         .await
                         .map_err(|s| self.status_error("RunAggregationQuery", s))?
@@ -303,9 +280,8 @@ impl FirestoreSource {
             ..Default::default()
         };
         let mut stream = self
-            .db
+            .conn
             .client()
-            .get()
             .run_query(req)
             .await
             .map_err(|s| self.status_error("RunQuery", s))?
@@ -334,7 +310,7 @@ impl FirestoreSource {
 
     /// Describes the endpoint for messages (never contains credentials).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.conn.endpoint()
     }
 }
 

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{init_env, mongodb_uri, World};
+use common::{example_binary, http, init_env, mongodb_uri, World};
 use fireshift::dual::guard::{self, GUARD_FIELD};
 use fireshift::dual::{
     Direction, DualConfig, DualError, DualStore, Mode, Query, Secondary, WriteOp,
 };
+use fireshift::mongo::MongoEndpoint;
 use fireshift::sink::{Batch, MongoSink, SinkConfig, WriteItem, WriteKind};
 use fireshift::transform::Transformer;
 use fireshift::verify::compare::{diff_documents, documents_equal};
@@ -87,7 +88,6 @@ async fn fs_collection(world: &World, collection: &str) -> BTreeMap<String, Docu
     let mut stream = world
         .firestore
         .client()
-        .get()
         .run_query(req)
         .await
         .unwrap()
@@ -111,7 +111,6 @@ async fn fs_get(world: &World, rel: &str) -> Option<Document> {
     let mut stream = world
         .firestore
         .client()
-        .get()
         .batch_get_documents(req)
         .await
         .unwrap()
@@ -288,7 +287,7 @@ async fn guarded_upserts_keep_the_newer_document_whatever_the_order() {
         guard_field: Some(GUARD_FIELD.into()),
         ..SinkConfig::default()
     };
-    let sink = MongoSink::connect(&mongodb_uri(), &world.database, config)
+    let sink = MongoSink::connect(&MongoEndpoint::new(mongodb_uri()), &world.database, config)
         .await
         .unwrap();
     let item = |v: &str, t: i64| {
@@ -323,9 +322,13 @@ async fn guarded_upserts_keep_the_newer_document_whatever_the_order() {
     let d = mongo_get(&world, "users", "u1").await.unwrap();
     assert_eq!(d.get_str("v").unwrap(), "newer");
     // Without the guard the older snapshot would win: the guard is what kept it.
-    let plain = MongoSink::connect(&mongodb_uri(), &world.database, SinkConfig::default())
-        .await
-        .unwrap();
+    let plain = MongoSink::connect(
+        &MongoEndpoint::new(mongodb_uri()),
+        &world.database,
+        SinkConfig::default(),
+    )
+    .await
+    .unwrap();
     let mut b = Batch::new("users");
     b.push(item("old", 1_000));
     plain.write(&b).await.unwrap();
@@ -975,34 +978,6 @@ async fn mode_switches_under_load_lose_no_write() {
 
 // ----- (f) kill -9 during a burst -------------------------------------------------------------
 
-fn example_binary(name: &str) -> std::path::PathBuf {
-    // `cargo test` may have built only the test-harness flavour of the examples, or a
-    // plain binary left from an older build: build it now (a no-op when up to date),
-    // once per test process and example.
-    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-    let exe = std::env::current_exe().unwrap();
-    // tests run from target/<profile>/deps; examples are built beside them.
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    let mut built = BUILT.lock().unwrap();
-    if !built.contains(name) {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --example {name}");
-        built.insert(name.to_string());
-    }
-    assert!(path.exists(), "{} missing", path.display());
-    path
-}
-
 #[tokio::test]
 async fn kill_9_during_a_burst_loses_no_write() {
     let world = World::new("dual-kill").await;
@@ -1082,29 +1057,6 @@ async fn kill_9_during_a_burst_loses_no_write() {
 // ----- the example API: endpoints, and kill -9 of the API process -----------------------
 
 /// One HTTP/1.1 request on its own connection; returns the status and the body.
-async fn http(addr: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    Ok((status, body))
-}
-
 /// Starts `examples/dual_api` for this world; returns the child and its address.
 async fn start_api(
     world: &World,
@@ -1114,41 +1066,25 @@ async fn start_api(
     String,
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 ) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(example_binary("dual_api"))
-        .args([
-            "--project",
-            &world.project,
-            "--database",
-            &world.database,
-            "--mongodb-uri",
-            mongodb_uri,
-            "--default-mode",
-            "dual_read_firestore",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env(
-            "FIRESTORE_EMULATOR_HOST",
-            std::env::var("FIRESTORE_EMULATOR_HOST").unwrap(),
-        )
-        .env("FIRESHIFT_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("the API starts")
-            .unwrap()
-            .expect("the API printed its address");
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.trim().to_string();
-        }
-    };
-    (child, addr, lines)
+    let mut cmd = tokio::process::Command::new(example_binary("dual_api"));
+    cmd.args([
+        "--project",
+        &world.project,
+        "--database",
+        &world.database,
+        "--mongodb-uri",
+        mongodb_uri,
+        "--default-mode",
+        "dual_read_firestore",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env(
+        "FIRESTORE_EMULATOR_HOST",
+        std::env::var("FIRESTORE_EMULATOR_HOST").unwrap(),
+    )
+    .env("FIRESHIFT_LOG", "warn");
+    common::start_example_api_lines(cmd).await
 }
 
 #[tokio::test]

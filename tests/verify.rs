@@ -421,15 +421,7 @@ async fn a_mismatch_repaired_before_the_recheck_is_resolved_not_reported() {
     }
     // A document deleted from both during the verify (pass 1 saw it missing): resolved.
     users.delete_one(doc! {"_id": "u2"}).await.unwrap();
-    world
-        .firestore
-        .fluent()
-        .delete()
-        .from("users")
-        .document_id("u2")
-        .execute()
-        .await
-        .unwrap();
+    world.delete("users/u2").await;
     let missing = Mismatch {
         kind: Kind::Missing,
         collection: "users".into(),

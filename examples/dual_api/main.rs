@@ -55,6 +55,16 @@ struct Args {
     /// MongoDB database.
     #[arg(long)]
     database: String,
+    /// Firestore endpoint (https://; default Google's, or the emulator when
+    /// FIRESTORE_EMULATOR_HOST is set). Credentials: Application Default Credentials.
+    #[arg(long, env = "FIRESTORE_ENDPOINT")]
+    firestore_endpoint: Option<String>,
+    /// Extra CA (PEM) to trust for the Firestore endpoint.
+    #[arg(long)]
+    firestore_ca_file: Option<std::path::PathBuf>,
+    /// Extra CA (PEM) to trust for MongoDB TLS.
+    #[arg(long, env = "MONGODB_CA_FILE")]
+    mongodb_ca_file: Option<std::path::PathBuf>,
     /// The mapping directory the migration uses (default mapping when absent).
     #[arg(long)]
     mappings: Option<std::path::PathBuf>,
@@ -78,6 +88,8 @@ const RESOURCES: &[&str] = &[
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider, chosen before any client is built (fireshift::tls).
+    fireshift::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FIRESHIFT_LOG")
@@ -89,6 +101,11 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
     let mut config = DualConfig::new(&args.project, &args.mongodb_uri, &args.database);
     config.transformer = transformer;
+    config.firestore_endpoint = fireshift::firestore::FirestoreEndpoint {
+        url: args.firestore_endpoint.clone(),
+        ca_file: args.firestore_ca_file.clone(),
+    };
+    config.mongodb_ca_file = args.mongodb_ca_file.clone();
     config.default_mode = args.default_mode;
     config.shadow_read_fraction = args.shadow_read_fraction;
     config.settings_poll = Some(Duration::from_secs(2));
@@ -102,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/admin/modes", get(modes).post(set_mode))
         .route("/admin/outbox", get(outbox))
         .route("/admin/outbox/drain", post(drain))
-        .with_state(store);
+        .with_state(store.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Scripts and tests wait for this line.
     println!("listening on {}", listener.local_addr()?);
@@ -112,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     background.shutdown().await;
+    store.shutdown().await;
     Ok(())
 }
 

@@ -494,7 +494,6 @@ impl DualStore {
             .inner
             .fs
             .client()
-            .get()
             .run_aggregation_query(count_req)
             .await
             .map_err(|s| self.fs_error("RunAggregationQuery", s))?

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use firestore::{FirestoreDb, FirestoreDbOptions};
 use futures::{StreamExt, TryStreamExt};
 use gcloud_sdk::google::firestore::v1::{
     batch_get_documents_response, precondition, run_query_request, value::ValueType, write,
@@ -33,8 +32,7 @@ use gcloud_sdk::google::firestore::v1::{
 use gcloud_sdk::prost_types::Timestamp;
 use gcloud_sdk::tonic::{Code, Status};
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
-use mongodb::options::ClientOptions;
-use mongodb::{Client, Database};
+use mongodb::Database;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::error::{DualError, DualResult};
@@ -44,9 +42,9 @@ use super::mode::{Mode, ModeTable};
 use super::outbox::{self, SettleJob};
 use super::query::Query;
 use crate::error::Error;
+use crate::firestore::{FirestoreConnection, FirestoreEndpoint};
 use crate::mapping::{CompiledMapping, Identity, Landing, MappingSet};
 use crate::path::{documents_root, DocPath};
-use crate::redact::redact_uri;
 use crate::retry::RetryPolicy;
 use crate::sink::WriteItem;
 use crate::transform::{Transformed, Transformer, DEAD_LETTER_COLLECTION};
@@ -66,7 +64,12 @@ pub struct DualConfig {
     pub project: String,
     /// Firestore database id, `(default)` unless the project has several.
     pub firestore_database: String,
+    /// Firestore endpoint and extra CA (default: Google's, or the emulator when
+    /// `FIRESTORE_EMULATOR_HOST` is set); Application Default Credentials.
+    pub firestore_endpoint: FirestoreEndpoint,
     pub mongodb_uri: String,
+    /// PEM file of CA certificates for MongoDB TLS, as `tlsCAFile=` in the URI.
+    pub mongodb_ca_file: Option<std::path::PathBuf>,
     pub mongodb_database: String,
     /// The mapping the migration uses (`Transformer::default()` for the defaults).
     pub transformer: Transformer,
@@ -108,8 +111,10 @@ impl DualConfig {
     ) -> Self {
         Self {
             project: project.into(),
-            firestore_database: firestore::FIREBASE_DEFAULT_DATABASE_ID.to_string(),
+            firestore_database: crate::source::DEFAULT_DATABASE_ID.to_string(),
+            firestore_endpoint: FirestoreEndpoint::default(),
             mongodb_uri: mongodb_uri.into(),
+            mongodb_ca_file: None,
             mongodb_database: mongodb_database.into(),
             transformer: Transformer::default(),
             default_mode: Mode::FirestoreOnly,
@@ -247,12 +252,11 @@ pub(crate) struct Target {
 }
 
 pub(crate) struct Inner {
-    pub fs: FirestoreDb,
+    pub fs: FirestoreConnection,
     /// `projects/P/databases/D`.
     pub database: String,
     /// `projects/P/databases/D/documents`.
     pub root: String,
-    pub fs_endpoint: String,
     pub mongo: Database,
     pub mongo_uri: String,
     pub transformer: Transformer,
@@ -280,43 +284,24 @@ impl DualStore {
     /// modes a MongoDB outage only fills the outbox.
     pub async fn connect(config: DualConfig) -> DualResult<Self> {
         config.validate()?;
-        let fs_endpoint = std::env::var("FIRESTORE_EMULATOR_HOST")
-            .map(|h| format!("emulator {h}"))
-            .unwrap_or_else(|_| "firestore.googleapis.com".to_string());
-        let fs = FirestoreDb::with_options(
-            FirestoreDbOptions::new(config.project.clone())
-                .with_database_id(config.firestore_database.clone())
-                .with_max_retries(0),
+        let fs = FirestoreConnection::connect(
+            &config.project,
+            &config.firestore_database,
+            &config.firestore_endpoint,
         )
-        .await
-        .map_err(|e| Error::FirestoreConnect {
-            endpoint: fs_endpoint.clone(),
-            message: e.to_string(),
-        })?;
-        let mongo_uri = redact_uri(&config.mongodb_uri);
-        let mut options = ClientOptions::parse(&config.mongodb_uri)
-            .await
-            .map_err(|e| Error::Mongo {
-                operation: "parse connection string",
-                target: config.mongodb_database.clone(),
-                uri: mongo_uri.clone(),
-                message: e.to_string(),
-                retryable: false,
-            })?;
-        options
-            .app_name
-            .get_or_insert_with(|| "fireshift-dual".into());
+        .await?;
+        let (mut options, mongo_uri) = crate::mongo::client_options(
+            &config.mongodb_uri,
+            config.mongodb_ca_file.as_deref(),
+            "fireshift-dual",
+            &config.mongodb_database,
+        )
+        .await?;
         // A secondary that does not answer must fail fast (the outbox takes over), not
         // hold the caller for the driver's 30 s default.
         options.server_selection_timeout = Some(config.secondary_timeout);
         options.connect_timeout = Some(config.secondary_timeout);
-        let client = Client::with_options(options).map_err(|e| Error::Mongo {
-            operation: "connect",
-            target: config.mongodb_database.clone(),
-            uri: mongo_uri.clone(),
-            message: e.to_string(),
-            retryable: false,
-        })?;
+        let client = crate::mongo::client(options, &mongo_uri, &config.mongodb_database)?;
         let mongo = client.database(&config.mongodb_database);
         let database = format!(
             "projects/{}/databases/{}",
@@ -329,7 +314,6 @@ impl DualStore {
                 fs,
                 database,
                 root,
-                fs_endpoint,
                 mongo,
                 mongo_uri,
                 transformer: config.transformer.clone(),
@@ -343,6 +327,13 @@ impl DualStore {
                 config,
             }),
         })
+    }
+
+    /// Shuts the MongoDB client down (see [`crate::mongo::shutdown`]). Call it last,
+    /// after [`Background::shutdown`](super::outbox::Background::shutdown), before the
+    /// runtime ends; clones of this store must not be used afterwards.
+    pub async fn shutdown(self) {
+        crate::mongo::shutdown(self.inner.mongo.client().clone()).await;
     }
 
     pub fn metrics(&self) -> &DualMetrics {
@@ -808,7 +799,7 @@ impl DualStore {
             writes,
             ..Default::default()
         };
-        Ok(self.inner.fs.client().get().commit(req).await?.into_inner())
+        Ok(self.inner.fs.client().commit(req).await?.into_inner())
     }
 
     /// The documents a Firestore query under `parent` returns, in order.
@@ -826,7 +817,6 @@ impl DualStore {
             .inner
             .fs
             .client()
-            .get()
             .run_query(req)
             .await
             .map_err(|s| self.fs_error("RunQuery", s))?
@@ -841,12 +831,7 @@ impl DualStore {
     }
 
     pub(crate) fn fs_error(&self, operation: &'static str, s: Status) -> Error {
-        Error::Firestore {
-            operation,
-            endpoint: self.inner.fs_endpoint.clone(),
-            code: s.code(),
-            message: s.message().to_string(),
-        }
+        self.inner.fs.status_error(operation, s)
     }
 
     pub(crate) fn mongo_error(
@@ -1121,7 +1106,6 @@ impl DualStore {
                 .inner
                 .fs
                 .client()
-                .get()
                 .batch_get_documents(req)
                 .await
                 .map_err(|s| self.fs_error("BatchGetDocuments", s))?

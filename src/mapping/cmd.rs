@@ -140,6 +140,7 @@ pub async fn indexes(args: IndexesArgs) -> anyhow::Result<i32> {
     };
     let sink = args.mongo.connect(config).await?;
     let reports = indexes::build(sink.database(), &set).await;
+    sink.shutdown().await;
     println!("{}", render_report(&reports));
     Ok(if reports.iter().all(|r| r.is_ok()) {
         0

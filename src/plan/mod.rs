@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::path::CollectionPattern;
 use crate::retry::RetryPolicy;
-use crate::source::{FirestoreSource, SourceConfig};
+use crate::source::FirestoreSource;
 use infer::PatternStats;
 use query::UsageSnapshot;
 
@@ -103,13 +103,8 @@ pub struct Plan {
 /// `fireshift plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Google Cloud project that owns the Firestore database. FIRESTORE_EMULATOR_HOST,
-    /// when set, selects the emulator.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: String,
-    /// Firestore database id.
-    #[arg(long, visible_alias = "database-id", default_value = "(default)")]
-    pub firestore_database: String,
+    #[command(flatten)]
+    pub firestore: crate::cli::FirestoreArgs,
     /// Documents sampled per collection pattern (type inference, suggestions, discovery
     /// of subcollections).
     #[arg(long, default_value_t = 200)]
@@ -143,12 +138,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     // Refuse to clobber an operator's edited mappings before reading anything.
     let planned_dir = skeleton::check_out_dir(&args.out, args.overwrite)?;
-    let mut config = SourceConfig::new(&args.project);
-    config.database_id = args.firestore_database.clone();
-    config.retry = RetryPolicy {
+    let config = args.firestore.source_config(RetryPolicy {
         deadline: Duration::from_secs(args.retry_timeout),
         ..RetryPolicy::default()
-    };
+    });
     let source = FirestoreSource::connect(config)
         .await
         .context("connecting to Firestore")?;
@@ -166,8 +159,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<i32> {
             source.endpoint()
         );
     }
-    plan.project = args.project.clone();
-    plan.database_id = args.firestore_database.clone();
+    plan.project = args.firestore.project.clone();
+    plan.database_id = args.firestore.firestore_database.clone();
     plan.elapsed = started.elapsed();
 
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -121,9 +121,8 @@ impl<'a> Reader<'a> {
                 || async {
                     let mut stream = self
                         .source
-                        .db()
+                        .connection()
                         .client()
-                        .get()
                         .run_query(req.clone())
                         .await
                         .map_err(|s| self.source.status_error("RunQuery", s))?

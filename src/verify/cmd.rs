@@ -20,7 +20,7 @@ use super::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig
 use crate::cli::Endpoints;
 use crate::retry::RetryPolicy;
 use crate::sink::SinkConfig;
-use crate::source::{FirestoreSource, SourceConfig};
+use crate::source::FirestoreSource;
 use crate::transform::Transformer;
 
 /// Exit code when the verify finished and confirmed mismatches.
@@ -119,21 +119,35 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
     }
     let transformer = transformer(&args)?;
 
-    let mut source_config = SourceConfig::new(&ep.project);
-    source_config.database_id = ep.firestore_database.clone();
+    let mut source_config = ep.firestore.source_config(retry);
     source_config.page_size = args.page_size;
-    source_config.retry = retry;
     let source = FirestoreSource::connect(source_config)
         .await
         .context("connecting to Firestore")?;
     // The sink's connect: same options, same ping with retries, same redaction.
     let target = ep.mongo.connect(SinkConfig::default()).await?;
+    let outcome = run_on(&args, config, transformer, source, &target, started).await;
+    // Every path ends here, so the driver's clean-up never races the runtime's end.
+    target.shutdown().await;
+    outcome
+}
+
+/// The body of `verify` once both ends are connected.
+async fn run_on(
+    args: &VerifyArgs,
+    config: VerifyConfig,
+    transformer: Transformer,
+    source: FirestoreSource,
+    target: &crate::sink::MongoSink,
+    started: Instant,
+) -> anyhow::Result<i32> {
+    let ep = &args.endpoints;
     let db = target.database().clone();
     let uri = target.uri().to_string();
 
     let mut run = open_run(&args, &db, &uri, &transformer, args.sample).await?;
     run.invocations += 1;
-    let store = Store::new(db.clone(), uri.clone(), run.id.clone(), retry);
+    let store = Store::new(db.clone(), uri.clone(), run.id.clone(), config.retry);
     store.save_run(&mut run).await?;
     store.ensure_indexes().await?;
     tracing::info!(
@@ -223,8 +237,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
             phase_secs: phases,
         },
         source: report::SourceInfo {
-            project: ep.project.clone(),
-            firestore_database: ep.firestore_database.clone(),
+            project: ep.firestore.project.clone(),
+            firestore_database: ep.firestore.firestore_database.clone(),
             endpoint: verifier.source().endpoint().to_string(),
         },
         target: report::TargetInfo {
@@ -415,8 +429,8 @@ async fn open_run(
     let ep = &args.endpoints;
     let fingerprint = transformer.fingerprint();
     let matches = |r: &RunRecord| {
-        r.project == ep.project
-            && r.firestore_database == ep.firestore_database
+        r.project == ep.firestore.project
+            && r.firestore_database == ep.firestore.firestore_database
             && r.database == ep.mongo.database
     };
     if let Some(id) = &args.resume {
@@ -441,8 +455,8 @@ async fn open_run(
         if let Some(r) = Store::latest_unfinished(
             db,
             uri,
-            &ep.project,
-            &ep.firestore_database,
+            &ep.firestore.project,
+            &ep.firestore.firestore_database,
             &ep.mongo.database,
         )
         .await?
@@ -462,8 +476,8 @@ async fn open_run(
     Ok(RunRecord {
         id: format!("verify-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
         version: RUN_RECORD_VERSION,
-        project: ep.project.clone(),
-        firestore_database: ep.firestore_database.clone(),
+        project: ep.firestore.project.clone(),
+        firestore_database: ep.firestore.firestore_database.clone(),
         database: ep.mongo.database.clone(),
         sample,
         transform: fingerprint,

@@ -57,9 +57,8 @@ impl Verifier {
                     let mut found = HashMap::new();
                     let mut stream = self
                         .source
-                        .db()
+                        .connection()
                         .client()
-                        .get()
                         .batch_get_documents(req.clone())
                         .await
                         .map_err(firestore_error)?

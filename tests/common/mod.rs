@@ -4,6 +4,8 @@
 //! and its own MongoDB database, so tests run in parallel without seeing each other.
 #![allow(dead_code)]
 
+pub mod google;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -57,7 +59,7 @@ pub struct World {
     pub project: String,
     pub database: String,
     pub db: Database,
-    pub firestore: firestore::FirestoreDb,
+    pub firestore: fireshift::firestore::FirestoreConnection,
 }
 
 impl World {
@@ -70,9 +72,11 @@ impl World {
             .expect("mongodb client");
         let db = client.database(&database);
         db.drop().await.expect("drop test database");
-        let firestore = firestore::FirestoreDb::with_options(firestore::FirestoreDbOptions::new(
-            project.clone(),
-        ))
+        let firestore = fireshift::firestore::FirestoreConnection::connect(
+            &project,
+            DB_ID,
+            &Default::default(),
+        )
         .await
         .expect("firestore client");
         Self {
@@ -88,6 +92,20 @@ impl World {
         demo::write(&self.firestore, &self.project, DB_ID, docs, 4)
             .await
             .expect("write demo documents")
+    }
+
+    /// Deletes one document (`users/u2`) from this world's Firestore project.
+    pub async fn delete(&self, relative: &str) {
+        use gcloud_sdk::google::firestore::v1::{write::Operation, CommitRequest, Write};
+        let req = CommitRequest {
+            database: format!("projects/{}/databases/{DB_ID}", self.project),
+            writes: vec![Write {
+                operation: Some(Operation::Delete(self.full_name(relative))),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.firestore.client().commit(req).await.expect("delete");
     }
 
     pub fn full_name(&self, relative: &str) -> String {
@@ -476,4 +494,135 @@ pub async fn holders(
             .map(Bson::Document)
             .collect(),
     }
+}
+
+/// An example's binary (`target/<profile>/examples/NAME`), built on first use.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    // `cargo test` may have built only the test-harness flavour of the examples, or a
+    // plain binary left from an older build: build it now (a no-op when up to date),
+    // once per test process and example.
+    static BUILT: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let exe = std::env::current_exe().unwrap();
+    // tests run from target/<profile>/deps; examples are built beside them.
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    let mut built = BUILT.lock().unwrap();
+    if !built.contains(name) {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --example {name}");
+        built.insert(name.to_string());
+    }
+    assert!(path.exists(), "{} missing", path.display());
+    path
+}
+
+/// One HTTP/1.1 request; returns the status and the body.
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    Ok((status, body))
+}
+
+/// Spawns an example API (`cmd`, listening on port 0) and waits for its
+/// `listening on ADDR` line; returns the child, the address and its further output.
+pub async fn start_example_api_lines(
+    mut cmd: tokio::process::Command,
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the API starts")
+            .unwrap()
+            .expect("the API printed its address");
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.trim().to_string();
+        }
+    };
+    (child, addr, lines)
+}
+
+/// [`start_example_api_lines`] without the further output.
+pub async fn start_example_api(cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    let (child, addr, _) = start_example_api_lines(cmd).await;
+    (child, addr)
+}
+
+/// The names of the documents of the root collection `collection` in `world`'s
+/// Firestore project, read directly (not through fireshift).
+pub async fn firestore_names(world: &World, collection: &str) -> Vec<String> {
+    use futures::StreamExt;
+    use gcloud_sdk::google::firestore::v1::{
+        run_query_request, structured_query, RunQueryRequest, StructuredQuery,
+    };
+    let req = RunQueryRequest {
+        parent: format!("projects/{}/databases/{DB_ID}/documents", world.project),
+        query_type: Some(run_query_request::QueryType::StructuredQuery(
+            StructuredQuery {
+                from: vec![structured_query::CollectionSelector {
+                    collection_id: collection.to_string(),
+                    all_descendants: false,
+                }],
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let mut stream = world
+        .firestore
+        .client()
+        .run_query(req)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names = Vec::new();
+    while let Some(r) = stream.next().await {
+        if let Some(d) = r.unwrap().document {
+            names.push(d.name);
+        }
+    }
+    names
 }

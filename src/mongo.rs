@@ -1,0 +1,142 @@
+//! Connecting to MongoDB: the one place that turns an operator's connection string (and
+//! CA file) into driver options, so the migrate sink, status, verify, indexes and the
+//! dual-write store all reach MongoDB, Atlas or a TLS front the same way.
+//!
+//! Any connection string the driver accepts works (`mongodb+srv://`, `tls=true`,
+//! `tlsCAFile=…`); `--mongodb-ca-file` adds a CA without editing the URI (handy when the
+//! URI comes from a secret). TLS uses the process's one rustls provider
+//! ([`crate::tls`]). A client must be shut down ([`shutdown`]) before the runtime ends:
+//! dropping the last handle otherwise races the driver's own clean-up tasks.
+
+use std::path::{Path, PathBuf};
+
+use mongodb::options::{ClientOptions, Tls, TlsOptions};
+use mongodb::Client;
+
+use crate::error::{Error, Result};
+use crate::redact::redact_uri;
+
+/// Where MongoDB is: a connection string and, optionally, a CA file to trust.
+#[derive(Debug, Clone, Default)]
+pub struct MongoEndpoint {
+    /// Any connection string the driver accepts. Never printed unredacted.
+    pub uri: String,
+    /// PEM file of CA certificates for TLS (`--mongodb-ca-file`), as `tlsCAFile=`
+    /// in the URI would give.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl MongoEndpoint {
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            ca_file: None,
+        }
+    }
+}
+
+/// Parses `uri` into driver options for `app_name`, with `ca_file` trusted for TLS.
+/// Returns the options and the connection string redacted for messages. Errors name
+/// `target` (the database the caller is about to use).
+pub async fn client_options(
+    uri: &str,
+    ca_file: Option<&Path>,
+    app_name: &str,
+    target: &str,
+) -> Result<(ClientOptions, String)> {
+    crate::tls::install_crypto_provider();
+    let redacted = redact_uri(uri);
+    let config_error = |message: String| Error::Mongo {
+        operation: "parse connection string",
+        target: target.to_string(),
+        uri: redacted.clone(),
+        message,
+        retryable: false,
+    };
+    let mut options = ClientOptions::parse(uri)
+        .await
+        .map_err(|e| config_error(e.to_string()))?;
+    options.app_name.get_or_insert_with(|| app_name.to_string());
+    if let Some(path) = ca_file {
+        // Read now so that a wrong path is reported before any connection attempt.
+        crate::tls::read_ca_file(path, "--mongodb-ca-file")?;
+        options.tls = match options.tls.take() {
+            Some(Tls::Disabled) => {
+                return Err(config_error(
+                    "--mongodb-ca-file needs TLS, but the connection string sets tls=false".into(),
+                ))
+            }
+            Some(Tls::Enabled(mut tls)) => {
+                tls.ca_file_path = Some(path.to_path_buf());
+                Some(Tls::Enabled(tls))
+            }
+            None => Some(Tls::Enabled(
+                TlsOptions::builder()
+                    .ca_file_path(path.to_path_buf())
+                    .build(),
+            )),
+        };
+    }
+    Ok((options, redacted))
+}
+
+/// Builds a client from [`client_options`].
+pub fn client(options: ClientOptions, redacted: &str, target: &str) -> Result<Client> {
+    Client::with_options(options).map_err(|e| Error::Mongo {
+        operation: "connect",
+        target: target.to_string(),
+        uri: redacted.to_string(),
+        message: e.to_string(),
+        retryable: false,
+    })
+}
+
+/// Shuts a client down: ends its sessions on the server and stops its background
+/// tasks. Call it once the client's work is done and before the runtime ends; clones
+/// share the client, so one call covers them all. It does not wait for cursors or
+/// sessions still held elsewhere (a task that failed mid-run may hold one).
+pub async fn shutdown(client: Client) {
+    client.shutdown().immediate(true).await;
+}
+
+/// What an operator should read for a driver error: the driver's text, with a refused
+/// server certificate stated first (the driver folds it into its server-selection
+/// report).
+pub fn describe(e: &mongodb::error::Error) -> String {
+    let text = e.to_string();
+    if crate::tls::is_certificate_failure_text(&text) {
+        format!(
+            "the server's TLS certificate was refused (an untrusted CA: add it with tlsCAFile=… \
+             in the URI or --mongodb-ca-file; or a host name the certificate does not list): {text}"
+        )
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ca_file_turns_tls_on_and_conflicts_with_tls_false() {
+        let dir = std::env::temp_dir().join(format!("fireshift-mongo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        // Any certificate will do for the option check (no connection is made).
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let (options, _) = client_options("mongodb://u:pw@h:1/", Some(&ca), "t", "db")
+            .await
+            .unwrap();
+        match options.tls {
+            Some(Tls::Enabled(t)) => assert_eq!(t.ca_file_path.as_deref(), Some(ca.as_path())),
+            other => panic!("TLS not enabled: {other:?}"),
+        }
+        let err = client_options("mongodb://u:pw@h:1/?tls=false", Some(&ca), "t", "db")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls=false") && !err.contains("pw@"), "{err}");
+    }
+}
