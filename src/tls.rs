@@ -64,6 +64,16 @@ pub fn explain(error: &(dyn std::error::Error + 'static), endpoint: &str) -> Opt
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(TlsFailure::from_rustls(r, endpoint));
         }
+        // An `io::Error` wrapping another error reports that error's *source* as its
+        // own, skipping the wrapped error itself (where rustls puts its own).
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                return Some(TlsFailure::from_rustls(r, endpoint));
+            }
+        }
         next = e.source();
     }
     None
@@ -159,6 +169,12 @@ mod tests {
             .contains("not valid for that host name"));
         let io = std::io::Error::other("reset");
         assert!(explain(&io, "x").is_none());
+        // As tonic reports it: inside an io::Error, whose source() skips it.
+        let wrapped = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert!(!explain(&wrapped, "x").unwrap().retryable);
     }
 
     #[test]

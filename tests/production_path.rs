@@ -255,7 +255,7 @@ async fn a_service_account_key_migrates_verifies_and_plans_over_tls_as_the_emula
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     let expected = demo::expected_count(12) as u64;
     assert_eq!(
-        report["totals"]["source_docs"].as_u64(),
+        report["totals"]["source"].as_u64(),
         Some(expected),
         "{report}"
     );
@@ -330,9 +330,9 @@ fn dir_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
 async fn metadata_server_tokens_are_renewed_during_a_migrate_that_outlives_them() {
     let world = World::new("prod-mds").await;
     reference_landing(&world, 8).await;
-    // 12 s tokens, renewed by the auth library every 10 s; 40 pages at ≥ 0.8 s each
-    // keep the run going for more than three token lifetimes.
-    let prod = Prod::start(Duration::from_millis(800)).await;
+    // 12 s tokens, renewed by the auth library every 10 s; about 35 pages of 20
+    // documents at ≥ 1.2 s a call keep the run going past three token lifetimes.
+    let prod = Prod::start(Duration::from_millis(1200)).await;
     let lifetime = Duration::from_secs(12);
     let servers =
         TokenServers::start(prod.front.tokens.clone(), lifetime, Issuing::Valid, "").await;

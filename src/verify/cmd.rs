@@ -145,7 +145,7 @@ async fn run_on(
     let db = target.database().clone();
     let uri = target.uri().to_string();
 
-    let mut run = open_run(&args, &db, &uri, &transformer, args.sample).await?;
+    let mut run = open_run(args, &db, &uri, &transformer, args.sample).await?;
     run.invocations += 1;
     let store = Store::new(db.clone(), uri.clone(), run.id.clone(), config.retry);
     store.save_run(&mut run).await?;
@@ -191,7 +191,7 @@ async fn run_on(
         &store,
         &mut run,
         &progress,
-        &args,
+        args,
         &mut phases,
         &mut background,
     )
