@@ -45,6 +45,13 @@ pub enum Error {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A local file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// `--max-dead-letters` was exceeded: the run stops so an operator can fix the
     /// mapping or the data before more documents pile up in the dead letters.
     #[error(
@@ -62,9 +69,21 @@ impl Error {
             Error::FirestoreConnect { retryable, .. } => *retryable,
             Error::Credentials { .. } => false,
             Error::Mongo { retryable, .. } => *retryable,
-            Error::RetriesExhausted { .. } | Error::Config(_) | Error::DeadLetterLimit { .. } => {
-                false
-            }
+            Error::RetriesExhausted { .. }
+            | Error::Config(_)
+            | Error::Io { .. }
+            | Error::DeadLetterLimit { .. } => false,
+        }
+    }
+}
+
+impl Error {
+    /// A failed file operation: `action` (`reading`, `writing`, `creating`) on `path`.
+    pub fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
         }
     }
 }

@@ -2,7 +2,6 @@
 //!
 //! # Layout
 //!
-//! * [`cli`] the command line (clap), used by the thin `fireshift` binary.
 //! * [`path`] parses Firestore document names and derives a document's identity in
 //!   MongoDB (the DESIGN "Identity" rules), used by conversion and by references.
 //! * [`value`] converts lossless Firestore protobuf values to BSON (the DESIGN type table).
@@ -32,7 +31,6 @@
 //! * [`error`] typed errors, classified retryable or fatal.
 
 pub mod checkpoint;
-pub mod cli;
 pub mod demo;
 pub mod dual;
 pub mod error;

@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 
 use crate::checkpoint::{CheckpointStore, Counts, Island, RangeCheckpoint, MAX_ISLANDS};
 use crate::error::{Error, Result};
-use crate::path::CollectionPattern;
 use crate::progress::{CollectionStats, Progress};
 use crate::sink::{Batch, DocFailure, MongoSink, WriteItem};
 use crate::source::{FirestoreSource, KeyRange};
@@ -279,17 +278,7 @@ pub async fn run(
         checkpoint,
     ));
     let docs = source.stream(range, config.read_ahead);
-    let batched = batch_documents(
-        source,
-        docs,
-        btx,
-        sink,
-        transformer,
-        config,
-        progress,
-        &shared,
-    )
-    .await;
+    let batched = batch_documents(docs, btx, sink, transformer, config, progress, &shared).await;
     // The batcher dropped its sender: the writer drains what is queued and ends. On a
     // batcher error the writer still finishes what was sent, so the checkpoint keeps
     // every acknowledged document.
@@ -560,7 +549,6 @@ impl IslandBook {
 /// the islands the crashed run left.
 #[allow(clippy::too_many_arguments)]
 async fn batch_documents(
-    source: &FirestoreSource,
     mut docs: mpsc::Receiver<Result<Document>>,
     out: mpsc::Sender<Outgoing>,
     sink: &MongoSink,
@@ -596,9 +584,7 @@ async fn batch_documents(
         let (collection, pattern, item) = match applied {
             Ok(t) => {
                 let pattern = t.pattern.to_string();
-                if progress.see(&pattern, &t.collection) {
-                    spawn_pattern_count(source, &t.pattern, progress);
-                }
+                progress.see(&pattern, &t.collection);
                 (t.collection, pattern, t.item)
             }
             Err(rejection) => {
@@ -642,21 +628,6 @@ async fn batch_documents(
         buffers.push(d).await?;
     }
     buffers.finish().await
-}
-
-/// Fills a collection's bar length from a collection-group count, in the background.
-/// Display only: two patterns ending in the same collection id share one count.
-fn spawn_pattern_count(source: &FirestoreSource, pattern: &CollectionPattern, progress: &Progress) {
-    if !progress.is_tty() {
-        return;
-    }
-    let (source, progress) = (source.clone(), progress.clone());
-    let (name, id) = (pattern.to_string(), pattern.collection_id().to_string());
-    tokio::spawn(async move {
-        if let Ok(n) = source.count_collection_group(&id).await {
-            progress.set_pattern_total(&name, n);
-        }
-    });
 }
 
 fn pattern_name(r: &Rejection) -> String {

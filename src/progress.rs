@@ -1,14 +1,12 @@
-//! Progress of a migration: per-collection and overall counters, shown as indicatif bars
-//! on a terminal and as periodic log lines otherwise (CI, Kubernetes, `nohup`).
-//!
-//! Counters are the source of truth for the final summary; the bars only display them.
+//! Progress of a migration: per-collection counters and the expected total. The
+//! counters are the source of truth for the final summary; how they are shown (bars on
+//! a terminal, periodic log lines elsewhere) is the caller's business.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 /// Counts for one collection pattern.
@@ -21,65 +19,57 @@ pub struct CollectionStats {
     pub dead_lettered: u64,
 }
 
+#[derive(Default)]
 struct Inner {
-    stats: BTreeMap<String, CollectionStats>,
-    bars: BTreeMap<String, ProgressBar>,
+    stats: Mutex<BTreeMap<String, CollectionStats>>,
+    /// Documents written or dead-lettered, all collections.
+    done: AtomicU64,
+    /// Expected documents (`u64::MAX`: unknown).
+    total: AtomicU64,
 }
 
-/// Shared progress; cheap to clone.
+/// Shared progress counters; cheap to clone, safe to update from every task.
 #[derive(Clone)]
 pub struct Progress {
-    inner: Arc<Mutex<Inner>>,
-    multi: MultiProgress,
-    overall: ProgressBar,
+    inner: Arc<Inner>,
     started: Instant,
-    tty: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Progress {
-    /// Bars when stderr is a terminal and `quiet` is off; otherwise hidden bars.
-    pub fn new(quiet: bool) -> Self {
-        let tty = !quiet && std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if tty {
-            ProgressDrawTarget::stderr_with_hz(4)
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        let overall = multi.add(ProgressBar::no_length());
-        overall.set_style(style("overall"));
-        overall.set_prefix("all collections");
+    pub fn new() -> Self {
+        let inner = Inner::default();
+        inner.total.store(u64::MAX, Ordering::Relaxed);
         Self {
-            inner: Arc::new(Mutex::new(Inner {
-                stats: BTreeMap::new(),
-                bars: BTreeMap::new(),
-            })),
-            multi,
-            overall,
+            inner: Arc::new(inner),
             started: Instant::now(),
-            tty,
         }
     }
 
-    pub fn is_tty(&self) -> bool {
-        self.tty
-    }
-
-    /// Total documents expected (from an aggregation count), for the overall ETA.
+    /// Total documents expected (the source's estimate), for an ETA.
     pub fn set_total(&self, total: u64) {
-        self.overall.set_length(total);
+        self.inner.total.store(total, Ordering::Relaxed);
     }
 
-    /// Expected documents of one pattern (collection-group count; display only).
-    pub fn set_pattern_total(&self, pattern: &str, total: u64) {
-        if let Some(bar) = self.inner.lock().unwrap().bars.get(pattern) {
-            bar.set_length(total);
-        }
+    /// The expected total, when known.
+    pub fn total(&self) -> Option<u64> {
+        Some(self.inner.total.load(Ordering::Relaxed)).filter(|t| *t != u64::MAX)
+    }
+
+    /// Documents written or dead-lettered so far.
+    pub fn done(&self) -> u64 {
+        self.inner.done.load(Ordering::Relaxed)
     }
 
     /// Registers a pattern on first sight; returns true the first time.
     pub fn see(&self, pattern: &str, target: &str) -> bool {
-        let mut inner = self.inner.lock().unwrap();
-        if let Some(s) = inner.stats.get_mut(pattern) {
+        let mut stats = self.inner.stats.lock().unwrap();
+        if let Some(s) = stats.get_mut(pattern) {
             // A collection whose first document was dead-lettered was seen without a
             // target; the first converted document names it.
             if s.target.is_empty() && !target.is_empty() {
@@ -87,7 +77,7 @@ impl Progress {
             }
             return false;
         }
-        inner.stats.insert(
+        stats.insert(
             pattern.to_string(),
             CollectionStats {
                 pattern: pattern.to_string(),
@@ -95,43 +85,31 @@ impl Progress {
                 ..Default::default()
             },
         );
-        let bar = self.multi.add(ProgressBar::no_length());
-        bar.set_style(style("collection"));
-        bar.set_prefix(pattern.to_string());
-        inner.bars.insert(pattern.to_string(), bar);
         true
     }
 
     pub fn read(&self, pattern: &str, n: u64) {
-        if let Some(s) = self.inner.lock().unwrap().stats.get_mut(pattern) {
+        if let Some(s) = self.inner.stats.lock().unwrap().get_mut(pattern) {
             s.read += n;
         }
     }
 
     pub fn written(&self, pattern: &str, n: u64) {
-        let inner = &mut *self.inner.lock().unwrap();
-        if let Some(s) = inner.stats.get_mut(pattern) {
+        if let Some(s) = self.inner.stats.lock().unwrap().get_mut(pattern) {
             s.written += n;
         }
-        if let Some(bar) = inner.bars.get(pattern) {
-            bar.inc(n);
-        }
-        self.overall.inc(n);
+        self.inner.done.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn dead_lettered(&self, pattern: &str, n: u64) {
-        let inner = &mut *self.inner.lock().unwrap();
-        if let Some(s) = inner.stats.get_mut(pattern) {
+        if let Some(s) = self.inner.stats.lock().unwrap().get_mut(pattern) {
             s.dead_lettered += n;
         }
-        if let Some(bar) = inner.bars.get(pattern) {
-            bar.inc(n);
-        }
-        self.overall.inc(n);
+        self.inner.done.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Vec<CollectionStats> {
-        self.inner.lock().unwrap().stats.values().cloned().collect()
+        self.inner.stats.lock().unwrap().values().cloned().collect()
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -140,11 +118,11 @@ impl Progress {
 
     /// One plain line for logs: done/total, rate, ETA.
     pub fn line(&self) -> String {
-        let done = self.overall.position();
+        let done = self.done();
         let secs = self.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / secs;
         let dead: u64 = self.snapshot().iter().map(|s| s.dead_lettered).sum();
-        match self.overall.length() {
+        match self.total() {
             Some(total) if total > 0 => {
                 let eta = if rate > 0.0 {
                     format!("{:.0}s", total.saturating_sub(done) as f64 / rate)
@@ -159,42 +137,32 @@ impl Progress {
             _ => format!("{done} documents, {rate:.0} docs/s, {dead} dead-lettered"),
         }
     }
-
-    /// Logs [`Self::line`] every `every` until the returned handle is dropped (only when
-    /// no bars are drawn).
-    pub fn spawn_log_lines(&self, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
-        if self.tty {
-            return None;
-        }
-        let this = self.clone();
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                tracing::info!("progress: {}", this.line());
-            }
-        }))
-    }
-
-    /// Stops drawing (bars stay on screen as their last state). `abandon`, not
-    /// `finish`: indicatif's `finish` moves every bar to its length, so a run stopped
-    /// by an error would then report itself 100% done in [`Self::line`].
-    pub fn finish(&self) {
-        for bar in self.inner.lock().unwrap().bars.values() {
-            bar.abandon();
-        }
-        self.overall.abandon();
-    }
 }
 
-fn style(kind: &str) -> ProgressStyle {
-    let template = if kind == "overall" {
-        "{prefix:>28.bold} [{bar:30.green}] {pos}/{len} {per_sec} ETA {eta} ({elapsed})"
-    } else {
-        "{prefix:>28} [{bar:30.cyan}] {pos}/{len} {per_sec}"
-    };
-    ProgressStyle::with_template(template)
-        .expect("static template")
-        .progress_chars("=> ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_per_collection_and_overall() {
+        let p = Progress::new();
+        assert!(p.see("users", ""));
+        assert!(!p.see("users", "users"));
+        p.read("users", 3);
+        p.written("users", 2);
+        p.dead_lettered("users", 1);
+        assert_eq!(p.done(), 3);
+        let s = &p.snapshot()[0];
+        assert_eq!(
+            (s.target.as_str(), s.read, s.written, s.dead_lettered),
+            ("users", 3, 2, 1)
+        );
+        assert_eq!(p.total(), None);
+        p.set_total(6);
+        assert!(
+            p.line().starts_with("3/6 documents (50.0%)"),
+            "{}",
+            p.line()
+        );
+    }
 }

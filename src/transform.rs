@@ -66,6 +66,16 @@ impl Transformer {
         }
     }
 
+    /// The transformer for a mapping directory (`--mappings DIR`), or the default
+    /// mapping for `None`. Reads and validates the files only, so a caller can refuse a
+    /// broken mapping before connecting to anything.
+    pub fn from_dir(dir: Option<&std::path::Path>) -> Result<Self, crate::mapping::MappingErrors> {
+        match dir {
+            None => Ok(Self::default()),
+            Some(dir) => MappingSet::load(dir).map(Self::with_mappings),
+        }
+    }
+
     /// The mapping set, if any.
     pub fn mappings(&self) -> Option<&MappingSet> {
         self.mappings.as_deref()

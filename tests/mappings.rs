@@ -23,7 +23,7 @@ use gcloud_sdk::google::r#type::LatLng;
 use gcloud_sdk::prost_types::Timestamp;
 use mongodb::bson::{doc, Bson, DateTime, Decimal128, Document};
 
-const EXIT_INDEXES_NOT_ALL_BUILT: i32 = fireshift::mapping::cmd::EXIT_INDEXES_NOT_ALL_BUILT;
+use common::EXIT_INDEXES_NOT_ALL_BUILT;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/examples")
@@ -276,7 +276,7 @@ async fn every_rule_lands_and_every_declared_reference_resolves_by_lookup() {
     let out = world.migrate(&["--mappings", &examples_arg()]);
     assert_eq!(
         out.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        Some(common::EXIT_DEAD_LETTERS),
         "{}",
         stderr(&out)
     );
@@ -471,7 +471,7 @@ async fn broken_documents_land_in_dead_letters_with_rule_reason_and_raw_value() 
     let out = world.migrate(&["--mappings", &examples_arg()]);
     assert_eq!(
         out.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        Some(common::EXIT_DEAD_LETTERS),
         "{}",
         stderr(&out)
     );
@@ -571,7 +571,7 @@ async fn max_dead_letters_stops_the_run_and_a_rerun_finishes_it() {
     ]);
     assert_eq!(
         stopped.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTER_LIMIT),
+        Some(common::EXIT_DEAD_LETTER_LIMIT),
         "{}\n{}",
         stdout(&stopped),
         stderr(&stopped)
@@ -594,7 +594,7 @@ async fn max_dead_letters_stops_the_run_and_a_rerun_finishes_it() {
     let finished = world.migrate(&["--mappings", &examples_arg()]);
     assert_eq!(
         finished.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        Some(common::EXIT_DEAD_LETTERS),
         "{}",
         stderr(&finished)
     );
@@ -602,7 +602,7 @@ async fn max_dead_letters_stops_the_run_and_a_rerun_finishes_it() {
     let reference = World::new("map-dlmax-ref").await;
     reference.write(data(&reference).into_iter()).await;
     let out = reference.migrate(&["--mappings", &examples_arg()]);
-    assert_eq!(out.status.code(), Some(fireshift::cli::EXIT_DEAD_LETTERS));
+    assert_eq!(out.status.code(), Some(common::EXIT_DEAD_LETTERS));
     // c1 holds one comment more than its `max = 3`: which one overflowed depends on the
     // order the writes arrived in, so its array is compared by size only. The two
     // worlds' documents were written at different times: metadata fields differ.
@@ -729,7 +729,7 @@ async fn dry_run_with_mappings_writes_nothing_and_reports_what_would_be_written(
     let out = world.migrate(&["--mappings", &examples_arg(), "--dry-run"]);
     assert_eq!(
         out.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        Some(common::EXIT_DEAD_LETTERS),
         "{}",
         stderr(&out)
     );
@@ -1004,7 +1004,7 @@ async fn verify_with_mappings_compares_embedded_children_and_finds_tampering() {
     let world = World::new("map-verify").await;
     world.write(data(&world).into_iter()).await;
     let out = world.migrate(&["--mappings", &examples_arg()]);
-    assert_eq!(out.status.code(), Some(fireshift::cli::EXIT_DEAD_LETTERS));
+    assert_eq!(out.status.code(), Some(common::EXIT_DEAD_LETTERS));
     let dir = tempfile::tempdir().unwrap();
     let mappings = examples_arg();
     let verify = || {
@@ -1070,7 +1070,7 @@ async fn verify_with_mappings_compares_embedded_children_and_finds_tampering() {
     let (out, r) = verify();
     assert_eq!(
         out.status.code(),
-        Some(fireshift::verify::cmd::EXIT_MISMATCHES),
+        Some(common::EXIT_MISMATCHES),
         "{}\n{}",
         stdout(&out),
         stderr(&out)

@@ -331,7 +331,7 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
     let out = world.migrate(&[]);
     assert_eq!(
         out.status.code(),
-        Some(fireshift::cli::EXIT_DEAD_LETTERS),
+        Some(common::EXIT_DEAD_LETTERS),
         "{}",
         stderr(&out)
     );

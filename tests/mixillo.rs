@@ -427,7 +427,7 @@ async fn every_declared_index_is_built_and_text_indexes_are_reported_as_refused(
     let out = run();
     assert_eq!(
         out.status.code(),
-        Some(fireshift::mapping::cmd::EXIT_INDEXES_NOT_ALL_BUILT),
+        Some(common::EXIT_INDEXES_NOT_ALL_BUILT),
         "{}",
         stderr(&out)
     );
@@ -531,10 +531,7 @@ async fn a_unique_index_the_data_violates_is_reported_as_refused_at_once() {
         .unwrap();
     let started = std::time::Instant::now();
     let out = world.indexes(&mixillo_arg());
-    assert_eq!(
-        out.status.code(),
-        Some(fireshift::mapping::cmd::EXIT_INDEXES_NOT_ALL_BUILT)
-    );
+    assert_eq!(out.status.code(), Some(common::EXIT_INDEXES_NOT_ALL_BUILT));
     let report = stdout(&out);
     let line = report
         .lines()
@@ -592,7 +589,7 @@ async fn broken_documents_are_dead_lettered_with_path_rule_and_reason_and_counte
     world.write(docs.into_iter()).await;
 
     let (code, summary) = migrate(&world);
-    assert_eq!(code, Some(fireshift::cli::EXIT_DEAD_LETTERS), "{summary}");
+    assert_eq!(code, Some(common::EXIT_DEAD_LETTERS), "{summary}");
     assert_eq!(summary["read"], total as u64);
     assert_eq!(summary["dead_lettered"], 3);
     assert_eq!(summary["written"], (total - 3) as u64);

@@ -188,7 +188,7 @@ async fn a_tampered_target_is_reported_exactly_with_field_paths_and_exit_4() {
     let (out, report) = verify(&world, dir.path(), &[]);
     assert_eq!(
         out.status.code(),
-        Some(fireshift::verify::cmd::EXIT_MISMATCHES),
+        Some(common::EXIT_MISMATCHES),
         "{}",
         stderr(&out)
     );
@@ -459,7 +459,7 @@ async fn an_interrupted_verify_resumes_from_its_cursor_without_counting_twice() 
     );
     assert_eq!(
         out.status.code(),
-        Some(fireshift::verify::cmd::EXIT_PAUSED),
+        Some(common::EXIT_PAUSED),
         "{}",
         stderr(&out)
     );

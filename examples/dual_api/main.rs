@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let transformer = fireshift::mapping::cmd::transformer(args.mappings.as_deref())
+    let transformer = fireshift::transform::Transformer::from_dir(args.mappings.as_deref())
         .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
     let mut config = DualConfig::new(&args.project, &args.mongodb_uri, &args.database);
     config.transformer = transformer;

@@ -10,14 +10,12 @@
 //! * [`identity`] `_id`s derived from paths alone (keep, keyed-hash ObjectId).
 //! * [`apply`] one document → its target document, or a rejection with rule and reason.
 //! * [`indexes`] the declared indexes, built idempotently after the copy.
-//! * [`cmd`] the `check` and `indexes` subcommands.
 //!
 //! A collection with no mapping file keeps the defaults of DESIGN.md (the `keep`
 //! identity, its own collection with `_parent`), with the dataset's settings, and its
 //! references still resolve through the mappings of the collections they point to.
 
 pub mod apply;
-pub mod cmd;
 pub mod identity;
 pub mod indexes;
 pub mod load;

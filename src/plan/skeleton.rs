@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use crate::error::{Error, Result};
 
 use super::report::{CollectionReport, Report};
 use super::suggest::toml_str;
@@ -344,27 +344,30 @@ fn file_text(plan: &Plan, c: &CollectionReport, p: &CollectionPattern, at: &str)
 /// Output-directory check, before anything is read: a directory that already holds
 /// mapping files is refused unless `overwrite` (an operator's edits are never replaced
 /// by accident). Returns the `*.toml` files already there.
-pub fn check_out_dir(out: &Path, overwrite: bool) -> anyhow::Result<Vec<PathBuf>> {
+pub fn check_out_dir(out: &Path, overwrite: bool) -> Result<Vec<PathBuf>> {
     if out.exists() && !out.is_dir() {
-        bail!("--out {} exists and is not a directory", out.display());
+        return Err(Error::Config(format!(
+            "--out {} exists and is not a directory",
+            out.display()
+        )));
     }
     let existing = toml_files(out)?;
     if !existing.is_empty() && !overwrite {
-        bail!(
+        return Err(Error::Config(format!(
             "--out {} already holds {} mapping file(s); pass --overwrite to replace the ones plan writes (others are kept), or choose a new directory",
             out.display(),
             existing.len()
-        );
+        )));
     }
     Ok(existing)
 }
 
-fn toml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+        .map_err(|e| Error::io("reading", dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
@@ -375,14 +378,14 @@ fn toml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Writes the files (each through a temporary file and a rename, so a crash never
 /// leaves half a mapping). Files of `existing` that this run did not write are kept and
 /// reported: `check` reads them too.
-pub fn write(out: &Path, files: &[SkeletonFile], existing: Vec<PathBuf>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+pub fn write(out: &Path, files: &[SkeletonFile], existing: Vec<PathBuf>) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io("creating", out, e))?;
     let written: BTreeSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
     for f in files {
         let path = out.join(&f.name);
         let tmp = out.join(format!(".{}.tmp", f.name));
-        std::fs::write(&tmp, &f.text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&tmp, &f.text).map_err(|e| Error::io("writing", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("writing", &path, e))?;
     }
     for p in existing {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();

@@ -15,7 +15,6 @@
 //!   mismatches (pending → confirmed | resolved) and the scratch collection of seen ids.
 //! * `recheck` judges each suspect again against fresh reads of both sides.
 //! * [`report`] the JSON (`docs/verify-report.md`), HTML and terminal renderings.
-//! * [`cmd`] the `fireshift verify` command.
 //!
 //! # Memory
 //!
@@ -43,7 +42,6 @@
 //! seen-id writes are idempotent for this purpose (same `_id`s; duplicate seen ids only
 //! repeat a fact).
 
-pub mod cmd;
 pub mod compare;
 pub mod place;
 mod recheck;

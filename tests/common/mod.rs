@@ -18,6 +18,18 @@ use mongodb::{Client, Database};
 
 pub const DB_ID: &str = "(default)";
 
+// The exit codes the README and `--help` document (tests hold the binary to them).
+/// `migrate` finished, but some documents were dead-lettered.
+pub const EXIT_DEAD_LETTERS: i32 = 3;
+/// `verify` found mismatches.
+pub const EXIT_MISMATCHES: i32 = 4;
+/// `indexes`: some index was refused or clashes.
+pub const EXIT_INDEXES_NOT_ALL_BUILT: i32 = 5;
+/// `migrate` stopped by `--max-dead-letters`.
+pub const EXIT_DEAD_LETTER_LIMIT: i32 = 6;
+/// `verify` paused by `--max-docs`.
+pub const EXIT_PAUSED: i32 = 7;
+
 static ENV: Once = Once::new();
 
 /// Sets the service addresses to their defaults when the caller did not.

@@ -1,139 +1,18 @@
-//! The command line: clap definitions (no I/O), then the commands that build the real
-//! objects from them. The binary (`main.rs`) only parses, runs and maps to an exit code.
+//! `fireshift migrate`: the flags, the run, the summary.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
+use fireshift::job::{self, JobOptions};
+use fireshift::pipeline::{PipelineConfig, Summary};
+use fireshift::progress::Progress;
+use fireshift::sink::{MongoSink, SinkConfig};
+use fireshift::source::FirestoreSource;
 
-use crate::firestore::FirestoreEndpoint;
-use crate::job::{self, JobOptions};
-use crate::mongo::MongoEndpoint;
-use crate::pipeline::{PipelineConfig, Summary};
-use crate::progress::Progress;
-use crate::retry::RetryPolicy;
-use crate::sink::{MongoSink, SinkConfig};
-use crate::source::{FirestoreSource, SourceConfig};
-
-/// Exit code when the run finished but some documents were dead-lettered.
-pub const EXIT_DEAD_LETTERS: i32 = 3;
-/// Exit code when `--max-dead-letters` stopped the run (checkpoints kept; rerun resumes).
-pub const EXIT_DEAD_LETTER_LIMIT: i32 = 6;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "fireshift",
-    version,
-    about = "Move a live application from Cloud Firestore to MongoDB"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-    /// Log filter (tracing syntax), e.g. `info` or `fireshift=debug`.
-    #[arg(long, global = true, env = "FIRESHIFT_LOG", default_value = "info")]
-    pub log: String,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Copy every collection and subcollection of a Firestore database into MongoDB.
-    /// Resumable: rerun the same command after any stop and it continues.
-    Migrate(MigrateArgs),
-    /// Show every range of a job: state, documents done, rate, last error.
-    Status(StatusArgs),
-    /// Compare the target with the source document by document (canonical hashes, field
-    /// diffs); write a parity report. Exit 0 on full parity, 4 on mismatches.
-    Verify(crate::verify::cmd::VerifyArgs),
-    /// Validate a mapping directory (no I/O beyond reading it). Exit 0 when valid, 1 with
-    /// every error as file:line:column, what is wrong and how to fix it.
-    Check(crate::mapping::cmd::CheckArgs),
-    /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
-    /// when all exist, 5 when some were refused or clash.
-    Indexes(crate::mapping::cmd::IndexesArgs),
-    /// Sample every collection: patterns, counts, field types with frequencies and
-    /// conflicts, a Firestore read estimate; write skeleton mappings and a report.
-    Plan(crate::plan::PlanArgs),
-}
-
-/// The MongoDB side of a command: every command that touches MongoDB takes these.
-#[derive(Debug, Args)]
-pub struct MongoTarget {
-    /// MongoDB connection string (mongodb:// or mongodb+srv://, TLS options such as
-    /// tls=true&tlsCAFile=… included). Never printed unredacted.
-    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
-    pub mongodb_uri: String,
-    /// PEM file of CA certificates to trust for MongoDB TLS (turns TLS on), as
-    /// tlsCAFile=… in the URI would.
-    #[arg(long, env = "MONGODB_CA_FILE", value_name = "PEM")]
-    pub mongodb_ca_file: Option<PathBuf>,
-    /// Target MongoDB database.
-    #[arg(long)]
-    pub database: String,
-}
-
-impl MongoTarget {
-    pub fn endpoint(&self) -> MongoEndpoint {
-        MongoEndpoint {
-            uri: self.mongodb_uri.clone(),
-            ca_file: self.mongodb_ca_file.clone(),
-        }
-    }
-
-    /// Connects to the target database (ping with retries, errors with the URI
-    /// redacted) with `config`'s batch and retry settings.
-    pub async fn connect(&self, config: SinkConfig) -> anyhow::Result<MongoSink> {
-        MongoSink::connect(&self.endpoint(), &self.database, config)
-            .await
-            .context("connecting to MongoDB")
-    }
-}
-
-/// The Firestore side of a command: which database, and where and how to reach it.
-#[derive(Debug, Args)]
-pub struct FirestoreArgs {
-    /// Google Cloud project that owns the Firestore database.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: String,
-    /// Firestore database id.
-    #[arg(long, visible_alias = "database-id", default_value = "(default)")]
-    pub firestore_database: String,
-    /// Firestore API endpoint, https:// (default: Google's, https://firestore.googleapis.com;
-    /// a regional or private endpoint here). Credentials are Application Default
-    /// Credentials. Without this flag, FIRESTORE_EMULATOR_HOST selects the emulator.
-    #[arg(long, env = "FIRESTORE_ENDPOINT", value_name = "URL")]
-    pub firestore_endpoint: Option<String>,
-    /// PEM file of CA certificates to trust for the Firestore endpoint, besides the
-    /// system's roots (SSL_CERT_FILE replaces those).
-    #[arg(long, value_name = "PEM")]
-    pub firestore_ca_file: Option<PathBuf>,
-}
-
-impl FirestoreArgs {
-    /// The source configuration these flags describe, with `retry`.
-    pub fn source_config(&self, retry: RetryPolicy) -> SourceConfig {
-        let mut config = SourceConfig::new(&self.project);
-        config.database_id = self.firestore_database.clone();
-        config.retry = retry;
-        config.endpoint = FirestoreEndpoint {
-            url: self.firestore_endpoint.clone(),
-            ca_file: self.firestore_ca_file.clone(),
-        };
-        config
-    }
-}
-
-/// Where to read and where to write.
-#[derive(Debug, Args)]
-pub struct Endpoints {
-    #[command(flatten)]
-    pub firestore: FirestoreArgs,
-    #[command(flatten)]
-    pub mongo: MongoTarget,
-    /// Give up on an unreachable service after retrying this long (seconds).
-    #[arg(long, default_value_t = 300)]
-    pub retry_timeout: u64,
-}
+use crate::cli::Endpoints;
+use crate::exit::ExitCode;
+use crate::progress::Display;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -159,7 +38,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 4096)]
     pub read_ahead: usize,
     /// Collection for documents that cannot be converted or written.
-    #[arg(long, default_value = crate::transform::DEAD_LETTER_COLLECTION)]
+    #[arg(long, default_value = fireshift::transform::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
     /// Stop (exit 6, checkpoints kept) once this run dead-letters more documents than
     /// this; without it the run always goes to the end and reports them (exit 3).
@@ -196,7 +75,7 @@ pub struct MigrateArgs {
     pub parallel: usize,
     /// Run only share K of N of the ranges (N processes or machines run one job).
     #[arg(long, default_value = "1/1")]
-    pub shard: crate::job::Shard,
+    pub shard: fireshift::job::Shard,
     /// Resume although the mappings changed since the job started.
     #[arg(long)]
     pub force: bool,
@@ -205,38 +84,18 @@ pub struct MigrateArgs {
     pub restart: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Where the job's checkpoints are: its target database.
-    #[command(flatten)]
-    pub mongo: MongoTarget,
-    /// Only this job (default: every job in the database).
-    #[arg(long)]
-    pub job: Option<String>,
-}
-
-impl Endpoints {
-    fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            deadline: Duration::from_secs(self.retry_timeout),
-            ..RetryPolicy::default()
-        }
-    }
-}
-
 /// Runs `migrate`; returns the process exit code.
-pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
+pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     // Mappings are validated before any I/O: a broken file stops the run here.
-    let transformer = crate::mapping::cmd::transformer(args.mappings.as_deref())
-        .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
+    let transformer = crate::mappings::transformer(args.mappings.as_deref())?;
     let sink_config = SinkConfig {
         max_batch_docs: args.batch_size,
         max_batch_bytes: args.batch_bytes,
         retry: ep.retry(),
         guard_field: args
             .guard_update_time
-            .then(|| crate::dual::guard::GUARD_FIELD.to_string()),
+            .then(|| fireshift::dual::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
     if args.in_flight == 0 || args.read_ahead == 0 || args.page_size <= 0 {
@@ -257,17 +116,17 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<i32> {
 /// The body of `migrate` once both ends are connected.
 async fn migrate_on(
     args: &MigrateArgs,
-    transformer: &crate::transform::Transformer,
+    transformer: &fireshift::transform::Transformer,
     source: &FirestoreSource,
     sink: &MongoSink,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     tracing::info!(
         source = %source.root(), endpoint = %source.endpoint(), target = %sink.uri(), database = %ep.mongo.database,
         dry_run = args.dry_run, "migrating"
     );
 
-    let progress = Progress::new(args.quiet);
+    let progress = Progress::new();
     {
         // The ETA comes from an aggregation count; the copy does not wait for it.
         let (source, progress) = (source.clone(), progress.clone());
@@ -278,7 +137,7 @@ async fn migrate_on(
             }
         });
     }
-    let log_lines = progress.spawn_log_lines(Duration::from_secs(5));
+    let display = Display::start(&progress, args.quiet);
     let pipeline = PipelineConfig {
         read_ahead: args.read_ahead,
         in_flight: args.in_flight,
@@ -309,16 +168,13 @@ async fn migrate_on(
         pipeline,
     };
     let result = job::run(source, sink, transformer, &options, &progress).await;
-    progress.finish();
-    if let Some(h) = log_lines {
-        h.abort();
-    }
-    if let Err(e @ crate::error::Error::DeadLetterLimit { .. }) = &result {
+    display.finish(&progress);
+    if let Err(e @ fireshift::error::Error::DeadLetterLimit { .. }) = &result {
         let summary = Summary::from_progress(&progress);
         print_summary(&summary, &ep.mongo.database, args);
         write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!("error: job `{}`: {e}", options.job);
-        return Ok(EXIT_DEAD_LETTER_LIMIT);
+        return Ok(ExitCode::DeadLetterLimit);
     }
     let outcome = result.with_context(|| {
         format!(
@@ -352,9 +208,9 @@ async fn migrate_on(
         );
     }
     Ok(if summary.dead_lettered > 0 {
-        EXIT_DEAD_LETTERS
+        ExitCode::DeadLetters
     } else {
-        0
+        ExitCode::Ok
     })
 }
 
@@ -407,63 +263,6 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
     }
     if let Some(reports) = s.indexes.as_deref().filter(|r| !r.is_empty()) {
         println!();
-        println!("{}", crate::mapping::indexes::render_report(reports));
+        println!("{}", fireshift::mapping::indexes::render_report(reports));
     }
-}
-
-/// Runs `status`: prints every range of the job(s) from the checkpoint collection.
-pub async fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let sink = args.mongo.connect(SinkConfig::default()).await?;
-    let outcome = status_on(&args, &sink).await;
-    sink.shutdown().await;
-    outcome
-}
-
-async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<i32> {
-    use crate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
-    let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
-    let jobs = match &args.job {
-        Some(j) => store.load_job(j).await?.into_iter().collect(),
-        None => store.jobs().await?,
-    };
-    if jobs.is_empty() {
-        println!(
-            "no migration jobs in {} ({})",
-            args.mongo.database,
-            sink.uri()
-        );
-        return Ok(if args.job.is_some() { 1 } else { 0 });
-    }
-    for job in jobs {
-        let ranges = store.load_ranges(&job.job).await?;
-        let done = ranges.iter().filter(|r| r.state.is_done()).count();
-        println!(
-            "job `{}` — source {} — {} of {} ranges copied — mappings {}",
-            job.job,
-            job.source,
-            done,
-            job.ranges.len(),
-            job.mappings_hash
-        );
-        println!(
-            "{:>5}  {:<8}  {:>10}  {:>8}  {:>9}  {:<24}  last error",
-            "range", "state", "written", "dead", "docs/s", "updated"
-        );
-        for i in 0..job.ranges.len() {
-            match ranges.iter().find(|r| r.index as usize == i) {
-                Some(r) => println!(
-                    "{:>5}  {:<8}  {:>10}  {:>8}  {:>9.0}  {:<24}  {}",
-                    i,
-                    r.state.name(),
-                    r.counts.written,
-                    r.counts.dead_lettered,
-                    r.rate,
-                    r.updated_at.try_to_rfc3339_string().unwrap_or_default(),
-                    r.last_error.as_deref().unwrap_or("")
-                ),
-                None => println!("{i:>5}  {:<8}", "pending"),
-            }
-        }
-    }
-    Ok(0)
 }

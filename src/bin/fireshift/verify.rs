@@ -1,7 +1,7 @@
 //! `fireshift verify`: flags (no I/O), then the run: pass 1, extras, recheck, report.
 //!
-//! Exit codes: 0 full parity; [`EXIT_MISMATCHES`] (4) mismatches confirmed (the report
-//! lists them); [`EXIT_PAUSED`] (5) stopped by `--max-docs` before the end, resumable;
+//! Exit codes: 0 full parity; [`ExitCode::Mismatches`] (4) mismatches confirmed (the report
+//! lists them); [`ExitCode::Paused`] (7) stopped by `--max-docs` before the end, resumable;
 //! 1 an error stopped the run (rerun to resume it).
 
 use std::path::PathBuf;
@@ -14,19 +14,15 @@ use clap::Args;
 use futures::TryStreamExt;
 use mongodb::bson::DateTime;
 
-use super::report::{self, ReportHead, ReportWriter};
-use super::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
-use super::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
 use crate::cli::Endpoints;
-use crate::retry::RetryPolicy;
-use crate::sink::SinkConfig;
-use crate::source::FirestoreSource;
-use crate::transform::Transformer;
-
-/// Exit code when the verify finished and confirmed mismatches.
-pub const EXIT_MISMATCHES: i32 = 4;
-/// Exit code when `--max-docs` stopped the verify before the end (rerun to continue).
-pub const EXIT_PAUSED: i32 = 5;
+use crate::exit::ExitCode;
+use fireshift::retry::RetryPolicy;
+use fireshift::sink::SinkConfig;
+use fireshift::source::FirestoreSource;
+use fireshift::transform::Transformer;
+use fireshift::verify::report::{self, ReportHead, ReportWriter};
+use fireshift::verify::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
+use fireshift::verify::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -77,19 +73,18 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 50_000)]
     pub checkpoint_docs: u64,
     /// Collection where migrate put documents it could not convert or write.
-    #[arg(long, default_value = crate::transform::DEAD_LETTER_COLLECTION)]
+    #[arg(long, default_value = fireshift::transform::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
 }
 
 /// The transform verify compares against: the one `migrate` applies, from the same
 /// `--mappings` directory. Read and validated before any I/O.
 fn transformer(args: &VerifyArgs) -> anyhow::Result<Transformer> {
-    crate::mapping::cmd::transformer(args.mappings.as_deref())
-        .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))
+    crate::mappings::transformer(args.mappings.as_deref())
 }
 
 /// Runs `verify`; returns the process exit code.
-pub async fn run(args: VerifyArgs) -> anyhow::Result<i32> {
+pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let ep = &args.endpoints;
     let retry = RetryPolicy {
@@ -138,9 +133,9 @@ async fn run_on(
     config: VerifyConfig,
     transformer: Transformer,
     source: FirestoreSource,
-    target: &crate::sink::MongoSink,
+    target: &fireshift::sink::MongoSink,
     started: Instant,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     let db = target.database().clone();
     let uri = target.uri().to_string();
@@ -210,7 +205,7 @@ async fn run_on(
                 run.docs,
                 run.cursor.as_deref().unwrap_or("(start)")
             );
-            return Ok(EXIT_PAUSED);
+            return Ok(ExitCode::Paused);
         }
         PassEnd::Complete => {}
     }
@@ -220,7 +215,11 @@ async fn run_on(
     let sampled = verifier.config().sampled();
     let (collections, totals) = report::collection_reports(&run.collections, &tally, sampled);
     let parity = totals.parity;
-    let exit_code = if parity { 0 } else { EXIT_MISMATCHES };
+    let exit_code = if parity {
+        ExitCode::Ok
+    } else {
+        ExitCode::Mismatches
+    };
     let head = ReportHead {
         schema_version: report::SCHEMA_VERSION,
         tool: report::ToolInfo {
@@ -256,7 +255,7 @@ async fn run_on(
         },
         result: report::ResultInfo {
             parity,
-            exit_code,
+            exit_code: exit_code.code(),
             mismatches: totals.mismatches(),
             summary: report::verdict(&totals, sampled),
         },
@@ -301,7 +300,7 @@ async fn run_on(
 }
 
 /// Cleanup running beside the verify, awaited before the process exits.
-type Background = tokio::task::JoinHandle<crate::error::Result<()>>;
+type Background = tokio::task::JoinHandle<fireshift::error::Result<()>>;
 
 /// Pass 1, extras, recheck, each skipped when the run is past it.
 async fn drive(
@@ -367,7 +366,8 @@ async fn drive(
         // Embedded children are rows of their own: their target count is the number of
         // elements in the parents' arrays.
         for c in run.collections.iter_mut() {
-            if let Some((parent, field)) = super::place::parse_embed_row(&c.collection) {
+            if let Some((parent, field)) = fireshift::verify::place::parse_embed_row(&c.collection)
+            {
                 c.target = Some(store.count_elements(parent, field).await?);
             }
         }
@@ -438,7 +438,7 @@ async fn open_run(
             bail!(
                 "no verify run `{id}` in {}.{}",
                 ep.mongo.database,
-                super::store::RUNS_COLLECTION
+                fireshift::verify::store::RUNS_COLLECTION
             );
         };
         if !matches(&r) {

@@ -1,19 +1,17 @@
-//! The `check` and `indexes` subcommands, and the one place the binary turns
+//! `fireshift check` and `fireshift indexes`, and the one place the binary turns
 //! `--mappings DIR` into a [`Transformer`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use fireshift::mapping::indexes::{self, render_report};
+use fireshift::mapping::{parent_pattern, Identity, Landing, MappingSet};
+use fireshift::retry::RetryPolicy;
+use fireshift::sink::SinkConfig;
+use fireshift::transform::Transformer;
 
-use super::indexes::{self, render_report};
-use super::{Identity, Landing, MappingErrors, MappingSet};
-use crate::retry::RetryPolicy;
-use crate::sink::SinkConfig;
-use crate::transform::Transformer;
-
-/// Exit code of `fireshift indexes` when an index was refused, clashes or failed.
-pub const EXIT_INDEXES_NOT_ALL_BUILT: i32 = 5;
+use crate::exit::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -34,32 +32,28 @@ pub struct IndexesArgs {
     pub retry_timeout: u64,
 }
 
-/// The transformer for `--mappings DIR` (default mapping when `None`). Reads and
-/// validates the files only: call it before connecting to anything, so that a broken
-/// mapping stops the run before any I/O.
-pub fn transformer(dir: Option<&Path>) -> Result<Transformer, MappingErrors> {
-    match dir {
-        None => Ok(Transformer::default()),
-        Some(dir) => MappingSet::load(dir).map(Transformer::with_mappings),
-    }
+/// The transformer for `--mappings DIR` (default mapping when `None`), validated before
+/// any I/O; every error of every file in the message.
+pub fn transformer(dir: Option<&Path>) -> anyhow::Result<Transformer> {
+    Transformer::from_dir(dir).map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))
 }
 
 /// `fireshift check --mappings DIR`: validates only; exit 0 when valid, 1 otherwise.
-pub fn check(args: CheckArgs) -> anyhow::Result<i32> {
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     match MappingSet::load(&args.mappings) {
         Ok(set) => {
             print!("{}", describe(&set));
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         Err(errors) => {
             eprintln!("{errors}");
-            Ok(1)
+            Ok(ExitCode::Error)
         }
     }
 }
 
 /// A table of what the set does, for `check`.
-pub fn describe(set: &MappingSet) -> String {
+fn describe(set: &MappingSet) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let rows: Vec<[String; 4]> = set
@@ -77,7 +71,7 @@ pub fn describe(set: &MappingSet) -> String {
                 Landing::Own { parent_field, .. } => format!("{} (+{parent_field})", m.target),
                 Landing::Embed { field, max } => format!(
                     "{}.{field}[≤{max}]",
-                    super::parent_pattern(&m.pattern)
+                    parent_pattern(&m.pattern)
                         .map(|p| set.target_of(&p))
                         .unwrap_or_default()
                 ),
@@ -121,14 +115,14 @@ pub fn describe(set: &MappingSet) -> String {
 }
 
 /// `fireshift indexes`: builds the declared indexes alone (idempotent), prints a report.
-/// Exit 0 when every index exists, [`EXIT_INDEXES_NOT_ALL_BUILT`] when some were refused
-/// or clash, 1 on a bad mapping or an unreachable server.
-pub async fn indexes(args: IndexesArgs) -> anyhow::Result<i32> {
+/// Exit 0 when every index exists, 5 when some were refused or clash, 1 on a bad
+/// mapping or an unreachable server.
+pub async fn indexes(args: IndexesArgs) -> anyhow::Result<ExitCode> {
     let set = match MappingSet::load(&args.mappings) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{errors}");
-            return Ok(1);
+            return Ok(ExitCode::Error);
         }
     };
     let config = SinkConfig {
@@ -143,8 +137,8 @@ pub async fn indexes(args: IndexesArgs) -> anyhow::Result<i32> {
     sink.shutdown().await;
     println!("{}", render_report(&reports));
     Ok(if reports.iter().all(|r| r.is_ok()) {
-        0
+        ExitCode::Ok
     } else {
-        EXIT_INDEXES_NOT_ALL_BUILT
+        ExitCode::IndexesNotBuilt
     })
 }

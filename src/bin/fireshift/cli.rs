@@ -1,0 +1,146 @@
+//! The command line: clap definitions only (no I/O). Each command's flags live with the
+//! command's module; the flags several commands share (where Firestore and MongoDB are)
+//! live here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use fireshift::firestore::FirestoreEndpoint;
+use fireshift::mongo::MongoEndpoint;
+use fireshift::retry::RetryPolicy;
+use fireshift::sink::{MongoSink, SinkConfig};
+use fireshift::source::SourceConfig;
+
+use crate::exit::EXIT_CODES_HELP;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fireshift",
+    version,
+    about = "Move a live application from Cloud Firestore to MongoDB",
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing syntax), e.g. `info` or `fireshift=debug`.
+    #[arg(long, global = true, env = "FIRESHIFT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every collection and subcollection of a Firestore database into MongoDB.
+    /// Resumable: rerun the same command after any stop and it continues.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Migrate(crate::migrate::MigrateArgs),
+    /// Show every range of a job: state, documents done, rate, last error.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(crate::status::StatusArgs),
+    /// Compare the target with the source document by document (canonical hashes, field
+    /// diffs); write a parity report. Exit 0 on full parity, 4 on mismatches.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Verify(crate::verify::VerifyArgs),
+    /// Validate a mapping directory (no I/O beyond reading it). Exit 0 when valid, 1 with
+    /// every error as file:line:column, what is wrong and how to fix it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(crate::mappings::CheckArgs),
+    /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
+    /// when all exist, 5 when some were refused or clash.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Indexes(crate::mappings::IndexesArgs),
+    /// Sample every collection: patterns, counts, field types with frequencies and
+    /// conflicts, a Firestore read estimate; write skeleton mappings and a report.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Plan(crate::plan::PlanArgs),
+}
+
+/// The MongoDB side of a command: every command that touches MongoDB takes these.
+#[derive(Debug, Args)]
+pub struct MongoTarget {
+    /// MongoDB connection string (mongodb:// or mongodb+srv://, TLS options such as
+    /// tls=true&tlsCAFile=… included). Never printed unredacted.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: String,
+    /// PEM file of CA certificates to trust for MongoDB TLS (turns TLS on), as
+    /// tlsCAFile=… in the URI would.
+    #[arg(long, env = "MONGODB_CA_FILE", value_name = "PEM")]
+    pub mongodb_ca_file: Option<PathBuf>,
+    /// Target MongoDB database.
+    #[arg(long)]
+    pub database: String,
+}
+
+impl MongoTarget {
+    pub fn endpoint(&self) -> MongoEndpoint {
+        MongoEndpoint {
+            uri: self.mongodb_uri.clone(),
+            ca_file: self.mongodb_ca_file.clone(),
+        }
+    }
+
+    /// Connects to the target database (ping with retries, errors with the URI
+    /// redacted) with `config`'s batch and retry settings.
+    pub async fn connect(&self, config: SinkConfig) -> anyhow::Result<MongoSink> {
+        MongoSink::connect(&self.endpoint(), &self.database, config)
+            .await
+            .context("connecting to MongoDB")
+    }
+}
+
+/// The Firestore side of a command: which database, and where and how to reach it.
+#[derive(Debug, Args)]
+pub struct FirestoreArgs {
+    /// Google Cloud project that owns the Firestore database.
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: String,
+    /// Firestore database id.
+    #[arg(long, visible_alias = "database-id", default_value = "(default)")]
+    pub firestore_database: String,
+    /// Firestore API endpoint, https:// (default: Google's, https://firestore.googleapis.com;
+    /// a regional or private endpoint here). Credentials are Application Default
+    /// Credentials. Without this flag, FIRESTORE_EMULATOR_HOST selects the emulator.
+    #[arg(long, env = "FIRESTORE_ENDPOINT", value_name = "URL")]
+    pub firestore_endpoint: Option<String>,
+    /// PEM file of CA certificates to trust for the Firestore endpoint, besides the
+    /// system's roots (SSL_CERT_FILE replaces those).
+    #[arg(long, value_name = "PEM")]
+    pub firestore_ca_file: Option<PathBuf>,
+}
+
+impl FirestoreArgs {
+    /// The source configuration these flags describe, with `retry`.
+    pub fn source_config(&self, retry: RetryPolicy) -> SourceConfig {
+        let mut config = SourceConfig::new(&self.project);
+        config.database_id = self.firestore_database.clone();
+        config.retry = retry;
+        config.endpoint = FirestoreEndpoint {
+            url: self.firestore_endpoint.clone(),
+            ca_file: self.firestore_ca_file.clone(),
+        };
+        config
+    }
+}
+
+/// Where to read and where to write.
+#[derive(Debug, Args)]
+pub struct Endpoints {
+    #[command(flatten)]
+    pub firestore: FirestoreArgs,
+    #[command(flatten)]
+    pub mongo: MongoTarget,
+    /// Give up on an unreachable service after retrying this long (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub retry_timeout: u64,
+}
+
+impl Endpoints {
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            deadline: Duration::from_secs(self.retry_timeout),
+            ..RetryPolicy::default()
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Every exit code of every command, in one place: the enum the commands return, and
+//! the table `--help` and the README show.
+
+/// How a command ended. Each value means one thing, whichever command returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Done: every document landed (`migrate`), parity (`verify`), valid (`check`),
+    /// every index exists (`indexes`).
+    Ok = 0,
+    /// Stopped by an error: the message says which service, where and why. Also
+    /// invalid mappings (`check`, and any command given `--mappings`).
+    Error = 1,
+    /// A bad command line.
+    Usage = 2,
+    /// `migrate` finished, but some documents were dead-lettered.
+    DeadLetters = 3,
+    /// `verify` finished and found mismatches.
+    Mismatches = 4,
+    /// `indexes`: some index was refused by the server or clashes with an existing one.
+    IndexesNotBuilt = 5,
+    /// `migrate` stopped by `--max-dead-letters` (checkpoints kept; rerun to resume).
+    DeadLetterLimit = 6,
+    /// `verify` paused by `--max-docs` (rerun to continue).
+    Paused = 7,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The table shown after every command's `--help` (and in the README).
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes (every command):
+  0  done: every document landed, parity, valid, every index exists
+  1  stopped by an error (the message says which service, where and why), or invalid mappings
+  2  bad command line
+  3  migrate finished, but some documents were dead-lettered
+  4  verify found mismatches
+  5  indexes: some index was refused or clashes with an existing one
+  6  migrate stopped by --max-dead-letters (checkpoints kept: rerun to resume)
+  7  verify paused by --max-docs (rerun to continue)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_table_lists_every_code_once() {
+        let all = [
+            ExitCode::Ok,
+            ExitCode::Error,
+            ExitCode::Usage,
+            ExitCode::DeadLetters,
+            ExitCode::Mismatches,
+            ExitCode::IndexesNotBuilt,
+            ExitCode::DeadLetterLimit,
+            ExitCode::Paused,
+        ];
+        for code in all {
+            let row = format!("\n  {}  ", code.code());
+            assert_eq!(EXIT_CODES_HELP.matches(&row).count(), 1, "{code:?}");
+        }
+        assert_eq!(EXIT_CODES_HELP.lines().count(), all.len() + 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! `fireshift plan`: flags, then discovery, the report and the skeleton mappings.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use fireshift::plan::{discover, report, skeleton, MAX_SAMPLE};
+use fireshift::retry::RetryPolicy;
+use fireshift::source::FirestoreSource;
+
+use crate::exit::ExitCode;
+
+/// `fireshift plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub firestore: crate::cli::FirestoreArgs,
+    /// Documents sampled per collection pattern (type inference, suggestions, discovery
+    /// of subcollections).
+    #[arg(long, default_value_t = 200)]
+    pub sample: usize,
+    /// Directory for the skeleton mappings (one TOML per collection pattern).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Report files: PREFIX.md and PREFIX.json.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Stream every document once (billed one read per document) for exact patterns and
+    /// counts, instead of discovering from samples.
+    #[arg(long)]
+    pub full_scan: bool,
+    /// Replace skeleton files of the same name already in --out (other files are kept).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Give up on an unreachable service after retrying this long (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub retry_timeout: u64,
+}
+
+/// Runs `plan`; returns the exit code (0).
+pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    if args.sample == 0 || args.sample > MAX_SAMPLE {
+        anyhow::bail!("--sample must be between 1 and {MAX_SAMPLE}");
+    }
+    let started = Instant::now();
+    // Refuse to clobber an operator's edited mappings before reading anything.
+    let planned_dir = skeleton::check_out_dir(&args.out, args.overwrite)?;
+    let config = args.firestore.source_config(RetryPolicy {
+        deadline: Duration::from_secs(args.retry_timeout),
+        ..RetryPolicy::default()
+    });
+    let source = FirestoreSource::connect(config)
+        .await
+        .context("connecting to Firestore")?;
+    tracing::info!(source = %source.root(), endpoint = %source.endpoint(), sample = args.sample, full_scan = args.full_scan, "planning");
+    let mut plan = if args.full_scan {
+        discover::full_scan(&source, args.sample).await
+    } else {
+        discover::sampled(&source, args.sample).await
+    }
+    .context("reading Firestore")?;
+    if plan.patterns.is_empty() {
+        anyhow::bail!(
+            "no collections found in {} ({}): is --project right? Nothing was written",
+            source.root(),
+            source.endpoint()
+        );
+    }
+    plan.project = args.firestore.project.clone();
+    plan.database_id = args.firestore.firestore_database.clone();
+    plan.elapsed = started.elapsed();
+
+    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let report = report::build(&plan, &generated_at);
+    let files = skeleton::files(&plan, &report, &generated_at);
+    skeleton::write(&args.out, &files, planned_dir).context("writing the skeleton mappings")?;
+    let md = report::markdown(&report);
+    let json_path = with_suffix(&args.report, "json");
+    let md_path = with_suffix(&args.report, "md");
+    if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    print!("{}", report::terminal(&report));
+    println!(
+        "{} skeleton mappings in {}; report {} and {}",
+        files.len(),
+        args.out.display(),
+        md_path.display(),
+        json_path.display()
+    );
+    println!(
+        "next: review the suggestions, then `fireshift check --mappings {}`",
+        args.out.display()
+    );
+    Ok(ExitCode::Ok)
+}
+
+/// `PREFIX` + `.ext` (a prefix's own dots are kept: `out/plan.v2` → `out/plan.v2.json`).
+fn with_suffix(prefix: &std::path::Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
