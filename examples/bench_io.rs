@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use fireshift::demo;
 use fireshift::sink::{Batch, MongoSink, SinkConfig};
 use fireshift::source::{FirestoreSource, KeyRange, SourceConfig};
 use fireshift::transform::{Transformer, DEAD_LETTER_COLLECTION};
+use fireshift_demo as demo;
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::Document;
 use serde_json::json;
@@ -232,7 +232,7 @@ fn build_batches(args: &WriteArgs, limits: &SinkConfig) -> Vec<Batch> {
     let transformer = Transformer::default();
     let mut open: HashMap<String, Batch> = HashMap::new();
     let mut full = Vec::new();
-    for d in demo::generate(args.users, &args.project, database_id) {
+    for d in demo::generate(args.users, &args.project, database_id, demo::FIXED_NOW) {
         let doc = Document {
             name: d.full_name(&args.project, database_id),
             fields: d.fields,

@@ -1,9 +1,11 @@
-//! Writes the deterministic demo data set (`fireshift::demo`) into a Firestore emulator.
+//! Writes the deterministic demo data set (the `fireshift-demo` crate, examples/demo) into a
+//! Firestore emulator, through the library's bulk writer.
 //!
 //! ```text
 //! FIRESTORE_EMULATOR_HOST=127.0.0.1:8085 \
 //!   cargo run --release --example demo_data -- --users 2500 [--project demo-mixillo] \
 //!   [--database-id '(default)'] [--concurrency 4] [--drop-mongodb-database mixillo]
+//!   [--now 2026-01-01T00:00:00Z]
 //! ```
 //!
 //! About 60 documents per user (2,500 users ≈ 150k documents) in the 66 collections of the
@@ -20,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use fireshift::demo;
+use fireshift_demo as demo;
 
 #[derive(Debug, Parser)]
 #[command(about = "Write the deterministic fireshift demo data set into the Firestore emulator")]
@@ -42,6 +44,11 @@ struct Args {
     /// leaves no documents of an earlier, larger run behind.
     #[arg(long, value_name = "DATABASE", requires = "mongodb_uri")]
     drop_mongodb_database: Option<String>,
+    /// The data set's present (RFC 3339, whole seconds): every timestamp is at most this,
+    /// stories and upload sessions expire within days after it. Default: now, so a demo's
+    /// TTL indexes do not delete them at once; give a fixed time to reproduce a data set.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<i64>,
     /// MongoDB connection string for --drop-mongodb-database (never printed unredacted).
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     mongodb_uri: Option<String>,
@@ -102,15 +109,22 @@ async fn run() -> anyhow::Result<()> {
     );
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let docs = demo::generate(args.users, &args.project, &args.database_id)
-        .inspect(|d| *counts.entry(d.collection_pattern()).or_default() += 1);
+    let now = args.now.unwrap_or_else(demo::wall_clock_now);
+    let (project, database_id) = (args.project.clone(), args.database_id.clone());
+    let docs = demo::generate(args.users, &args.project, &args.database_id, now)
+        .inspect(|d| *counts.entry(d.collection_pattern()).or_default() += 1)
+        .map(move |d| d.into_document(&project, &database_id));
     let started = Instant::now();
-    let written = demo::write(
+    let written = fireshift::firestore::write_documents(
         &db,
-        &args.project,
-        &args.database_id,
+        &format!("projects/{}/databases/{}", args.project, args.database_id),
         docs,
         args.concurrency,
+        // Transient faults (an emulator that is still starting) are ridden out for a while.
+        fireshift::retry::RetryPolicy {
+            deadline: std::time::Duration::from_secs(60),
+            ..Default::default()
+        },
     )
     .await
     .context("writing the demo data set")?;
@@ -146,4 +160,11 @@ async fn drop_mongodb_database(uri: &str, name: &str) -> anyhow::Result<()> {
     dropped.with_context(|| format!("dropping the MongoDB database {name} at {shown}"))?;
     println!("dropped MongoDB database {name} at {shown}");
     Ok(())
+}
+
+/// `--now`: an RFC 3339 time, as microseconds since the epoch.
+fn parse_now(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp() * 1_000_000)
+        .map_err(|e| format!("`{s}`: not an RFC 3339 time ({e})"))
 }

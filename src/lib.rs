@@ -25,13 +25,11 @@
 //!   with the target and writes the parity report (JSON, HTML, terminal).
 //! * [`dual`] the dual-write library: per-collection modes, primary-then-secondary writes
 //!   guarded by update time, a durable outbox with a reconciler, shadow reads, metrics.
-//! * [`demo`] the deterministic data set shaped like the seed app (demo, tests, benchmarks).
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
 //! * [`retry`] the shared retry loop: exponential backoff, full jitter, a deadline.
 //! * [`error`] typed errors, classified retryable or fatal.
 
 pub mod checkpoint;
-pub mod demo;
 pub mod dual;
 pub mod error;
 pub mod firestore;

@@ -18,7 +18,7 @@ use common::{
     assert_target_is_exact, checkpointed, free_port, migrate_until_first_checkpoint, mongodb_uri,
     stderr, World,
 };
-use fireshift::demo;
+use fireshift_demo as demo;
 
 /// A private Firestore emulator in its own process group (the launcher is a shell
 /// script that starts java as a child, so the group is what has to be killed).
@@ -172,7 +172,12 @@ async fn world_on_private_emulator(
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
     let world = World::new(name).await;
     world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     // The restarted emulator comes back with the same documents (same update times),
     // as a real Firestore does after an outage.

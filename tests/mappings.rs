@@ -13,10 +13,10 @@ use std::process::Command;
 use common::{
     all, dead_letters, doc_at, holders, reference_rules, stderr, stdout, values_at, World,
 };
-use fireshift::demo::DemoDoc;
 use fireshift::mapping::spec::RefRepr;
 use fireshift::mapping::{Landing, MappingSet};
 use fireshift::path::DocPath;
+use fireshift_demo::DemoDoc;
 use futures::TryStreamExt;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, MapValue, Value};
 use gcloud_sdk::google::r#type::LatLng;

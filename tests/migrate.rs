@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{diff, doc_at, expected_target, stderr, stdout, World};
-use fireshift::demo;
+use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, MapValue, Value};
 use gcloud_sdk::google::r#type::LatLng;
 use gcloud_sdk::prost_types::Timestamp;
@@ -23,7 +23,12 @@ async fn every_demo_document_lands_equal_to_its_expected_conversion() {
     let world = World::new("e2e-demo").await;
     let users = 15;
     let written = world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     assert_eq!(written, demo::expected_count(users));
 
@@ -35,7 +40,10 @@ async fn every_demo_document_lands_equal_to_its_expected_conversion() {
         stderr(&out)
     );
 
-    let expected = expected_target(&world, demo::generate(users, &world.project, common::DB_ID));
+    let expected = expected_target(
+        &world,
+        demo::generate(users, &world.project, common::DB_ID, demo::FIXED_NOW),
+    );
     let actual = world.snapshot().await;
     let expected_names: BTreeSet<&String> = expected.keys().collect();
     let actual_names: BTreeSet<&String> = actual.keys().collect();
@@ -75,7 +83,12 @@ async fn every_demo_document_lands_equal_to_its_expected_conversion() {
 async fn second_run_changes_nothing_and_duplicates_nothing() {
     let world = World::new("e2e-rerun").await;
     world
-        .write(demo::generate(3, &world.project, common::DB_ID))
+        .write(demo::generate(
+            3,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     assert_eq!(world.migrate(&["--batch-size", "7"]).status.code(), Some(0));
     let first = world.snapshot().await;
@@ -427,7 +440,12 @@ async fn fireshifts_own_source_collections_are_neither_migrated_nor_verified() {
     let world = World::new("e2e-own").await;
     let users = 2;
     world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     // What the dual-write library keeps in Firestore while an API runs in dual mode
     // (its outbox), including a subcollection under it.

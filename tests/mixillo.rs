@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use common::{
     all, dead_letters, doc_at, holders, reference_rules, stderr, stdout, values_at, World,
 };
-use fireshift::demo::{self, DemoDoc};
 use fireshift::mapping::indexes::IndexDef;
 use fireshift::mapping::spec::{IndexKind, RefRepr};
 use fireshift::mapping::{CompiledMapping, Identity, Landing, MappingSet};
 use fireshift::path::DocPath;
+use fireshift_demo::{self as demo, DemoDoc};
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use mongodb::bson::{doc, Bson, Document};
 
@@ -119,7 +119,7 @@ async fn ttl_index(world: &World, collection: &str) -> Option<(String, i64)> {
 /// Every document of the data set, by demo pattern.
 fn demo_by_pattern(world: &World) -> BTreeMap<String, Vec<DemoDoc>> {
     let mut out: BTreeMap<String, Vec<DemoDoc>> = BTreeMap::new();
-    for d in demo::generate(USERS, &world.project, common::DB_ID) {
+    for d in demo::generate(USERS, &world.project, common::DB_ID, demo::FIXED_NOW) {
         out.entry(d.collection_pattern()).or_default().push(d);
     }
     out
@@ -137,7 +137,12 @@ fn render_id(b: &Bson) -> String {
 async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_resolves() {
     let world = World::new("mixillo").await;
     let written = world
-        .write(demo::generate(USERS, &world.project, common::DB_ID))
+        .write(demo::generate(
+            USERS,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     assert_eq!(written, demo::expected_count(USERS));
     let set = set();
@@ -563,7 +568,8 @@ async fn a_unique_index_the_data_violates_is_reported_as_refused_at_once() {
 async fn broken_documents_are_dead_lettered_with_path_rule_and_reason_and_counted() {
     let world = World::new("mixillo-dead").await;
     let users = 6;
-    let mut docs: Vec<DemoDoc> = demo::generate(users, &world.project, common::DB_ID).collect();
+    let mut docs: Vec<DemoDoc> =
+        demo::generate(users, &world.project, common::DB_ID, demo::FIXED_NOW).collect();
     // A user without the required email, a payment whose amount is not a decimal, and a
     // scheduled post whose time is not in the mapping's format.
     docs.push(doc_at(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{doc_at, stdout, World, DB_ID};
-use fireshift::demo;
+use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use serde_json::Value as Json;
 
@@ -27,7 +27,7 @@ fn s(x: &str) -> Value {
 /// The demo data plus `planted/*`: `value` is a string in one document and an integer
 /// in the other (a conflict), `when` holds RFC 3339 strings, `ownerId` a user's id.
 async fn fill(world: &World) -> BTreeMap<String, u64> {
-    let first_user = demo::generate(USERS, &world.project, DB_ID)
+    let first_user = demo::generate(USERS, &world.project, DB_ID, demo::FIXED_NOW)
         .find(|d| d.collection_pattern() == "users")
         .unwrap()
         .id()
@@ -63,7 +63,7 @@ async fn fill(world: &World) -> BTreeMap<String, u64> {
     ];
     world
         .write(
-            demo::generate(USERS, &world.project, DB_ID)
+            demo::generate(USERS, &world.project, DB_ID, demo::FIXED_NOW)
                 .chain(planted)
                 .chain(shared),
         )

@@ -15,7 +15,7 @@ use common::google::{
     mongo_upstream, GoogleFront, Issuing, MongoTlsFront, Pki, ServiceAccount, TokenServers,
 };
 use common::{mongodb_uri, stderr, stdout, World};
-use fireshift::demo;
+use fireshift_demo as demo;
 
 /// Variables that would let a run take another path than the one a test sets up.
 const AMBIENT: &[&str] = &[
@@ -196,7 +196,12 @@ async fn assert_same_landing(world: &World, b: &str) -> usize {
 /// with the mixillo mappings into `world.database`: the reference landing.
 async fn reference_landing(world: &World, users: usize) {
     world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let out = world.migrate(&["--mappings", &mixillo(), "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -376,7 +381,12 @@ async fn metadata_server_tokens_are_renewed_during_a_migrate_that_outlives_them(
 async fn gcloud_user_credentials_and_ssl_cert_file_reach_firestore_and_a_ca_flag_reaches_mongodb() {
     let world = World::new("prod-user").await;
     world
-        .write(demo::generate(3, &world.project, common::DB_ID))
+        .write(demo::generate(
+            3,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let prod = Prod::start(Duration::ZERO).await;
     let refresh = "1//refresh-token-d0n0tprint";
@@ -549,7 +559,12 @@ async fn the_default_endpoint_without_credentials_exits_1_not_101() {
 async fn a_key_the_server_does_not_know_is_refused_with_the_endpoint_and_the_source() {
     let world = World::new("prod-badkey").await;
     world
-        .write(demo::generate(1, &world.project, common::DB_ID))
+        .write(demo::generate(
+            1,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let prod = Prod::start(Duration::ZERO).await;
     // A well-formed key the front was never told about.
@@ -622,7 +637,12 @@ async fn a_refused_refresh_token_stops_before_any_work() {
 async fn an_expired_token_the_server_rejects_is_a_clear_error() {
     let world = World::new("prod-expired").await;
     world
-        .write(demo::generate(1, &world.project, common::DB_ID))
+        .write(demo::generate(
+            1,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let prod = Prod::start(Duration::ZERO).await;
     let servers = TokenServers::start(
@@ -706,7 +726,12 @@ async fn an_untrusted_or_misnamed_firestore_certificate_is_refused_at_once() {
 async fn an_untrusted_or_misnamed_mongodb_certificate_is_refused_without_retrying() {
     let world = World::new("prod-mcert").await;
     world
-        .write(demo::generate(1, &world.project, common::DB_ID))
+        .write(demo::generate(
+            1,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let prod = Prod::start(Duration::ZERO).await;
     let (_, key) = prod.trusted_key(&world.project);

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_target_is_exact, checkpointed, free_port, spawn_migrate, stderr, World, SLOW};
-use fireshift::demo;
+use fireshift_demo as demo;
 use rand::{Rng, SeedableRng};
 
 /// `SLOW` (small pages, four ranges, two at once) but with four batches in flight per
@@ -27,7 +27,12 @@ async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
     let world = World::new("crash").await;
     let users = 100;
     world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let total = demo::expected_count(users) as u64;
     let seed: u64 = rand::thread_rng().gen();
@@ -209,7 +214,12 @@ async fn survives_a_mongodb_restart_mid_run() {
     let mut world = World::new("mongo-restart").await;
     let users = 80;
     world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

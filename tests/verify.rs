@@ -8,10 +8,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{doc_at, stderr, stdout, verify, World};
-use fireshift::demo;
 use fireshift::source::{FirestoreSource, SourceConfig};
 use fireshift::transform::Transformer;
 use fireshift::verify::{Kind, Mismatch, Recheck, Verifier, VerifyConfig};
+use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use serde_json::Value as Json;
@@ -25,7 +25,12 @@ fn v(t: ValueType) -> Value {
 /// Loads `users` demo users and migrates them; returns the expected document count.
 async fn migrated_demo(world: &World, users: usize) -> usize {
     let n = world
-        .write(demo::generate(users, &world.project, common::DB_ID))
+        .write(demo::generate(
+            users,
+            &world.project,
+            common::DB_ID,
+            demo::FIXED_NOW,
+        ))
         .await;
     assert_eq!(n, demo::expected_count(users));
     let out = world.migrate(&["--quiet"]);

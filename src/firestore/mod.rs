@@ -12,6 +12,7 @@
 //! expires, in the background, so a long job never sees an expired token.
 
 mod credentials;
+mod write;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use tower_layer::Layer;
 use crate::error::{Error, Result};
 
 pub use credentials::CredentialsSource;
+pub use write::{write_documents, BATCH_BYTES, BATCH_SIZE};
 
 /// Google's Firestore endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://firestore.googleapis.com";

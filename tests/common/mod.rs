@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 
-use fireshift::demo::{self, DemoDoc};
+use fireshift_demo::{self as demo, DemoDoc};
 use gcloud_sdk::google::firestore::v1::Value;
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
 use mongodb::{Client, Database};
@@ -101,9 +101,19 @@ impl World {
 
     /// Writes documents to this world's Firestore project.
     pub async fn write(&self, docs: impl Iterator<Item = DemoDoc>) -> usize {
-        demo::write(&self.firestore, &self.project, DB_ID, docs, 4)
-            .await
-            .expect("write demo documents")
+        let project = self.project.clone();
+        fireshift::firestore::write_documents(
+            &self.firestore,
+            &format!("projects/{}/databases/{DB_ID}", self.project),
+            docs.map(move |d| d.into_document(&project, DB_ID)),
+            4,
+            fireshift::retry::RetryPolicy {
+                deadline: std::time::Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("write demo documents")
     }
 
     /// Deletes one document (`users/u2`) from this world's Firestore project.
@@ -280,7 +290,10 @@ pub fn expected_target(
 /// Asserts the target holds exactly the expected conversion of the demo data set of
 /// `users` users, byte for byte: nothing missing, nothing extra, nothing different.
 pub async fn assert_target_is_exact(world: &World, users: usize) {
-    let expected = expected_target(world, demo::generate(users, &world.project, DB_ID));
+    let expected = expected_target(
+        world,
+        demo::generate(users, &world.project, DB_ID, demo::FIXED_NOW),
+    );
     let actual = world.snapshot().await;
     assert_eq!(
         actual.keys().collect::<Vec<_>>(),

@@ -40,7 +40,7 @@ fn dec(x: &str) -> Bson {
 fn an_empty_set_transforms_exactly_like_the_default() {
     let empty = MappingSet::empty();
     let default = Transformer::default();
-    for demo in crate::demo::generate(3, "p", "(default)") {
+    for demo in fireshift_demo::generate(3, "p", "(default)", fireshift_demo::FIXED_NOW) {
         let raw = document(&demo.path, vec![]);
         let raw = Document {
             fields: demo.fields,

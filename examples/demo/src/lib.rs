@@ -1,17 +1,18 @@
 //! The deterministic demo data set: documents shaped like the seed app (a social video
-//! platform), written to a Firestore emulator for the demo, the integration tests and the
-//! benchmarks.
+//! platform), for the demo, the integration tests and the benchmarks. A dev-only crate:
+//! nothing fireshift ships depends on it.
 //!
 //! * [`generate`] streams the documents of a data set sized by its number of users (about
 //!   60 documents per user, plus about 200 fixed ones). Same `users` → same documents,
 //!   same order, same values: ids and values come from a seeded generator keyed by the
-//!   document's place in the set, timestamps from a fixed base (2026-01-01T00:00:00Z), and
-//!   nothing reads the clock. Tests can therefore regenerate any document to compare it
-//!   with what a migration wrote.
+//!   document's place in the set, timestamps from the `now` the caller gives, and
+//!   nothing reads the clock. Tests pass [`FIXED_NOW`] and can therefore regenerate any
+//!   document to compare it with what a migration wrote; the demo passes the time of the
+//!   run, so its stories and upload sessions are still live when TTL indexes are built.
 //! * [`expected_count`] / [`expected_counts`] say how many documents [`generate`] yields
 //!   (per collection pattern) without generating them.
-//! * [`write`] writes a stream of documents with `BatchWrite` (500 writes a request, a
-//!   bounded number of requests in flight, transient failures retried with backoff).
+//! * [`DemoDoc::into_document`] gives the Firestore document to write; writing is the
+//!   library's (`fireshift::firestore::write_documents`).
 //!
 //! Document ids look like Firestore auto-ids (20 base62 characters), so key-range splits
 //! of the `__name__` space see the same spread as on a real database. Every Firestore
@@ -59,17 +60,10 @@
 mod models;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use gcloud_sdk::google::firestore::v1::{
-    value::ValueType, write as firestore_write, ArrayValue, BatchWriteRequest, Document, MapValue,
-    Value, Write,
-};
+use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, Document, MapValue, Value};
 use gcloud_sdk::google::r#type::LatLng;
-use gcloud_sdk::prost::Message;
 use gcloud_sdk::prost_types::Timestamp;
-use gcloud_sdk::tonic;
 
 /// One generated document: its path relative to the database's `documents` root (e.g.
 /// `content/AbC…/comments/XyZ…`) and its fields.
@@ -87,6 +81,15 @@ impl DemoDoc {
     /// `projects/{project}/databases/{database_id}/documents/{path}`.
     pub fn full_name(&self, project: &str, database_id: &str) -> String {
         format!("{}{}", documents_prefix(project, database_id), self.path)
+    }
+
+    /// The Firestore document to write (a full-document write of these fields).
+    pub fn into_document(self, project: &str, database_id: &str) -> Document {
+        Document {
+            name: self.full_name(project, database_id),
+            fields: self.fields,
+            ..Default::default()
+        }
     }
 
     /// The document's id (last path segment).
@@ -124,17 +127,23 @@ pub fn documents_prefix(project: &str, database_id: &str) -> String {
 /// user are built at a time, never the whole set). Reference values are full names under
 /// `projects/{project}/databases/{database_id}/documents/`.
 ///
-/// Deterministic: same `users` (and names) → same documents, same order, same values.
+/// `now` (microseconds since the epoch) is the data set's present: every timestamp is
+/// at most that (stories and upload sessions expire within days after it).
+///
+/// Deterministic: same `users`, names and `now` → same documents, same order, same
+/// values.
 /// The fixed documents (`edge_cases`, `gifts`) come first, then each user's documents,
 /// parents before their subcollections.
 pub fn generate(
     users: usize,
     project: &str,
     database_id: &str,
+    now: i64,
 ) -> impl Iterator<Item = DemoDoc> + Send + 'static {
     let gen = Gen {
         users: users as u64,
         prefix: documents_prefix(project, database_id),
+        now,
     };
     let fixed = gen.fixed_docs();
     fixed
@@ -175,231 +184,6 @@ fn pattern_static(pattern: &str) -> &'static str {
         "edge_cases" => EDGE_CASES,
         "edge_cases/*/children" => EDGE_CHILDREN,
         other => unreachable!("edge case pattern {other} has no static name"),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Writing
-// ---------------------------------------------------------------------------------------
-
-/// Writes per `BatchWrite` request (the API's maximum).
-pub const BATCH_SIZE: usize = 500;
-/// Encoded bytes per `BatchWrite` request, well under the API's 10 MiB request limit.
-const BATCH_BYTES: usize = 8 << 20;
-/// Attempts per batch (first try included) on transient errors.
-const MAX_ATTEMPTS: u32 = 8;
-/// Deadline of one `BatchWrite` request (sent to the server as `grpc-timeout`).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why [`write`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    /// The `BatchWrite` call itself failed: non-retryable, or still transient after the
-    /// last attempt.
-    #[error(
-        "BatchWrite of {docs} documents (first: {first_path}) failed after {attempts} attempt(s): {code:?}: {message}"
-    )]
-    Rpc {
-        first_path: String,
-        docs: usize,
-        attempts: u32,
-        code: tonic::Code,
-        message: String,
-    },
-    /// Firestore rejected one document of a batch (per-write status), or kept failing it
-    /// transiently until the last attempt.
-    #[error("document {path} was not written after {attempts} attempt(s): {code:?}: {message}")]
-    Document {
-        path: String,
-        attempts: u32,
-        code: tonic::Code,
-        message: String,
-    },
-    /// The response did not have one status per write.
-    #[error("BatchWrite answered {got} statuses for {sent} writes (first: {first_path})")]
-    Protocol {
-        first_path: String,
-        sent: usize,
-        got: usize,
-    },
-}
-
-/// Writes `docs` into `projects/{project}/databases/{database_id}` with the raw gRPC
-/// `BatchWrite` (full-document `update` writes, so rerunning is idempotent), at most
-/// `concurrency` requests of up to [`BATCH_SIZE`] documents in flight. Transient errors
-/// (`Unavailable`, `DeadlineExceeded`, `Aborted`, `ResourceExhausted`, and `Internal`,
-/// `Unknown` — a dropped connection — and `Cancelled`), of the call or of single writes,
-/// are retried with exponential backoff, at most 8 attempts a batch (about 20 s of
-/// waiting); only the writes that failed are sent again. Returns the number of documents
-/// written.
-///
-/// `docs` is consumed lazily: memory stays bounded by `concurrency` batches.
-pub async fn write(
-    db: &crate::firestore::FirestoreConnection,
-    project: &str,
-    database_id: &str,
-    docs: impl Iterator<Item = DemoDoc>,
-    concurrency: usize,
-) -> Result<usize, DemoError> {
-    let database = format!("projects/{project}/databases/{database_id}");
-    let prefix = documents_prefix(project, database_id);
-    let batches = Batches {
-        docs,
-        prefix,
-        pending: None,
-    };
-    futures::stream::iter(batches)
-        .map(|batch| write_batch(db, &database, batch))
-        .buffer_unordered(concurrency.max(1))
-        .try_fold(0usize, |total, n| async move { Ok(total + n) })
-        .await
-}
-
-/// Groups documents into `Write`s of at most [`BATCH_SIZE`] documents and about
-/// [`BATCH_BYTES`] encoded bytes.
-struct Batches<I> {
-    docs: I,
-    prefix: String,
-    pending: Option<(Write, usize)>,
-}
-
-impl<I: Iterator<Item = DemoDoc>> Iterator for Batches<I> {
-    type Item = Vec<Write>;
-
-    fn next(&mut self) -> Option<Vec<Write>> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        loop {
-            let (w, len) = match self.pending.take() {
-                Some(p) => p,
-                None => match self.docs.next() {
-                    Some(doc) => {
-                        let w = to_write(&self.prefix, doc);
-                        let len = w.encoded_len();
-                        (w, len)
-                    }
-                    None => break,
-                },
-            };
-            if !batch.is_empty() && bytes + len > BATCH_BYTES {
-                self.pending = Some((w, len));
-                break;
-            }
-            bytes += len;
-            batch.push(w);
-            if batch.len() == BATCH_SIZE {
-                break;
-            }
-        }
-        (!batch.is_empty()).then_some(batch)
-    }
-}
-
-fn to_write(prefix: &str, doc: DemoDoc) -> Write {
-    Write {
-        operation: Some(firestore_write::Operation::Update(Document {
-            name: format!("{prefix}{}", doc.path),
-            fields: doc.fields,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-fn write_name(w: &Write) -> &str {
-    match &w.operation {
-        Some(firestore_write::Operation::Update(d)) => &d.name,
-        _ => "",
-    }
-}
-
-/// Codes worth another attempt: the library's set (`Unknown` is how tonic reports a
-/// connection dropped mid-request). Every write is a full-document update, so sending
-/// one twice is harmless.
-fn is_transient(code: tonic::Code) -> bool {
-    crate::error::is_retryable_code(code)
-}
-
-fn backoff(attempt: u32) -> Duration {
-    // 200 ms, 400 ms, … capped at 10 s, with ±50 % jitter so parallel batches spread out.
-    let base = 200u64
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(10_000);
-    let jitter = 0.5 + rand::random::<f64>();
-    Duration::from_millis((base as f64 * jitter) as u64)
-}
-
-async fn write_batch(
-    db: &crate::firestore::FirestoreConnection,
-    database: &str,
-    writes: Vec<Write>,
-) -> Result<usize, DemoError> {
-    let total = writes.len();
-    let mut pending = writes;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut request = tonic::Request::new(BatchWriteRequest {
-            database: database.to_string(),
-            writes: pending.clone(),
-            ..Default::default()
-        });
-        request.set_timeout(REQUEST_TIMEOUT);
-        let response = match db.client().batch_write(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if is_transient(status.code()) && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(
-                    attempt,
-                    code = ?status.code(),
-                    message = status.message(),
-                    "BatchWrite failed transiently, retrying"
-                );
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
-            }
-            Err(status) => {
-                return Err(DemoError::Rpc {
-                    first_path: write_name(&pending[0]).to_string(),
-                    docs: pending.len(),
-                    attempts: attempt,
-                    code: status.code(),
-                    message: status.message().to_string(),
-                })
-            }
-        };
-        if response.status.len() != pending.len() {
-            return Err(DemoError::Protocol {
-                first_path: write_name(&pending[0]).to_string(),
-                sent: pending.len(),
-                got: response.status.len(),
-            });
-        }
-        let mut retry = Vec::new();
-        for (w, status) in pending.into_iter().zip(response.status) {
-            let code = tonic::Code::from_i32(status.code);
-            if code == tonic::Code::Ok {
-                continue;
-            }
-            if !is_transient(code) || attempt >= MAX_ATTEMPTS {
-                return Err(DemoError::Document {
-                    path: write_name(&w).to_string(),
-                    attempts: attempt,
-                    code,
-                    message: status.message,
-                });
-            }
-            retry.push(w);
-        }
-        if retry.is_empty() {
-            return Ok(total);
-        }
-        tracing::debug!(
-            attempt,
-            failed = retry.len(),
-            "some writes failed transiently, retrying them"
-        );
-        pending = retry;
-        tokio::time::sleep(backoff(attempt)).await;
     }
 }
 
@@ -586,10 +370,21 @@ fn doc<K: Into<String>>(path: String, fields: impl IntoIterator<Item = (K, Value
 const SECOND: i64 = 1_000_000;
 const HOUR: i64 = 3_600 * SECOND;
 const DAY: i64 = 24 * HOUR;
-/// 2026-01-01T00:00:00Z in microseconds: "now" for the data set.
-const BASE: i64 = 1_767_225_600 * SECOND;
-/// When the app opened: three years before [`BASE`].
-const LAUNCH: i64 = BASE - 3 * 365 * DAY;
+/// 2026-01-01T00:00:00Z in microseconds: the `now` tests pass, so every run yields the
+/// same documents.
+pub const FIXED_NOW: i64 = 1_767_225_600 * SECOND;
+/// How long before `now` the app opened.
+const APP_AGE: i64 = 3 * 365 * DAY;
+
+/// `now` for a data set made at this moment (microseconds since the epoch, rounded down
+/// to the second).
+pub fn wall_clock_now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(FIXED_NOW / SECOND);
+    secs * SECOND
+}
 
 const ADJECTIVES: &[&str] = &[
     "sunny", "quiet", "brave", "lazy", "fuzzy", "neon", "cosmic", "tiny", "wild", "mellow",
@@ -1076,9 +871,16 @@ struct Gen {
     users: u64,
     /// `projects/{p}/databases/{d}/documents/`
     prefix: String,
+    /// The data set's present, in microseconds since the epoch.
+    now: i64,
 }
 
 impl Gen {
+    /// When the app opened.
+    fn launch(&self) -> i64 {
+        self.now - APP_AGE
+    }
+
     fn reference(&self, path: &str) -> Value {
         val(ValueType::ReferenceValue(format!("{}{path}", self.prefix)))
     }
@@ -1120,7 +922,7 @@ impl Gen {
                         string(format!("https://cdn.example.com/gifts/{slug}.webp")),
                     ),
                     ("active", boolean(g % 7 != 6)),
-                    ("createdAt", ts(LAUNCH + rng.range(0, 30 * DAY))),
+                    ("createdAt", ts(self.launch() + rng.range(0, 30 * DAY))),
                 ],
             ));
         }
@@ -1136,7 +938,7 @@ impl Gen {
         let mut docs = Vec::with_capacity(64);
 
         // users
-        let created = rng.range(LAUNCH, BASE - DAY);
+        let created = rng.range(self.launch(), self.now - DAY);
         let username = format!("{}_{}{}", rng.pick(ADJECTIVES), rng.pick(NOUNS), i);
         let mut user = vec![
             ("username", string(username.clone())),
@@ -1162,7 +964,7 @@ impl Gen {
                 string(format!("https://cdn.example.com/avatars/{uid}.jpg")),
             ),
             ("createdAt", ts(created)),
-            ("lastActiveAt", ts(rng.range(created, BASE))),
+            ("lastActiveAt", ts(rng.range(created, self.now))),
             ("isVerified", boolean(rng.chance(1, 10))),
             ("followerCount", {
                 // Roughly log-uniform: most users have few followers, some very many.
@@ -1199,7 +1001,7 @@ impl Gen {
             (
                 "deletedAt",
                 if rng.chance(1, 50) {
-                    ts(rng.range(created, BASE))
+                    ts(rng.range(created, self.now))
                 } else {
                     null()
                 },
@@ -1216,7 +1018,7 @@ impl Gen {
             [
                 ("balance", int(rng.below(100_000) as i64)),
                 ("currency", string("COIN")),
-                ("updatedAt", ts(rng.range(created, BASE))),
+                ("updatedAt", ts(rng.range(created, self.now))),
             ],
         ));
         for t in 0..plan.transactions() {
@@ -1244,7 +1046,7 @@ impl Gen {
                 [
                     ("amount", int(amount)),
                     ("type", string(kind)),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                     ("ref", reference),
                 ],
             ));
@@ -1261,7 +1063,7 @@ impl Gen {
                 [
                     ("followerId", string(uid.clone())),
                     ("followingId", string(user_id(j))),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1269,7 +1071,7 @@ impl Gen {
         // content, comments, replies, likes
         for k in 0..plan.contents() {
             let cid = content_id(i, k);
-            let posted = rng.range(created, BASE);
+            let posted = rng.range(created, self.now);
             let likes = plan.likes(k);
             let mut fields = vec![
                 ("authorId", string(uid.clone())),
@@ -1320,7 +1122,7 @@ impl Gen {
 
             for c in 0..plan.comments(k) {
                 let comment_id = auto_id(&[T_COMMENT, i, k, c]);
-                let commented = rng.range(posted, BASE);
+                let commented = rng.range(posted, self.now);
                 docs.push(doc(
                     format!("content/{cid}/comments/{comment_id}"),
                     [
@@ -1339,7 +1141,7 @@ impl Gen {
                         [
                             ("authorId", string(user_id(rng.below(self.users)))),
                             ("text", string(sentence(&mut rng, 1, 10))),
-                            ("createdAt", ts(rng.range(commented, BASE))),
+                            ("createdAt", ts(rng.range(commented, self.now))),
                             ("likeCount", int(rng.below(50) as i64)),
                         ],
                     ));
@@ -1351,7 +1153,7 @@ impl Gen {
                     format!("content/{cid}/likes/{liker}"),
                     [
                         ("userId", string(liker)),
-                        ("createdAt", ts(rng.range(posted, BASE))),
+                        ("createdAt", ts(rng.range(posted, self.now))),
                     ],
                 ));
             }
@@ -1359,7 +1161,7 @@ impl Gen {
 
         // stories
         for s in 0..plan.stories() {
-            let at = rng.range(BASE - 2 * DAY, BASE);
+            let at = rng.range(self.now - 2 * DAY, self.now);
             let viewers = (0..rng.below(6))
                 .map(|_| self.user_ref(rng.below(self.users)))
                 .collect();
@@ -1385,7 +1187,7 @@ impl Gen {
             if self.users >= 3 && rng.chance(1, 4) {
                 participants.push((i + 2) % self.users);
             }
-            let started = rng.range(created, BASE - DAY);
+            let started = rng.range(created, self.now - DAY);
             let mut at = started;
             let mut messages = Vec::new();
             for m in 0..plan.messages() {
@@ -1451,7 +1253,7 @@ impl Gen {
                         ]),
                     ),
                     ("read", boolean(rng.chance(1, 2))),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1483,7 +1285,7 @@ impl Gen {
                     "status",
                     string(*rng.pick(&["placed", "paid", "shipped", "delivered", "cancelled"])),
                 ),
-                ("placedAt", ts(rng.range(created, BASE))),
+                ("placedAt", ts(rng.range(created, self.now))),
             ];
             if rng.chance(1, 2) {
                 fields.push((
@@ -1517,14 +1319,14 @@ impl Gen {
                 [
                     ("userId", string(uid.clone())),
                     ("items", array(items)),
-                    ("updatedAt", ts(rng.range(created, BASE))),
+                    ("updatedAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
 
         // livestreams
         if plan.has_livestream() {
-            let started = rng.range(created, BASE - HOUR);
+            let started = rng.range(created, self.now - HOUR);
             let ended = if rng.chance(1, 4) {
                 null()
             } else {
@@ -1555,7 +1357,7 @@ impl Gen {
                         string(format!("{} {} Shop", rng.pick(ADJECTIVES), rng.pick(NOUNS))),
                     ),
                     ("rating", double(round_to(2.5 + rng.unit() * 2.5, 1))),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
             for p in 0..PRODUCTS_PER_STORE {
@@ -1597,7 +1399,7 @@ impl Gen {
                     auto_id(&[T_ARCHIVE_ITEM, i, a])
                 ),
                 [
-                    ("archivedAt", ts(rng.range(created, BASE))),
+                    ("archivedAt", ts(rng.range(created, self.now))),
                     (
                         "reason",
                         string(*rng.pick(&["moderation", "user_request", "expired"])),
@@ -1691,8 +1493,8 @@ fn edge_case_paths() -> Vec<(&'static str, fn(&Gen) -> EdgeFields)> {
                 ("epoch", ts(0)),
                 ("microBeforeEpoch", ts(-1)),
                 ("microAfterEpoch", ts(1)),
-                ("base", ts(BASE)),
-                ("subMillisecond", ts(BASE + 999)),
+                ("base", ts(FIXED_NOW)),
+                ("subMillisecond", ts(FIXED_NOW + 999)),
                 ("inArray", array(vec![ts(-1), ts(0), ts(1)])),
             ])
         }),
@@ -1997,16 +1799,20 @@ mod tests {
 
     #[test]
     fn deterministic() {
-        let a: Vec<String> = generate(120, P, D).map(|d| canon_doc(&d)).collect();
-        let b: Vec<String> = generate(120, P, D).map(|d| canon_doc(&d)).collect();
+        let a: Vec<String> = generate(120, P, D, FIXED_NOW)
+            .map(|d| canon_doc(&d))
+            .collect();
+        let b: Vec<String> = generate(120, P, D, FIXED_NOW)
+            .map(|d| canon_doc(&d))
+            .collect();
         assert_eq!(a, b);
         // A larger set starts with the same users: a user's documents depend only on its
         // index (and, for the few that pick other users, on the number of users).
-        let ids_a: Vec<String> = generate(10, P, D)
+        let ids_a: Vec<String> = generate(10, P, D, FIXED_NOW)
             .filter(|d| d.collection_pattern() == "users")
             .map(|d| d.path)
             .collect();
-        let ids_b: Vec<String> = generate(20, P, D)
+        let ids_b: Vec<String> = generate(20, P, D, FIXED_NOW)
             .filter(|d| d.collection_pattern() == "users")
             .take(10)
             .map(|d| d.path)
@@ -2019,7 +1825,7 @@ mod tests {
         for users in [0, 1, 2, 3, 7, 10, 21, 100, 333] {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             let mut total = 0;
-            for d in generate(users, P, D) {
+            for d in generate(users, P, D, FIXED_NOW) {
                 *counts.entry(d.collection_pattern()).or_default() += 1;
                 total += 1;
             }
@@ -2048,7 +1854,7 @@ mod tests {
     #[test]
     fn every_value_type_occurs() {
         let mut kinds = BTreeSet::new();
-        for d in generate(50, P, D) {
+        for d in generate(50, P, D, FIXED_NOW) {
             for v in d.fields.values() {
                 walk(v, 1, &mut |v, _| {
                     kinds.insert(kind(v));
@@ -2079,7 +1885,7 @@ mod tests {
 
         // Every kind also occurs outside edge_cases, in the app-shaped collections.
         let mut app_kinds = BTreeSet::new();
-        for d in generate(50, P, D).filter(|d| !d.path.starts_with("edge_cases/")) {
+        for d in generate(50, P, D, FIXED_NOW).filter(|d| !d.path.starts_with("edge_cases/")) {
             for v in d.fields.values() {
                 walk(v, 1, &mut |v, _| {
                     app_kinds.insert(kind(v));
@@ -2093,8 +1899,9 @@ mod tests {
 
     #[test]
     fn edge_values_present() {
-        let docs: HashMap<String, DemoDoc> =
-            generate(0, P, D).map(|d| (d.path.clone(), d)).collect();
+        let docs: HashMap<String, DemoDoc> = generate(0, P, D, FIXED_NOW)
+            .map(|d| (d.path.clone(), d))
+            .collect();
         let get = |path: &str, field: &str| -> ValueType {
             docs[path].fields[field].value_type.clone().unwrap()
         };
@@ -2140,7 +1947,7 @@ mod tests {
     #[test]
     fn ids_unique_and_auto_id_shaped() {
         let mut paths = HashSet::new();
-        for d in generate(400, P, D) {
+        for d in generate(400, P, D, FIXED_NOW) {
             assert!(paths.insert(d.path.clone()), "duplicate {}", d.path);
             if !d.path.starts_with("edge_cases/") {
                 for (n, segment) in d.path.split('/').enumerate() {
@@ -2156,7 +1963,7 @@ mod tests {
             }
         }
         // Ids spread over the base62 key space (ranges get split on it).
-        let firsts: HashSet<u8> = generate(400, P, D)
+        let firsts: HashSet<u8> = generate(400, P, D, FIXED_NOW)
             .filter(|d| d.collection_pattern() == "users")
             .map(|d| d.id().as_bytes()[0])
             .collect();
@@ -2171,9 +1978,9 @@ mod tests {
     fn references_resolve_except_dangling() {
         let users = 60;
         let prefix = documents_prefix(P, D);
-        let paths: HashSet<String> = generate(users, P, D).map(|d| d.path).collect();
+        let paths: HashSet<String> = generate(users, P, D, FIXED_NOW).map(|d| d.path).collect();
         let mut refs = 0;
-        for d in generate(users, P, D) {
+        for d in generate(users, P, D, FIXED_NOW) {
             for v in d.fields.values() {
                 walk(v, 1, &mut |v, _| {
                     if let Some(ValueType::ReferenceValue(r)) = &v.value_type {
@@ -2188,7 +1995,7 @@ mod tests {
         }
         assert!(refs > 500, "{refs} references");
         // Foreign-key strings point to users that exist.
-        for d in generate(users, P, D) {
+        for d in generate(users, P, D, FIXED_NOW) {
             for field in [
                 "authorId",
                 "userId",
@@ -2208,7 +2015,7 @@ mod tests {
 
     #[test]
     fn missing_parents_exist() {
-        let paths: HashSet<String> = generate(100, P, D).map(|d| d.path).collect();
+        let paths: HashSet<String> = generate(100, P, D, FIXED_NOW).map(|d| d.path).collect();
         let orphans: Vec<&String> = paths
             .iter()
             .filter(|p| p.starts_with("archives/"))
@@ -2222,7 +2029,7 @@ mod tests {
 
     #[test]
     fn timestamps_microsecond_and_names_valid() {
-        for d in generate(80, P, D) {
+        for d in generate(80, P, D, FIXED_NOW) {
             for (name, v) in &d.fields {
                 assert!(!name.is_empty());
                 assert!(!(name.starts_with("__") && name.ends_with("__")), "{name}");
@@ -2243,201 +2050,6 @@ mod tests {
                     }
                 });
                 assert!(max_depth <= 21, "{} nests {max_depth} levels", d.path);
-            }
-        }
-    }
-
-    #[test]
-    fn batches_respect_limits() {
-        let prefix = documents_prefix(P, D);
-        let batches: Vec<Vec<Write>> = Batches {
-            docs: generate(30, P, D),
-            prefix,
-            pending: None,
-        }
-        .collect();
-        let total: usize = batches.iter().map(Vec::len).sum();
-        assert_eq!(total, expected_count(30));
-        assert!(batches
-            .iter()
-            .all(|b| !b.is_empty() && b.len() <= BATCH_SIZE));
-        assert_eq!(
-            write_name(&batches[0][0]),
-            "projects/demo-mixillo/databases/(default)/documents/edge_cases/doubles"
-        );
-    }
-
-    fn mixillo() -> crate::mapping::MappingSet {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/mixillo");
-        crate::mapping::MappingSet::load(&dir).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `content/{contentId}/comments` → `content/*/comments`, the demo's pattern names.
-    fn demo_pattern(mapping_collection: &str) -> String {
-        mapping_collection
-            .split('/')
-            .map(|s| if s.starts_with('{') { "*" } else { s })
-            .collect::<Vec<_>>()
-            .join("/")
-    }
-
-    /// The source values at a field path, through arrays (`items.productId`).
-    fn values_at<'a>(v: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
-        match (&v.value_type, path.split_first()) {
-            (Some(ValueType::ArrayValue(a)), _) => {
-                a.values.iter().for_each(|x| values_at(x, path, out))
-            }
-            (Some(ValueType::MapValue(m)), Some((head, rest))) => {
-                if let Some(x) = m.fields.get(head) {
-                    values_at(x, rest, out)
-                }
-            }
-            (_, None) => out.push(v),
-            _ => {}
-        }
-    }
-
-    /// Every `ref` rule of a mapping with its source field path.
-    fn ref_rules(
-        node: &crate::mapping::rules::RuleNode,
-        prefix: Vec<String>,
-        out: &mut Vec<(Vec<String>, crate::mapping::rules::RefRule)>,
-    ) {
-        for (name, child) in &node.children {
-            let mut path = prefix.clone();
-            path.push(name.clone());
-            if let Some(r) = child.rule.as_ref().and_then(|r| r.reference.clone()) {
-                out.push((path.clone(), r));
-            }
-            ref_rules(child, path, out);
-        }
-    }
-
-    #[test]
-    fn the_mixillo_mappings_cover_every_collection_and_convert_every_document() {
-        let set = mixillo();
-        let mapped: BTreeSet<String> = set
-            .mappings()
-            .map(|m| demo_pattern(&m.collection))
-            .collect();
-        let generated: BTreeSet<String> = expected_counts(60)
-            .into_keys()
-            .map(str::to_string)
-            .collect();
-        // Every app collection has a mapping; only the synthetic ones keep the defaults.
-        let unmapped: Vec<&String> = generated.difference(&mapped).collect();
-        assert_eq!(
-            unmapped,
-            vec!["archives/*/items", "edge_cases", "edge_cases/*/children"]
-        );
-        assert!(
-            mapped.is_subset(&generated),
-            "{:?}",
-            mapped.difference(&generated)
-        );
-        // 66 models: every mapped pattern but the replies, which belong to Comment.
-        assert_eq!(mapped.len(), 67);
-
-        let t = crate::transform::Transformer::with_mappings(set);
-        for d in generate(60, P, D) {
-            let raw = Document {
-                name: d.full_name(P, D),
-                fields: d.fields,
-                ..Default::default()
-            };
-            if let Err(r) = t.apply(&raw) {
-                panic!("{} does not convert: {r:?}", raw.name);
-            }
-        }
-    }
-
-    #[test]
-    fn every_declared_reference_points_at_a_generated_document() {
-        let set = mixillo();
-        let prefix = documents_prefix(P, D);
-        for users in [2, 3, 40] {
-            let docs: Vec<DemoDoc> = generate(users, P, D).collect();
-            let paths: HashSet<&str> = docs.iter().map(|d| d.path.as_str()).collect();
-            let mut checked = BTreeMap::<String, usize>::new();
-            for m in set.mappings() {
-                let mut rules = Vec::new();
-                ref_rules(&m.rules, Vec::new(), &mut rules);
-                let pattern = demo_pattern(&m.collection);
-                for d in docs.iter().filter(|d| d.collection_pattern() == pattern) {
-                    for (path, r) in &rules {
-                        let mut values = Vec::new();
-                        if let Some(v) = d.fields.get(&path[0]) {
-                            values_at(v, &path[1..], &mut values);
-                        }
-                        for v in values {
-                            let target = match &v.value_type {
-                                Some(ValueType::NullValue(_)) => continue,
-                                Some(ValueType::ReferenceValue(full)) => {
-                                    full.strip_prefix(&prefix).unwrap().to_string()
-                                }
-                                Some(ValueType::StringValue(s))
-                                    if r.from == crate::mapping::spec::RefFrom::Path =>
-                                {
-                                    s.clone()
-                                }
-                                Some(ValueType::StringValue(id)) => {
-                                    // Parent ids of a subcollection come from this
-                                    // document's fields of the placeholder's name.
-                                    let mut parents = r.placeholders.iter().map(|p| {
-                                        let name = p.as_deref().unwrap();
-                                        match d.fields.get(name).and_then(|v| v.value_type.clone())
-                                        {
-                                            Some(ValueType::StringValue(s)) => s,
-                                            other => {
-                                                panic!("{}: placeholder {name} = {other:?}", d.path)
-                                            }
-                                        }
-                                    });
-                                    let mut out = String::new();
-                                    for (n, segment) in r.pattern.to_string().split('/').enumerate()
-                                    {
-                                        if n > 0 {
-                                            out.push('/');
-                                        }
-                                        if segment == "{}" {
-                                            out.push_str(&parents.next().unwrap());
-                                        } else {
-                                            out.push_str(segment);
-                                        }
-                                    }
-                                    format!("{out}/{id}")
-                                }
-                                other => panic!("{} {path:?}: {other:?}", d.path),
-                            };
-                            assert!(
-                                paths.contains(target.as_str()),
-                                "{} `{}` points at {target}, which is not generated",
-                                d.path,
-                                path.join(".")
-                            );
-                            *checked
-                                .entry(format!("{}:{}", m.collection, path.join(".")))
-                                .or_default() += 1;
-                        }
-                    }
-                }
-            }
-            if users == 40 {
-                // Not vacuous: every declared reference occurs in a 40-user set.
-                let mut declared = BTreeSet::new();
-                for m in set.mappings() {
-                    let mut rules = Vec::new();
-                    ref_rules(&m.rules, Vec::new(), &mut rules);
-                    for (path, _) in rules {
-                        declared.insert(format!("{}:{}", m.collection, path.join(".")));
-                    }
-                }
-                let seen: BTreeSet<String> = checked.keys().cloned().collect();
-                assert_eq!(
-                    declared.difference(&seen).collect::<Vec<_>>(),
-                    Vec::<&String>::new()
-                );
-                assert!(declared.len() > 80, "{}", declared.len());
             }
         }
     }

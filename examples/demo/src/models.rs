@@ -395,7 +395,7 @@ impl Gen {
                         "iconUrl",
                         string(format!("https://cdn.example.com/categories/{slug}.svg")),
                     ),
-                    ("createdAt", ts(LAUNCH + rng.range(0, 10 * DAY))),
+                    ("createdAt", ts(self.launch() + rng.range(0, 10 * DAY))),
                 ],
             ));
         }
@@ -446,7 +446,10 @@ impl Gen {
                         ("key", string(*k)),
                         ("value", string(format!("[{code}] {k}"))),
                         ("reviewed", boolean(rng.chance(3, 4))),
-                        ("updatedAt", string(rfc3339(rng.range(LAUNCH, BASE)))),
+                        (
+                            "updatedAt",
+                            string(rfc3339(rng.range(self.launch(), self.now))),
+                        ),
                     ],
                 ));
             }
@@ -519,7 +522,7 @@ impl Gen {
                     ("enabled", string(if r == 3 { "no" } else { "yes" })),
                     (
                         "updatedAt",
-                        string(rfc3339(rng.range(BASE - 60 * DAY, BASE))),
+                        string(rfc3339(rng.range(self.now - 60 * DAY, self.now))),
                     ),
                 ],
             ));
@@ -554,7 +557,7 @@ impl Gen {
                     // Written as 0/1 by an old admin tool.
                     ("premium", int(premium as i64)),
                     ("coinCost", int(if premium { 99 } else { 0 })),
-                    ("createdAt", ts(LAUNCH + rng.range(0, 365 * DAY))),
+                    ("createdAt", ts(self.launch() + rng.range(0, 365 * DAY))),
                 ],
             ));
         }
@@ -566,7 +569,7 @@ impl Gen {
             } else {
                 Vec::new()
             };
-            let starts = BASE - rng.range(10, 60) * DAY;
+            let starts = self.now - rng.range(10, 60) * DAY;
             docs.push(doc(
                 format!("explorer_sections/{}", auto_id(&[T_EXPLORER, e as u64])),
                 [
@@ -600,12 +603,12 @@ impl Gen {
                     ("slug", string(word)),
                     ("useCount", int(rng.below(5_000_000) as i64)),
                     ("trending", boolean(rng.chance(1, 4))),
-                    ("createdAt", ts(LAUNCH + rng.range(0, 700 * DAY))),
+                    ("createdAt", ts(self.launch() + rng.range(0, 700 * DAY))),
                 ],
             ));
         }
         for (b, title) in BANNER_TITLES.iter().enumerate() {
-            let starts = BASE - rng.range(1, 40) * DAY;
+            let starts = self.now - rng.range(1, 40) * DAY;
             docs.push(doc(
                 format!("banners/{}", auto_id(&[T_BANNER, b as u64])),
                 [
@@ -635,7 +638,10 @@ impl Gen {
                     ("group", string(*group)),
                     ("value", value()),
                     ("description", string(format!("{group} setting {k}"))),
-                    ("updatedAt", string(rfc3339(rng.range(LAUNCH, BASE)))),
+                    (
+                        "updatedAt",
+                        string(rfc3339(rng.range(self.launch(), self.now))),
+                    ),
                 ],
             ));
         }
@@ -650,7 +656,7 @@ impl Gen {
                     ),
                     (
                         "trainedAt",
-                        string(rfc3339(BASE - (30 - 10 * m as i64) * DAY)),
+                        string(rfc3339(self.now - (30 - 10 * m as i64) * DAY)),
                     ),
                     (
                         "metrics",
@@ -680,7 +686,7 @@ impl Gen {
                     ("uploaderId", null()),
                     ("licensed", boolean(true)),
                     ("useCount", int(rng.below(2_000_000) as i64)),
-                    ("createdAt", ts(LAUNCH + rng.range(0, 100 * DAY))),
+                    ("createdAt", ts(self.launch() + rng.range(0, 100 * DAY))),
                 ],
             ));
         }
@@ -711,7 +717,7 @@ impl Gen {
     pub(super) fn model_docs(&self, i: u64, plan: &Plan, docs: &mut Vec<DemoDoc>) {
         let mut rng = Rng::new(key(&[T_MODEL_VALUES, i]));
         let uid = user_id(i);
-        let created = LAUNCH + (i as i64 * 7 * DAY) % (BASE - LAUNCH - 30 * DAY);
+        let created = self.launch() + (i as i64 * 7 * DAY) % (self.now - self.launch() - 30 * DAY);
 
         // users/{uid}/saves: bookmarks
         let mut saved: Vec<(u64, u64)> = Vec::new();
@@ -735,7 +741,7 @@ impl Gen {
                         "collection",
                         string(*rng.pick(&["favorites", "recipes", "later", "inspo"])),
                     ),
-                    ("savedAt", ts(rng.range(created, BASE))),
+                    ("savedAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -754,7 +760,7 @@ impl Gen {
                         "platform",
                         string(*rng.pick(&["whatsapp", "instagram", "copy_link", "sms", "dm"])),
                     ),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -773,7 +779,7 @@ impl Gen {
                     ("watchedMs", int(watched)),
                     ("completed", boolean(rng.chance(1, 3))),
                     ("device", string(*rng.pick(&["ios", "android", "web"]))),
-                    ("viewedAt", ts(rng.range(BASE - 30 * DAY, BASE))),
+                    ("viewedAt", ts(rng.range(self.now - 30 * DAY, self.now))),
                 ],
             ));
         }
@@ -781,7 +787,7 @@ impl Gen {
         // livestream extras: PK battles, multi-host sessions, live shopping
         if plan.has_pk_battle() {
             let rival = i - 5;
-            let started = rng.range(BASE - 60 * DAY, BASE - DAY);
+            let started = rng.range(self.now - 60 * DAY, self.now - DAY);
             let (a, b) = (rng.below(50_000) as i64, rng.below(50_000) as i64);
             docs.push(doc(
                 format!("pk_battles/{}", auto_id(&[T_PK, i])),
@@ -822,7 +828,7 @@ impl Gen {
                 .into_iter()
                 .map(|j| string(user_id(j)))
                 .collect();
-            let started = rng.range(BASE - 90 * DAY, BASE - DAY);
+            let started = rng.range(self.now - 90 * DAY, self.now - DAY);
             docs.push(doc(
                 format!("multi_host_sessions/{}", auto_id(&[T_MULTI_HOST, i])),
                 [
@@ -861,7 +867,7 @@ impl Gen {
                     ("ordersCount", int(rng.below(300) as i64)),
                     ("revenue", double(money(&mut rng, 0, 2_500_000))),
                     ("currency", string("USD")),
-                    ("startedAt", ts(rng.range(BASE - 30 * DAY, BASE))),
+                    ("startedAt", ts(rng.range(self.now - 30 * DAY, self.now))),
                 ],
             ));
         }
@@ -870,7 +876,7 @@ impl Gen {
         if plan.has_store() {
             let sid = store_id(i);
             for c in 0..COUPONS_PER_STORE {
-                let from = rng.range(BASE - 30 * DAY, BASE);
+                let from = rng.range(self.now - 30 * DAY, self.now);
                 let percent = c == 0;
                 let mut fields = vec![
                     // Unique across stores: the store owner's index and the coupon's.
@@ -915,7 +921,7 @@ impl Gen {
         for o in 0..plan.orders() {
             let oid = order_id(i, o);
             let cents = 199 + rng.below(60_000);
-            let paid = rng.range(created, BASE);
+            let paid = rng.range(created, self.now);
             docs.push(doc(
                 format!("payments/{}", auto_id(&[T_PAYMENT, i, o])),
                 [
@@ -984,7 +990,7 @@ impl Gen {
                     ("livestreamId", string(livestream_id(host))),
                     ("quantity", int(quantity)),
                     ("coins", int(quantity * GIFT_COSTS[gift as usize])),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -996,7 +1002,7 @@ impl Gen {
                     ("creatorId", string(user_id(creator))),
                     ("level", int(1 + rng.below(5) as i64)),
                     ("totalCoins", int(rng.below(100_000) as i64)),
-                    ("awardedAt", ts(rng.range(created, BASE))),
+                    ("awardedAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1005,7 +1011,7 @@ impl Gen {
         if plan.has_subscription() {
             let creator = self.others(&mut rng, i, 1)[0];
             let tier = rng.below(TIER_DEFS.len() as u64);
-            let started = rng.range(created, BASE - 30 * DAY);
+            let started = rng.range(created, self.now - 30 * DAY);
             let mut fields = vec![
                 ("subscriberId", string(uid.clone())),
                 ("creatorId", string(user_id(creator))),
@@ -1015,7 +1021,10 @@ impl Gen {
                     double(TIER_DEFS[tier as usize].1.parse().expect("tier price")),
                 ),
                 ("startedAt", ts(started)),
-                ("renewsAt", string(rfc3339(BASE + rng.range(1, 30) * DAY))),
+                (
+                    "renewsAt",
+                    string(rfc3339(self.now + rng.range(1, 30) * DAY)),
+                ),
             ];
             // Older subscriptions predate the status field (default "active").
             if rng.chance(2, 3) {
@@ -1032,7 +1041,7 @@ impl Gen {
 
         // users/{uid}/earnings: monthly creator earnings
         for e in 0..plan.earnings() {
-            let at = BASE - (e as i64 + 1) * 30 * DAY;
+            let at = self.now - (e as i64 + 1) * 30 * DAY;
             let gifts = rng.below(200_000) as i64;
             let subs = money(&mut rng, 0, 50_000);
             let ads = money(&mut rng, 0, 20_000);
@@ -1084,7 +1093,7 @@ impl Gen {
                         "status",
                         string(*rng.pick(&["open", "reviewing", "closed"])),
                     ),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1123,7 +1132,7 @@ impl Gen {
                             ("after", boolean(true)),
                         ]),
                     ),
-                    ("at", ts(rng.range(created, BASE))),
+                    ("at", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1133,7 +1142,7 @@ impl Gen {
             docs.push(doc(
                 format!("users/{uid}/analytics/{}", auto_id(&[T_ANALYTICS, i, a])),
                 [
-                    ("date", string(ymd(BASE - (a as i64 + 1) * DAY))),
+                    ("date", string(ymd(self.now - (a as i64 + 1) * DAY))),
                     ("profileViews", int(rng.below(10_000) as i64)),
                     ("newFollowers", int(rng.below(500) as i64)),
                     ("videoViews", int(rng.below(200_000) as i64)),
@@ -1151,7 +1160,7 @@ impl Gen {
                     docs.push(doc(
                         format!("content/{cid}/metrics/{}", auto_id(&[T_METRICS, i, m])),
                         [
-                            ("date", string(ymd(BASE - (m as i64 + 1) * DAY))),
+                            ("date", string(ymd(self.now - (m as i64 + 1) * DAY))),
                             ("views", int(rng.below(100_000) as i64)),
                             ("likes", int(rng.below(10_000) as i64)),
                             ("shares", int(rng.below(1_000) as i64)),
@@ -1194,7 +1203,7 @@ impl Gen {
                     ("region", string(*rng.pick(REGIONS))),
                     ("rank", int(1 + rng.below(100) as i64)),
                     ("score", double(round_to(rng.unit() * 1_000.0, 3))),
-                    ("date", string(ymd(BASE - rng.range(1, 30) * DAY))),
+                    ("date", string(ymd(self.now - rng.range(1, 30) * DAY))),
                 ],
             ));
         }
@@ -1231,7 +1240,7 @@ impl Gen {
                         }),
                     ),
                     ("latencyMs", int(rng.range(20, 900))),
-                    ("checkedAt", ts(rng.range(created, BASE))),
+                    ("checkedAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1263,12 +1272,12 @@ impl Gen {
                             null()
                         },
                     ),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
         if plan.contents() > 0 {
-            let started = rng.range(created, BASE) / SECOND;
+            let started = rng.range(created, self.now) / SECOND;
             let done = rng.chance(5, 6);
             docs.push(doc(
                 format!("transcode_jobs/{}", auto_id(&[T_TRANSCODE, i])),
@@ -1331,14 +1340,14 @@ impl Gen {
                         "claimStatus",
                         string(*rng.pick(&["none", "none", "claimed", "disputed"])),
                     ),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
 
         // strikes: community-guideline strikes, expiring (logically) after 90 days
         if plan.has_strike() {
-            let issued = rng.range(created, BASE);
+            let issued = rng.range(created, self.now);
             docs.push(doc(
                 format!("strikes/{}", auto_id(&[T_STRIKE, i])),
                 [
@@ -1371,7 +1380,7 @@ impl Gen {
                             *rng.pick(&["login", "watch", "like", "search", "purchase", "logout"]),
                         ),
                     ),
-                    ("at", int(rng.range(BASE - 30 * DAY, BASE) / 1_000)),
+                    ("at", int(rng.range(self.now - 30 * DAY, self.now) / 1_000)),
                     ("device", string(*rng.pick(&["ios", "android", "web"]))),
                     (
                         "appVersion",
@@ -1400,7 +1409,7 @@ impl Gen {
                     ("uploaderId", string(uid.clone())),
                     ("licensed", boolean(false)),
                     ("useCount", int(rng.below(10_000) as i64)),
-                    ("createdAt", ts(rng.range(created, BASE))),
+                    ("createdAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
@@ -1425,7 +1434,7 @@ impl Gen {
                     ("soundId", sound),
                     (
                         "publishAt",
-                        string(sql_time(BASE + rng.range(HOUR, 14 * DAY))),
+                        string(sql_time(self.now + rng.range(HOUR, 14 * DAY))),
                     ),
                     ("status", string("scheduled")),
                 ],
@@ -1434,7 +1443,7 @@ impl Gen {
 
         // upload_sessions: resumable uploads, expiring a day after they start
         if plan.has_upload_session() {
-            let started = rng.range(BASE - 2 * DAY, BASE);
+            let started = rng.range(self.now - 2 * DAY, self.now);
             let size = rng.range(1 << 20, 1 << 30);
             let done = rng.chance(1, 2) && plan.contents() > 0;
             docs.push(doc(
@@ -1470,7 +1479,7 @@ impl Gen {
         // seller_applications: approved for store owners, pending or rejected otherwise
         if plan.has_seller_application() {
             let approved = plan.has_store();
-            let submitted = rng.range(created, BASE - 10 * DAY);
+            let submitted = rng.range(created, self.now - 10 * DAY);
             docs.push(doc(
                 format!("seller_applications/{}", auto_id(&[T_SELLER, i])),
                 [
@@ -1520,7 +1529,7 @@ impl Gen {
                 ("normalized", string(words.to_lowercase())),
                 ("resultsCount", int(rng.below(1_000) as i64)),
                 ("clickedContentId", clicked),
-                ("at", int(rng.range(BASE - 30 * DAY, BASE) / 1_000)),
+                ("at", int(rng.range(self.now - 30 * DAY, self.now) / 1_000)),
             ];
             if rng.chance(1, 2) {
                 fields.push(("location", random_geo(&mut rng)));
@@ -1553,14 +1562,14 @@ impl Gen {
                         "surface",
                         string(*rng.pick(&["for_you", "explore", "after_video"])),
                     ),
-                    ("generatedAt", ts(rng.range(BASE - DAY, BASE))),
+                    ("generatedAt", ts(rng.range(self.now - DAY, self.now))),
                 ],
             ));
         }
 
         // customer_service tickets
         if plan.has_ticket() {
-            let opened = rng.range(created, BASE - DAY);
+            let opened = rng.range(created, self.now - DAY);
             let order = (plan.orders() > 0).then(|| order_id(i, 0));
             let thread = (0..1 + rng.below(3))
                 .map(|m| {
@@ -1606,7 +1615,7 @@ impl Gen {
 
         // ad_campaigns of store owners
         if plan.has_ad_campaign() {
-            let start = rng.range(BASE - 60 * DAY, BASE);
+            let start = rng.range(self.now - 60 * DAY, self.now);
             let budget = money(&mut rng, 5_000, 500_000);
             docs.push(doc(
                 format!("ad_campaigns/{}", auto_id(&[T_AD, i])),
@@ -1652,10 +1661,10 @@ impl Gen {
                         if rng.chance(1, 3) {
                             null()
                         } else {
-                            string(rfc3339(BASE + rng.range(30, 365) * DAY))
+                            string(rfc3339(self.now + rng.range(30, 365) * DAY))
                         },
                     ),
-                    ("grantedAt", ts(rng.range(created, BASE))),
+                    ("grantedAt", ts(rng.range(created, self.now))),
                 ],
             ));
         }
