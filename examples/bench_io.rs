@@ -26,9 +26,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use fireshift::mapping::transform::Transformer;
+use fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION;
 use fireshift::sink::{Batch, MongoSink, SinkConfig};
 use fireshift::source::{FirestoreSource, KeyRange, SourceConfig};
-use fireshift::transform::{Transformer, DEAD_LETTER_COLLECTION};
 use fireshift_demo as demo;
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::Document;

@@ -2,45 +2,60 @@
 //!
 //! # Layout
 //!
-//! * [`path`] parses Firestore document names and derives a document's identity in
-//!   MongoDB (the DESIGN "Identity" rules), used by conversion and by references.
-//! * [`value`] converts lossless Firestore protobuf values to BSON (the DESIGN type table).
-//! * [`tls`] the process's one rustls crypto provider and operators' extra CAs.
-//! * [`firestore`] connects to Firestore: endpoint, TLS, Application Default Credentials
-//!   (or the emulator), used by everything that reads or writes Firestore.
-//! * [`mongo`] connects to MongoDB: connection string, CA file, explicit shutdown.
-//! * [`source`] streams raw Firestore documents in `__name__` order over gRPC.
-//! * [`sink`] writes BSON documents to MongoDB with idempotent, bounded, retried bulk upserts.
-//! * [`transform`] applies a collection's mapping to one document (pure), or says why not.
-//! * [`mapping`] the TOML mapping files: schema, validation with file:line errors, field
-//!   rules, path-derived identities, indexes, and the `check`/`indexes` commands.
-//! * [`progress`] per-collection counters, shown as bars on a TTY and log lines elsewhere.
-//! * [`checkpoint`] durable per-range progress of a job in MongoDB (cursor, counts, state).
-//! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
-//! * [`job`] a resumable, shardable job: its ranges, copied in parallel, each checkpointed.
-//! * [`pipeline`] wires source → transform → sink with bounded queues and reports progress.
+//! In data-flow order; a module imports only the shared modules and the folders before
+//! it (docs/architecture.md draws the flow and says what each folder may import).
+//!
+//! ```text
+//! Firestore ─► source ─► mapping (transform) ─► sink ─► MongoDB
+//!                 └──────── migrate: job, pipeline, checkpoints ───┘
+//!              verify, plan, dual build on the same parts
+//! ```
+//!
+//! Data path:
+//!
+//! * [`source`] where documents come from: the Firestore query source (one kindless,
+//!   all-descendants `RunQuery` in `__name__` order, resumed from a cursor) and its split
+//!   into key ranges.
+//! * [`mapping`] what each document becomes: value conversion (the type table), the
+//!   operator's TOML mappings (schema, validation with file:line errors, field rules,
+//!   path-derived identities, indexes) and the transformer that applies them.
+//! * [`sink`] how it lands in MongoDB: idempotent, bounded, retried bulk upserts, and the
+//!   update-time guard.
+//! * [`ack`] the ordered-acknowledgement window migrate and verify share: a position
+//!   that moves only past what the sink acknowledged, with byte-bounded buffering.
+//! * [`migrate`] a resumable, shardable job of ranges, each copied by the pipeline with
+//!   its own checkpoint; progress counters.
+//!
+//! Built on the data path:
+//!
+//! * [`verify`] re-reads the source, transforms as migrate does, compares canonical
+//!   hashes with the target and writes the parity report (JSON, HTML, terminal).
 //! * [`plan`] samples a database before a migration: patterns, counts, types, read
 //!   estimate, skeleton mappings and a report.
-//! * [`verify`] re-reads the source, transforms as migrate does, compares canonical hashes
-//!   with the target and writes the parity report (JSON, HTML, terminal).
 //! * [`dual`] the dual-write library: per-collection modes, primary-then-secondary writes
 //!   guarded by update time, a durable outbox with a reconciler, shadow reads, metrics.
+//!
+//! Shared by all of them:
+//!
+//! * [`firestore`] connects to Firestore (endpoint, TLS, Application Default Credentials
+//!   or the emulator) and writes documents in bulk.
+//! * [`mongo`] connects to MongoDB (connection string, CA file, explicit shutdown).
+//! * [`tls`] the process's one rustls crypto provider and operators' extra CAs.
+//! * [`path`] Firestore document names and the identities they derive in MongoDB.
+//! * [`own`] the names of fireshift's own collections.
+//! * [`retry`] the one retry loop: exponential backoff, full jitter, a deadline.
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
-//! * [`retry`] the shared retry loop: exponential backoff, full jitter, a deadline.
 //! * [`error`] typed errors, classified retryable or fatal.
 
-pub mod checkpoint;
 pub mod dual;
 pub mod error;
 pub mod firestore;
-pub mod job;
 pub mod mapping;
+pub mod migrate;
 pub mod mongo;
+pub mod own;
 pub mod path;
-pub mod pipeline;
 pub mod plan;
-pub mod progress;
-pub mod ranges;
 pub mod redact;
 pub mod retry;
 pub mod sink;
@@ -48,6 +63,4 @@ pub mod source;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
-pub mod transform;
-pub mod value;
 pub mod verify;

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, Tls, TlsOptions};
 use mongodb::Client;
 
@@ -97,6 +98,49 @@ pub fn client(options: ClientOptions, redacted: &str, target: &str) -> Result<Cl
 /// sessions still held elsewhere (a task that failed mid-run may hold one).
 pub async fn shutdown(client: Client) {
     client.shutdown().immediate(true).await;
+}
+
+/// Server error codes that describe a passing condition (a failover, a shutdown, a
+/// concurrent upsert race on the same `_id`).
+pub const RETRYABLE_CODES: &[i32] = &[
+    6, 7, 89, 91, 189, 262, 9001, 10107, 11000, 11600, 11602, 13435, 13436, 64,
+];
+
+/// Whether a driver error describes a passing condition: network faults, pool resets,
+/// no reachable server, or a server error labelled or coded as transient.
+pub fn is_retryable(e: &mongodb::error::Error) -> bool {
+    // Waiting cannot make a refused certificate trusted.
+    if crate::tls::is_certificate_failure_text(&e.to_string()) {
+        return false;
+    }
+    if e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError") {
+        return true;
+    }
+    match e.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::ServerSelection { .. } => true,
+        ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(_)) => true,
+        _ => false,
+    }
+}
+
+/// A driver error as the library's error, classified, with its context: the operation,
+/// the database or `database.collection`, and the (redacted) connection string.
+pub fn error(
+    operation: &'static str,
+    target: impl Into<String>,
+    uri: &str,
+    e: mongodb::error::Error,
+) -> Error {
+    Error::Mongo {
+        operation,
+        target: target.into(),
+        uri: uri.to_string(),
+        retryable: is_retryable(&e),
+        message: describe(&e),
+    }
 }
 
 /// What an operator should read for a driver error: the driver's text, with a refused

@@ -81,7 +81,7 @@ fn the_mixillo_mappings_cover_every_collection_and_convert_every_document() {
     // 66 models: every mapped pattern but the replies, which belong to Comment.
     assert_eq!(mapped.len(), 67);
 
-    let t = fireshift::transform::Transformer::with_mappings(set);
+    let t = fireshift::mapping::transform::Transformer::with_mappings(set);
     for d in generate(60, P, D, FIXED_NOW) {
         let raw = Document {
             name: d.full_name(P, D),

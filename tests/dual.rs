@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{example_binary, http, init_env, mongodb_uri, World};
-use fireshift::dual::guard::{self, GUARD_FIELD};
 use fireshift::dual::{
     Direction, DualConfig, DualError, DualStore, Mode, Query, Secondary, WriteOp,
 };
+use fireshift::mapping::item::{WriteItem, WriteKind};
+use fireshift::mapping::transform::Transformer;
 use fireshift::mongo::MongoEndpoint;
-use fireshift::sink::{Batch, MongoSink, SinkConfig, WriteItem, WriteKind};
-use fireshift::transform::Transformer;
+use fireshift::sink::guard::{self, GUARD_FIELD};
+use fireshift::sink::{Batch, MongoSink, SinkConfig};
 use fireshift::verify::compare::{diff_documents, documents_equal};
 use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{

@@ -8,8 +8,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{doc_at, stderr, stdout, verify, World};
+use fireshift::mapping::transform::Transformer;
 use fireshift::source::{FirestoreSource, SourceConfig};
-use fireshift::transform::Transformer;
 use fireshift::verify::{Kind, Mismatch, Recheck, Verifier, VerifyConfig};
 use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};

@@ -97,8 +97,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let transformer = fireshift::transform::Transformer::from_dir(args.mappings.as_deref())
-        .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
+    let transformer =
+        fireshift::mapping::transform::Transformer::from_dir(args.mappings.as_deref())
+            .map_err(|e| anyhow::anyhow!("invalid mappings:\n{e}"))?;
     let mut config = DualConfig::new(&args.project, &args.mongodb_uri, &args.database);
     config.transformer = transformer;
     config.firestore_endpoint = fireshift::firestore::FirestoreEndpoint {

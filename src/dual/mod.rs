@@ -17,7 +17,6 @@
 //! * [`error`] [`DualError`].
 
 pub mod error;
-pub mod guard;
 pub mod json;
 pub mod metrics;
 pub mod mode;

@@ -41,12 +41,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::{DualError, DualResult};
-use super::guard;
 use super::mode::Mode;
 use super::store::{now_timestamp, string_array, Applied, DualStore};
+use crate::sink::guard;
 
 /// Default Firestore collection of the outbox.
-pub const OUTBOX_COLLECTION: &str = "_fireshift_outbox";
+pub const OUTBOX_COLLECTION: &str = crate::own::OUTBOX;
 /// Read–apply rounds before a document that keeps changing is left for later.
 const MAX_SYNC_ROUNDS: usize = 5;
 /// Entries synced at once by one reconciler pass.

@@ -9,9 +9,9 @@ use mongodb::bson::{Bson, Document};
 use super::error::{DualError, DualResult};
 use crate::mapping::rules::{cast_value, RuleNode};
 use crate::mapping::spec::UnmappedFields;
+use crate::mapping::value::{field_name, to_bson, ConvertOptions};
 use crate::mapping::{CompiledMapping, Landing, MappingSet};
 use crate::path::DocPath;
-use crate::value::{field_name, to_bson, ConvertOptions};
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@
 
 use mongodb::bson::RawDocumentBuf;
 
-use super::guard::{guard_time, GUARD_FIELD};
 use super::store::{DualStore, ShadowSide, Target};
+use crate::sink::guard::{guard_time, GUARD_FIELD};
 use crate::verify::compare::{diff_documents, documents_equal};
 
 /// Differing fields logged per mismatch.

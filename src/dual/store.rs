@@ -36,18 +36,19 @@ use mongodb::Database;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::error::{DualError, DualResult};
-use super::guard::{self, GUARD_FIELD};
 use super::metrics::DualMetrics;
 use super::mode::{Mode, ModeTable};
 use super::outbox::{self, SettleJob};
 use super::query::Query;
 use crate::error::Error;
 use crate::firestore::{FirestoreConnection, FirestoreEndpoint};
+use crate::mapping::item::WriteItem;
+use crate::mapping::transform::{Transformed, Transformer};
 use crate::mapping::{CompiledMapping, Identity, Landing, MappingSet};
 use crate::path::{documents_root, DocPath};
 use crate::retry::RetryPolicy;
-use crate::sink::WriteItem;
-use crate::transform::{Transformed, Transformer, DEAD_LETTER_COLLECTION};
+use crate::sink::dead_letter::DEAD_LETTER_COLLECTION;
+use crate::sink::guard::{self, GUARD_FIELD};
 
 /// A document's fields, as Firestore values.
 pub type Fields = HashMap<String, Value>;
@@ -129,7 +130,7 @@ impl DualConfig {
                 deadline: Duration::MAX,
             },
             settings_poll: Some(Duration::from_secs(5)),
-            settings_collection: "_fireshift_settings".into(),
+            settings_collection: crate::own::DUAL_SETTINGS.into(),
             outbox_collection: outbox::OUTBOX_COLLECTION.into(),
             dead_letter_collection: DEAD_LETTER_COLLECTION.into(),
             settle_queue: 10_000,
@@ -844,7 +845,7 @@ impl DualStore {
             operation,
             target: format!("{}.{collection}", self.inner.mongo.name()),
             uri: self.inner.mongo_uri.clone(),
-            retryable: crate::sink::is_retryable(&e),
+            retryable: crate::mongo::is_retryable(&e),
             message: e.to_string(),
         }
     }
@@ -959,7 +960,7 @@ impl DualStore {
             .map_err(|e| DualError::Io(Error::Config(format!("converted document: {e}"))))?;
         d.remove(GUARD_FIELD);
         let mut parts = vec![Bson::Document(doc! { "$literal": d })];
-        if let crate::sink::WriteKind::ReplaceKeeping { fields } = &item.kind {
+        if let crate::mapping::item::WriteKind::ReplaceKeeping { fields } = &item.kind {
             let mut kept = mongodb::bson::Document::new();
             for f in fields {
                 kept.insert(f.clone(), doc! { "$ifNull": [format!("${f}"), []] });

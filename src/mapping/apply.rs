@@ -9,10 +9,10 @@ use mongodb::bson::{self, Bson, RawDocumentBuf};
 
 use super::rules::{RuleError, Walk};
 use super::{CompiledMapping, Identity, Landing, MappingSet};
+use crate::mapping::item::{has_dollar_field, WriteItem, WriteKind};
+use crate::mapping::outcome::{Rejection, Transformed};
+use crate::mapping::value::{timestamp_to_datetime, ConvertOptions};
 use crate::path::DocPath;
-use crate::sink::{has_dollar_field, WriteItem, WriteKind};
-use crate::transform::{Rejection, Transformed};
-use crate::value::{timestamp_to_datetime, ConvertOptions};
 
 /// Applies the set to one document.
 pub fn apply(set: &MappingSet, doc: &Document) -> Result<Transformed, Rejection> {

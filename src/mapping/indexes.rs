@@ -461,7 +461,7 @@ async fn build_one(db: &Database, ix: &IndexDef) -> IndexReport {
                     // 11000 is retried by the sink (two upserts of one `_id` racing),
                     // but here it means the data breaks a unique key: waiting changes
                     // nothing.
-                    if c.code == DUPLICATE_KEY || !crate::sink::is_retryable(&e) {
+                    if c.code == DUPLICATE_KEY || !crate::mongo::is_retryable(&e) {
                         break IndexOutcome::Refused {
                             code: c.code,
                             message: c.message.clone(),
@@ -472,7 +472,7 @@ async fn build_one(db: &Database, ix: &IndexDef) -> IndexReport {
                     operation: "createIndexes",
                     target: format!("{}.{}", db.name(), ix.collection),
                     uri: String::new(),
-                    retryable: crate::sink::is_retryable(&e),
+                    retryable: crate::mongo::is_retryable(&e),
                     message: e.to_string(),
                 };
                 if let Err(last) = backoff

@@ -2,13 +2,18 @@
 //! TOML files under `mappings/<dataset>/` (one per collection pattern, plus an optional
 //! `dataset.toml`). docs/mappings.md is the reference.
 //!
+//! * [`value`] Firestore value → BSON, the type table (docs/type-mapping.md).
+//! * [`transform`] the [`transform::Transformer`]: one raw document → its target
+//!   collection and [`item::WriteItem`], or a rejection (a dead letter) with the reason.
+//! * [`item`] what the transform hands the sink; [`outcome`] a transformed document or
+//!   a rejection.
 //! * [`spec`] the TOML schema (serde, unknown keys refused; its doc comments are the docs).
 //! * [`load`] reads a directory; syntax, unknown keys and types → `file:line:col` errors.
 //! * [`validate`] checks meaning across all files before any I/O and compiles the set.
 //! * [`rules`] field rules (rename, drop, default, required, cast, ref), applied while a
 //!   document converts.
 //! * [`identity`] `_id`s derived from paths alone (keep, keyed-hash ObjectId).
-//! * [`apply`] one document → its target document, or a rejection with rule and reason.
+//! * [`apply`] one document through its mapping file's rules.
 //! * [`indexes`] the declared indexes, built idempotently after the copy.
 //!
 //! A collection with no mapping file keeps the defaults of DESIGN.md (the `keep`
@@ -18,10 +23,14 @@
 pub mod apply;
 pub mod identity;
 pub mod indexes;
+pub mod item;
 pub mod load;
+pub mod outcome;
 pub mod rules;
 pub mod spec;
+pub mod transform;
 pub mod validate;
+pub mod value;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -33,8 +42,8 @@ use serde::Serialize;
 
 pub use load::{MappingError, MappingErrors};
 
+use crate::mapping::value::FieldNamePolicy;
 use crate::path::{default_target_id, CollectionPattern, DocPath, PARENT_FIELD};
-use crate::value::FieldNamePolicy;
 use indexes::IndexDef;
 use load::SourceFile;
 use rules::RuleNode;

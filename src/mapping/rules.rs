@@ -17,11 +17,11 @@ use toml::Spanned;
 use super::load::{MappingError, SourceFile};
 use super::spec::{CastType, EpochUnit, FieldSpec, RefFrom, RefRepr, UnmappedFields};
 use super::MappingSet;
-use crate::path::{CollectionPattern, DocPath};
-use crate::value::{
+use crate::mapping::value::{
     field_name, to_bson_with, type_name, ConvertError, ConvertErrorKind, ConvertOptions,
     ResolveReference,
 };
+use crate::path::{CollectionPattern, DocPath};
 
 /// The rules of one mapping, as a tree: `items.price` is the child `price` of `items`.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::value::FieldNamePolicy;
+use crate::mapping::value::FieldNamePolicy;
 
 /// `mappings/<dataset>/dataset.toml`: settings shared by every mapping of the dataset
 /// and by the collections that have no mapping file. Optional, as is every key.

@@ -78,7 +78,7 @@ fn root_range(root: &str, sorted_roots: &[String], r: &str) -> KeyRange {
 
 /// `range` cut into `windows` pieces at evenly spaced auto-id characters.
 fn probe_windows(root: &str, r: &str, range: &KeyRange, windows: usize) -> Vec<KeyRange> {
-    let cuts = crate::ranges::candidate_boundaries(root, r, windows);
+    let cuts = crate::source::ranges::candidate_boundaries(root, r, windows);
     let mut starts = vec![range.start_at.clone()];
     starts.extend(cuts.into_iter().map(Some));
     let mut out = Vec::new();

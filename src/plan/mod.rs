@@ -11,11 +11,13 @@
 //!   from one full scan (`--full-scan`).
 //! * [`infer`] pure type inference over sampled documents.
 //! * [`suggest`] pure cast/ref suggestions from the inferred statistics.
+//! * `names` the target and file name proposed for each pattern.
 //! * [`skeleton`] pure skeleton mapping files.
 //! * [`report`] the JSON report (a stable schema) and its Markdown rendering.
 
 pub mod discover;
 pub mod infer;
+mod names;
 pub mod query;
 pub mod report;
 pub mod skeleton;

@@ -131,7 +131,7 @@ fn round4(x: f64) -> f64 {
 
 /// Builds the report from a plan.
 pub fn build(plan: &Plan, generated_at: &str) -> Report {
-    let names = super::skeleton::names(plan.patterns.keys());
+    let names = super::names::names(plan.patterns.keys());
     let universe = Universe {
         roots: plan
             .patterns

@@ -4,12 +4,13 @@
 //! no mapping at all; every rule the sample suggests is a commented line that can be
 //! uncommented as it is (`# "field" = { ... }`), with its reason above it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+use super::names::unique;
 use super::report::{CollectionReport, Report};
 use super::suggest::toml_str;
 use super::Plan;
@@ -23,73 +24,6 @@ const MAX_OUTLINE: usize = 300;
 pub struct SkeletonFile {
     pub name: String,
     pub text: String,
-}
-
-/// Target collection and file name of each pattern: the default target
-/// (`content.comments`) made safe for MongoDB and unique, and a file name made of it,
-/// unique even on case-insensitive file systems.
-pub fn names<'a>(
-    patterns: impl Iterator<Item = &'a CollectionPattern>,
-) -> BTreeMap<CollectionPattern, (String, String)> {
-    let mut targets = BTreeSet::new();
-    let mut files = BTreeSet::new();
-    let mut out = BTreeMap::new();
-    for p in patterns {
-        let base = safe_target(&p.default_target());
-        let target = unique(&base, |t| targets.contains(t), "_");
-        targets.insert(target.clone());
-        let stem = safe_file_stem(&target);
-        let stem = unique(&stem, |f| files.contains(&f.to_lowercase()), "-");
-        files.insert(stem.to_lowercase());
-        out.insert(p.clone(), (target, format!("{stem}.toml")));
-    }
-    out
-}
-
-fn unique(base: &str, taken: impl Fn(&str) -> bool, sep: &str) -> String {
-    if !taken(base) {
-        return base.to_string();
-    }
-    (2..)
-        .map(|i| format!("{base}{sep}{i}"))
-        .find(|c| !taken(c))
-        .expect("some suffix is free")
-}
-
-/// A MongoDB collection name the mapping validator accepts: no `$` or NUL, not
-/// `system.*`, not fireshift's own `_fireshift*`.
-fn safe_target(t: &str) -> String {
-    let mut s: String = t
-        .chars()
-        .map(|c| if c == '$' || c == '\0' { '_' } else { c })
-        .collect();
-    if s.starts_with("system.") || s.starts_with(crate::source::OWN_COLLECTION_PREFIX) {
-        s = format!("fs_{s}");
-    }
-    if s.is_empty() {
-        s = "collection".into();
-    }
-    s
-}
-
-fn safe_file_stem(target: &str) -> String {
-    let mut s: String = target
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with('.') {
-        s.insert(0, '_');
-    }
-    if s.eq_ignore_ascii_case("dataset") {
-        s.push('_');
-    }
-    s
 }
 
 /// `content/{contentId}/comments/{commentId}/replies`: placeholders named after the
@@ -404,9 +338,11 @@ mod tests {
     use super::*;
     use crate::mapping::MappingSet;
     use crate::plan::infer::PatternStats;
+    use crate::plan::names::names;
     use crate::plan::{report, CountMethod, Discovery, PatternPlan};
     use crate::test_support::{doc, v};
     use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, MapValue};
+    use std::collections::BTreeMap;
 
     /// A plan with awkward names: dotted and `$` fields, a collection id that needs a
     /// safe target, a conflict, suggestions of every kind.

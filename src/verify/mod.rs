@@ -11,6 +11,7 @@
 //! ```
 //!
 //! * [`compare`] the canonical form, its hash, field diffs and sampling (pure).
+//! * [`diff_record`] a field diff as stored and reported.
 //! * [`store`] what the verifier keeps in MongoDB: runs (cursor and counts, for resume),
 //!   mismatches (pending → confirmed | resolved) and the scratch collection of seen ids.
 //! * `recheck` judges each suspect again against fresh reads of both sides.
@@ -43,6 +44,7 @@
 //! repeat a fact).
 
 pub mod compare;
+pub mod diff_record;
 pub mod place;
 mod recheck;
 pub mod report;
@@ -59,10 +61,10 @@ use mongodb::Database;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::mapping::transform::Transformer;
 use crate::path::DocPath;
 use crate::retry::RetryPolicy;
 use crate::source::{FirestoreSource, KeyRange};
-use crate::transform::Transformer;
 use place::{Expected, Place};
 
 use compare::{canonical_bytes, documents_equal, FieldDiff};
@@ -110,7 +112,7 @@ impl Default for VerifyConfig {
             buffer_bytes: 64 * 1024 * 1024,
             checkpoint_docs: 50_000,
             sample: 1.0,
-            dead_letter_collection: crate::transform::DEAD_LETTER_COLLECTION.to_string(),
+            dead_letter_collection: crate::sink::dead_letter::DEAD_LETTER_COLLECTION.to_string(),
             max_diffs: 50,
             recheck_batch: 100,
             max_docs: None,
@@ -388,7 +390,7 @@ pub(crate) fn mongo_error(
         operation,
         target,
         uri: uri.to_string(),
-        retryable: crate::sink::is_retryable(&e),
+        retryable: crate::mongo::is_retryable(&e),
         message: e.to_string(),
     }
 }
@@ -771,7 +773,7 @@ impl Verifier {
     ) -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
         // The update-time guard (dual writes, `migrate --guard-update-time`) is
         // bookkeeping, not data: compare without it.
-        let projection = doc! { crate::dual::guard::GUARD_FIELD: 0 };
+        let projection = doc! { crate::sink::guard::GUARD_FIELD: 0 };
         self.fetch(collection, ids, Some(projection)).await
     }
 

@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use mongodb::bson::{Bson, RawBsonRef, RawDocumentBuf};
 
 use super::compare::RawError;
-use crate::sink::WriteKind;
-use crate::transform::Transformed;
+use crate::mapping::item::WriteKind;
+use crate::mapping::transform::Transformed;
 
 /// How to find an expected document in what a target query returns.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,76 +11,20 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use mongodb::bson::Bson;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::compare::{display_value, truncate, type_name, Change, FieldDiff};
+use super::compare::{truncate, Change};
 use super::store::{StoredFinding, Tally};
 use super::{CollectionCounts, Kind};
 
 /// Version of the JSON schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Longest extended-JSON rendering of one value kept in a diff (characters); longer
-/// ones become `{"$truncated": "<prefix>"}`.
-pub const MAX_VALUE_JSON: usize = 2048;
-/// Longest human rendering of a value (HTML, terminal).
-const MAX_DISPLAY: usize = 200;
 /// Mismatches shown in the terminal summary.
 const TERMINAL_MISMATCHES: usize = 8;
 /// Collection rows shown in the terminal summary (those with findings first).
 const TERMINAL_ROWS: usize = 24;
-
-/// A field diff as stored and reported: types, canonical extended JSON and a short
-/// rendering of both sides (`None` = absent on that side).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiffRecord {
-    pub path: String,
-    pub change: Change,
-    pub expected_type: Option<String>,
-    /// Canonical extended JSON text.
-    pub expected: Option<String>,
-    pub expected_display: Option<String>,
-    pub actual_type: Option<String>,
-    pub actual: Option<String>,
-    pub actual_display: Option<String>,
-}
-
-impl DiffRecord {
-    pub fn from_diff(d: &FieldDiff) -> Self {
-        Self {
-            path: d.path.clone(),
-            change: d.change,
-            expected_type: d.expected.as_ref().map(|v| type_name(v).to_string()),
-            expected: d.expected.as_ref().map(ext_json),
-            expected_display: d.expected.as_ref().map(|v| display_value(v, MAX_DISPLAY)),
-            actual_type: d.actual.as_ref().map(|v| type_name(v).to_string()),
-            actual: d.actual.as_ref().map(ext_json),
-            actual_display: d.actual.as_ref().map(|v| display_value(v, MAX_DISPLAY)),
-        }
-    }
-
-    /// `expected long 10, actual long 11`; `missing (expected string "x")`.
-    pub fn describe(&self) -> String {
-        let e = self.expected_display.as_deref().unwrap_or("(absent)");
-        let a = self.actual_display.as_deref().unwrap_or("(absent)");
-        match self.change {
-            Change::Missing => format!("missing in target (expected {e})"),
-            Change::Extra => format!("not expected (actual {a})"),
-            Change::Type => format!("type changed: expected {e}, actual {a}"),
-            Change::Value => format!("expected {e}, actual {a}"),
-        }
-    }
-}
-
-/// Canonical extended JSON text of a value, `{"$truncated": …}` past [`MAX_VALUE_JSON`].
-pub fn ext_json(v: &Bson) -> String {
-    let s = v.clone().into_canonical_extjson().to_string();
-    if s.chars().count() <= MAX_VALUE_JSON {
-        s
-    } else {
-        json!({ "$truncated": truncate(&s, MAX_VALUE_JSON) }).to_string()
-    }
-}
 
 fn parse_json(s: &Option<String>) -> Value {
     s.as_deref()
@@ -761,6 +705,7 @@ pub fn terminal_summary(h: &ReportHead, first: &[StoredFinding], paths: (&Path, 
 mod tests {
     use super::*;
     use crate::verify::compare::diff_documents;
+    use crate::verify::diff_record::{ext_json, DiffRecord};
     use mongodb::bson::{doc, RawDocumentBuf};
 
     #[test]

@@ -19,15 +19,15 @@ use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-use super::report::DiffRecord;
+use super::diff_record::DiffRecord;
 use super::{mongo_error, CollectionCounts, Finding, Kind, Mismatch, Recheck, UNPARSEABLE};
 use crate::error::{Error, Result};
 use crate::path::DocPath;
 use crate::retry::RetryPolicy;
 
-pub const RUNS_COLLECTION: &str = "_fireshift_verify_runs";
-pub const MISMATCHES_COLLECTION: &str = "_fireshift_verify_mismatches";
-pub const SEEN_PREFIX: &str = "_fireshift_verify_seen_";
+pub const RUNS_COLLECTION: &str = crate::own::VERIFY_RUNS;
+pub const MISMATCHES_COLLECTION: &str = crate::own::VERIFY_MISMATCHES;
+pub const SEEN_PREFIX: &str = crate::own::VERIFY_SEEN_PREFIX;
 /// Version of the run record layout; a resume of another version is refused.
 pub const RUN_RECORD_VERSION: i32 = 1;
 

@@ -271,7 +271,7 @@ pub fn expected_target(
     world: &World,
     docs: impl Iterator<Item = DemoDoc>,
 ) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
-    let t = fireshift::transform::Transformer::default();
+    let t = fireshift::mapping::transform::Transformer::default();
     let mut out: BTreeMap<String, BTreeMap<String, RawDocumentBuf>> = BTreeMap::new();
     for d in docs {
         let raw = gcloud_sdk::google::firestore::v1::Document {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 use fireshift::mapping::indexes::{self, render_report};
+use fireshift::mapping::transform::Transformer;
 use fireshift::mapping::{parent_pattern, Identity, Landing, MappingSet};
 use fireshift::retry::RetryPolicy;
 use fireshift::sink::SinkConfig;
-use fireshift::transform::Transformer;
 
 use crate::exit::ExitCode;
 

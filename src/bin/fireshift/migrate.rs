@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use fireshift::job::{self, JobOptions};
-use fireshift::pipeline::{PipelineConfig, Summary};
-use fireshift::progress::Progress;
+use fireshift::migrate::job::{self, JobOptions};
+use fireshift::migrate::pipeline::{PipelineConfig, Summary};
+use fireshift::migrate::progress::Progress;
 use fireshift::sink::{MongoSink, SinkConfig};
 use fireshift::source::FirestoreSource;
 
@@ -38,7 +38,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 4096)]
     pub read_ahead: usize,
     /// Collection for documents that cannot be converted or written.
-    #[arg(long, default_value = fireshift::transform::DEAD_LETTER_COLLECTION)]
+    #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
     /// Stop (exit 6, checkpoints kept) once this run dead-letters more documents than
     /// this; without it the run always goes to the end and reports them (exit 3).
@@ -75,7 +75,7 @@ pub struct MigrateArgs {
     pub parallel: usize,
     /// Run only share K of N of the ranges (N processes or machines run one job).
     #[arg(long, default_value = "1/1")]
-    pub shard: fireshift::job::Shard,
+    pub shard: fireshift::migrate::job::Shard,
     /// Resume although the mappings changed since the job started.
     #[arg(long)]
     pub force: bool,
@@ -95,7 +95,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         retry: ep.retry(),
         guard_field: args
             .guard_update_time
-            .then(|| fireshift::dual::guard::GUARD_FIELD.to_string()),
+            .then(|| fireshift::sink::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
     if args.in_flight == 0 || args.read_ahead == 0 || args.page_size <= 0 {
@@ -116,7 +116,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
 /// The body of `migrate` once both ends are connected.
 async fn migrate_on(
     args: &MigrateArgs,
-    transformer: &fireshift::transform::Transformer,
+    transformer: &fireshift::mapping::transform::Transformer,
     source: &FirestoreSource,
     sink: &MongoSink,
 ) -> anyhow::Result<ExitCode> {

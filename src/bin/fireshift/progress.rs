@@ -1,12 +1,12 @@
 //! How a migration's progress is shown: indicatif bars on a terminal (an overall bar and
 //! one per collection), periodic log lines elsewhere (CI, Kubernetes, `nohup`). Both read
-//! the library's counters ([`fireshift::progress::Progress`]); nothing here counts.
+//! the library's counters ([`fireshift::migrate::progress::Progress`]); nothing here counts.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use fireshift::progress::Progress;
+use fireshift::migrate::progress::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 

@@ -25,7 +25,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCode> {
-    use fireshift::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
+    use fireshift::migrate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
         Some(j) => store.load_job(j).await?.into_iter().collect(),

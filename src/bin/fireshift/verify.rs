@@ -16,10 +16,10 @@ use mongodb::bson::DateTime;
 
 use crate::cli::Endpoints;
 use crate::exit::ExitCode;
+use fireshift::mapping::transform::Transformer;
 use fireshift::retry::RetryPolicy;
 use fireshift::sink::SinkConfig;
 use fireshift::source::FirestoreSource;
-use fireshift::transform::Transformer;
 use fireshift::verify::report::{self, ReportHead, ReportWriter};
 use fireshift::verify::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
 use fireshift::verify::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
@@ -73,7 +73,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 50_000)]
     pub checkpoint_docs: u64,
     /// Collection where migrate put documents it could not convert or write.
-    #[arg(long, default_value = fireshift::transform::DEAD_LETTER_COLLECTION)]
+    #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
 }
 

@@ -6,8 +6,8 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Decimal128};
 
 use super::*;
 use crate::mapping::identity::derive_object_id;
+use crate::mapping::transform::Transformer;
 use crate::test_support::{arr, doc as document, i, map, s, v, ROOT as P};
-use crate::transform::Transformer;
 
 fn set(files: &[(&str, &str)]) -> MappingSet {
     let dir = tempfile::tempdir().unwrap();

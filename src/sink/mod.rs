@@ -12,11 +12,14 @@
 //! The raw `update` command is used rather than the 8.0-only `bulkWrite` command so that
 //! the same code runs against every MongoDB version an operator may have.
 
+pub mod dead_letter;
+pub mod guard;
+
 use mongodb::bson::{doc, rawdoc, Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf};
-use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::Database;
 
 use crate::error::{Error, Result};
+use crate::mapping::item::{WriteItem, WriteKind};
 use crate::mongo::MongoEndpoint;
 use crate::retry::RetryPolicy;
 
@@ -27,12 +30,6 @@ const COMMAND_OVERHEAD: usize = 64 * 1024;
 /// Per-statement wrapper bytes beyond the document and its `_id` (keys, types, lengths).
 const STATEMENT_OVERHEAD: usize = 48;
 
-/// Server error codes that describe a passing condition (a failover, a shutdown, a
-/// concurrent upsert race on the same `_id`).
-const RETRYABLE_CODES: &[i32] = &[
-    6, 7, 89, 91, 189, 262, 9001, 10107, 11000, 11600, 11602, 13435, 13436, 64,
-];
-
 /// Sink tuning; the defaults suit documents of a few KiB.
 #[derive(Debug, Clone)]
 pub struct SinkConfig {
@@ -40,7 +37,7 @@ pub struct SinkConfig {
     pub max_batch_bytes: usize,
     pub retry: RetryPolicy,
     /// When set, documents carrying an update time in this field (stamped by the
-    /// pipeline) are written with the update-time guard of [`crate::dual::guard`]: a
+    /// pipeline) are written with the update-time guard of [`crate::sink::guard`]: a
     /// stored document with a newer time is kept. For backfills during dual writes.
     pub guard_field: Option<String>,
 }
@@ -76,48 +73,11 @@ impl SinkConfig {
     }
 }
 
-/// One document to write, with the Firestore path it came from (for error reports).
-#[derive(Debug, Clone)]
-pub struct WriteItem {
-    pub source_path: String,
-    /// The `_id` of the target document the statement writes (for [`WriteKind::Embed`],
-    /// the parent's).
-    pub id: Bson,
-    pub doc: RawDocumentBuf,
-    /// The document has `$`-prefixed field names, which a replacement document may not
-    /// hold: it is written with `[{$replaceWith: {$literal: doc}}]` instead, which stores
-    /// it unchanged (MongoDB 4.2+). Only read for [`WriteKind::Replace`]: the other kinds
-    /// always wrap the document in `$literal`.
-    pub literal: bool,
-    pub kind: WriteKind,
-}
-
-/// How a [`WriteItem`] lands. Every kind is an upsert filtered on `_id`, idempotent and
-/// independent of the order of the statements touching one document, because batches
-/// run unordered and concurrently (a parent and its embedded children may be written in
-/// any order, or at once).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum WriteKind {
-    /// Replace the whole document.
-    #[default]
-    Replace,
-    /// Replace the whole document but keep the existing value of these array fields
-    /// (`[]` when absent): the parent of embedded subcollections, whose arrays are
-    /// written by the children's own statements.
-    /// `[{$replaceWith: {$mergeObjects: [{$literal: doc}, {f: {$ifNull: ["$f", []]}}]}}]`.
-    ReplaceKeeping { fields: Vec<String> },
-    /// Put `doc` (which has an `_id`) into the array `field` of the document `id`: any
-    /// element with the same `_id` is removed and `doc` added, the array kept sorted by
-    /// `_id` (MongoDB 5.2+), so a rerun replaces rather than duplicates and the result
-    /// does not depend on the order of the writes. When the array already holds `max`
-    /// other elements the statement fails on purpose and the item comes back as a
-    /// [`DocFailure`] with rule `embed-limit` (dead-lettered, never silently dropped).
-    Embed { field: String, max: u32 },
-}
-
 /// Marker in the server error a full embedded array provokes (see [`WriteKind::Embed`]).
 const EMBED_LIMIT_MARKER: &str = "fireshift-embed-limit";
 
+// How an item becomes a statement of the `update` command: the sink's business, so the
+// impl lives here although the type is the mapping's output.
 impl WriteItem {
     /// Bytes this item adds to an `update` command.
     pub fn command_bytes(&self) -> usize {
@@ -221,18 +181,6 @@ impl WriteItem {
     }
 }
 
-/// Whether any field name, at any depth, starts with `$`.
-pub fn has_dollar_field(doc: &mongodb::bson::Document) -> bool {
-    fn in_value(v: &Bson) -> bool {
-        match v {
-            Bson::Document(d) => has_dollar_field(d),
-            Bson::Array(a) => a.iter().any(in_value),
-            _ => false,
-        }
-    }
-    doc.iter().any(|(k, v)| k.starts_with('$') || in_value(v))
-}
-
 fn id_len(id: &Bson) -> usize {
     match id {
         Bson::String(s) => s.len() + 5,
@@ -323,7 +271,7 @@ impl MongoSink {
             target: database.to_string(),
             uri: redacted.clone(),
             message: crate::mongo::describe(&e),
-            retryable: is_retryable(&e),
+            retryable: crate::mongo::is_retryable(&e),
         };
         // The retry loop below owns the waiting; a short selection timeout per attempt
         // keeps each failure quick to report.
@@ -441,7 +389,7 @@ impl MongoSink {
             );
             let u = match &self.config.guard_field {
                 Some(f) => {
-                    crate::dual::guard::guarded_update(item, f).unwrap_or_else(|| item.update())
+                    crate::sink::guard::guarded_update(item, f).unwrap_or_else(|| item.update())
                 }
                 None => item.update(),
             };
@@ -463,7 +411,7 @@ impl MongoSink {
                 operation: "upsert",
                 target: self.target(collection),
                 uri: self.uri.clone(),
-                retryable: is_retryable(&e),
+                retryable: crate::mongo::is_retryable(&e),
                 message: e.to_string(),
             })
     }
@@ -510,7 +458,7 @@ impl MongoSink {
                     });
                 };
                 errored[index as usize] = true;
-                if RETRYABLE_CODES.contains(&code) {
+                if crate::mongo::RETRYABLE_CODES.contains(&code) {
                     retry.push((*item, message));
                 } else if let (WriteKind::Embed { field, max }, true) =
                     (&item.kind, message.contains(EMBED_LIMIT_MARKER))
@@ -549,25 +497,5 @@ fn bson_int(v: Option<&Bson>) -> Option<i64> {
         Bson::Int64(i) => Some(*i),
         Bson::Double(d) => Some(*d as i64),
         _ => None,
-    }
-}
-
-/// Whether a driver error describes a passing condition: network faults, pool resets,
-/// no reachable server, or a server error labelled or coded as transient.
-pub fn is_retryable(e: &mongodb::error::Error) -> bool {
-    // Waiting cannot make a refused certificate trusted.
-    if crate::tls::is_certificate_failure_text(&e.to_string()) {
-        return false;
-    }
-    if e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError") {
-        return true;
-    }
-    match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::ServerSelection { .. } => true,
-        ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
-        ErrorKind::Write(WriteFailure::WriteConcernError(_)) => true,
-        _ => false,
     }
 }

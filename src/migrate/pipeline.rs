@@ -25,12 +25,14 @@ use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::Document;
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{CheckpointStore, Counts, Island, RangeCheckpoint, MAX_ISLANDS};
 use crate::error::{Error, Result};
-use crate::progress::{CollectionStats, Progress};
-use crate::sink::{Batch, DocFailure, MongoSink, WriteItem};
+use crate::mapping::item::WriteItem;
+use crate::mapping::transform::{Rejection, Transformer};
+use crate::migrate::checkpoint::{CheckpointStore, Counts, Island, RangeCheckpoint, MAX_ISLANDS};
+use crate::migrate::progress::{CollectionStats, Progress};
+use crate::sink::dead_letter::DEAD_LETTER_COLLECTION;
+use crate::sink::{Batch, DocFailure, MongoSink};
 use crate::source::{FirestoreSource, KeyRange};
-use crate::transform::{Rejection, Transformer, DEAD_LETTER_COLLECTION};
 
 /// Pipeline bounds.
 #[derive(Debug, Clone)]
@@ -428,7 +430,7 @@ struct HeldDoc {
 }
 
 /// Recognises, in a resumed stream, the islands a crashed run left (see
-/// [`crate::checkpoint::Island`]): the documents of an island's collection are held from
+/// [`crate::migrate::checkpoint::Island`]): the documents of an island's collection are held from
 /// its `first` on and skipped once its `last` arrives within `docs` of them; past that
 /// many without `last`, or at the end of the stream, they are released and written.
 #[derive(Default)]
@@ -580,7 +582,7 @@ async fn batch_documents(
         let guard = sink.config().guard_field.as_deref();
         let applied = transformer
             .apply(&doc)
-            .and_then(|t| crate::dual::guard::stamp_transformed(t, &doc, guard));
+            .and_then(|t| crate::sink::guard::stamp_transformed(t, &doc, guard));
         let (collection, pattern, item) = match applied {
             Ok(t) => {
                 let pattern = t.pattern.to_string();

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::source::KeyRange;
 
-pub const CHECKPOINT_COLLECTION: &str = "_fireshift_checkpoints";
+pub const CHECKPOINT_COLLECTION: &str = crate::own::CHECKPOINTS;
 pub const RECORD_VERSION: u32 = 1;
 
 /// Where a range is in its life.
@@ -195,7 +195,7 @@ impl CheckpointStore {
             operation,
             target: self.target.clone(),
             uri: String::new(),
-            retryable: crate::sink::is_retryable(&e),
+            retryable: crate::mongo::is_retryable(&e),
             message: e.to_string(),
         }
     }

@@ -19,8 +19,8 @@ use gcloud_sdk::google::firestore::v1::Document;
 use gcloud_sdk::prost_types::Timestamp;
 use mongodb::bson::{rawdoc, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf};
 
-use crate::sink::WriteItem;
-use crate::transform::{Rejection, Transformed};
+use crate::mapping::item::WriteItem;
+use crate::mapping::outcome::{Rejection, Transformed};
 
 /// The reserved field that holds the guard time in every guarded MongoDB document.
 pub const GUARD_FIELD: &str = "_fs_updated";
@@ -94,7 +94,7 @@ pub fn stamp_transformed(
 
 /// The guarded form of an item's update statement (`u`), when the item carries a guard
 /// time in `field`. `None` for items without one and for embeds
-/// ([`crate::sink::WriteKind::Embed`]: an embedded element has no document of its own
+/// ([`crate::mapping::item::WriteKind::Embed`]: an embedded element has no document of its own
 /// to hold a guard): those are written unguarded, as before.
 pub fn guarded_update(item: &WriteItem, field: &str) -> Option<RawBson> {
     let time = guard_time(&item.doc, field)?;
@@ -131,7 +131,7 @@ pub fn delete_filter(id: mongodb::bson::Bson, field: &str, time: i64) -> mongodb
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::WriteKind;
+    use crate::mapping::item::WriteKind;
     use mongodb::bson::{doc, Bson};
 
     fn item(kind: WriteKind) -> WriteItem {

@@ -31,7 +31,7 @@ const NAME_FIELD: &str = "__name__";
 /// Prefix of the collections fireshift keeps for itself, in either database (the
 /// dual-write outbox in Firestore; checkpoints, dead letters and verify state in
 /// MongoDB): bookkeeping, not application data, so never migrated or verified.
-pub const OWN_COLLECTION_PREFIX: &str = "_fireshift";
+pub use crate::own::PREFIX as OWN_COLLECTION_PREFIX;
 
 /// Whether `name` (a full document name under `root`) lives in one of fireshift's own
 /// root collections, at any depth.

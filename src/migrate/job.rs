@@ -9,16 +9,16 @@
 use futures::StreamExt;
 use mongodb::bson::DateTime;
 
-use crate::checkpoint::{
+use crate::error::{Error, Result};
+use crate::mapping::transform::Transformer;
+use crate::migrate::checkpoint::{
     CheckpointStore, JobRecord, RangeCheckpoint, RangeState, StoredRange, CHECKPOINT_COLLECTION,
     RECORD_VERSION,
 };
-use crate::error::{Error, Result};
-use crate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
-use crate::progress::Progress;
+use crate::migrate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
+use crate::migrate::progress::Progress;
 use crate::sink::MongoSink;
 use crate::source::FirestoreSource;
-use crate::transform::Transformer;
 
 /// Which share of a job this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,7 @@ async fn load_or_create(
     let job = match store.load_job(&options.job).await? {
         Some(job) => job,
         None => {
-            let ranges = crate::ranges::split(source, options.ranges).await?;
+            let ranges = crate::source::ranges::split(source, options.ranges).await?;
             let record = JobRecord {
                 job: options.job.clone(),
                 kind: "job".into(),

@@ -1,0 +1,13 @@
+//! Migrate: a resumable, shardable copy of a source into MongoDB.
+//!
+//! * [`job`] a job: a fixed split into ranges, each copied with its own checkpoint,
+//!   several at once, shardable across processes; indexes once every range is copied.
+//! * [`pipeline`] one range: source → transform → batches → sink, every stage bounded,
+//!   the checkpoint moved only past acknowledged documents.
+//! * [`checkpoint`] the job and range records in MongoDB and their state machine.
+//! * [`progress`] the counters a run reports (per collection and overall).
+
+pub mod checkpoint;
+pub mod job;
+pub mod pipeline;
+pub mod progress;
