@@ -45,6 +45,25 @@ pub enum Error {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A broken invariant of fireshift itself (a bug, not bad data or a fault): the
+    /// message says which.
+    #[error("internal error (a fireshift bug; please report it): {0}")]
+    Internal(String),
+    /// A record fireshift stored earlier (a checkpoint, a verify run, an outbox entry)
+    /// cannot be read: changed by hand, or written by an incompatible version.
+    #[error("corrupt stored state in {location}: {message}")]
+    CorruptState { location: String, message: String },
+    /// Another writer changed the same state at the same time (a lost race for a record
+    /// that must have one owner).
+    #[error("contention on {what}: {message}")]
+    Contention { what: String, message: String },
+    /// A dead letter could not be stored: the document would vanish without a trace, so
+    /// the run stops.
+    #[error("could not store the dead letter for {source_path}: {message}")]
+    DeadLetterStore {
+        source_path: String,
+        message: String,
+    },
     /// A local file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -71,6 +90,10 @@ impl Error {
             Error::Mongo { retryable, .. } => *retryable,
             Error::RetriesExhausted { .. }
             | Error::Config(_)
+            | Error::Internal(_)
+            | Error::CorruptState { .. }
+            | Error::Contention { .. }
+            | Error::DeadLetterStore { .. }
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. } => false,
         }

@@ -47,6 +47,7 @@
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
 //! * [`error`] typed errors, classified retryable or fatal.
 
+pub mod ack;
 pub mod dual;
 pub mod error;
 pub mod firestore;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
-use crate::source::KeyRange;
+use crate::source::{Position, Range};
 
 pub const CHECKPOINT_COLLECTION: &str = crate::own::CHECKPOINTS;
 pub const RECORD_VERSION: u32 = 1;
@@ -101,25 +101,10 @@ pub struct JobRecord {
     pub source: String,
     /// Hash of the mappings (transform configuration) the copy uses.
     pub mappings_hash: String,
-    pub ranges: Vec<StoredRange>,
+    /// The source's split, fixed when the job is created (stored as the source made
+    /// it: `{start_at, end_before}` for key ranges, as records always held).
+    pub ranges: Vec<Range>,
     pub created_at: DateTime,
-}
-
-/// A range as stored: inclusive start, exclusive end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredRange {
-    pub start_at: Option<String>,
-    pub end_before: Option<String>,
-}
-
-impl StoredRange {
-    pub fn key_range(&self, cursor: Option<&str>) -> KeyRange {
-        KeyRange {
-            start_at: self.start_at.clone(),
-            start_after: cursor.map(str::to_string),
-            end_before: self.end_before.clone(),
-        }
-    }
 }
 
 /// One range's checkpoint.
@@ -132,7 +117,12 @@ pub struct RangeCheckpoint {
     pub version: u32,
     pub job: String,
     pub index: u32,
-    /// Last `__name__` acknowledged with everything before it.
+    /// Where the range's stream stands: everything up to it was acknowledged. Written
+    /// by every version that knows positions; older records hold only `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+    /// Last `__name__` acknowledged with everything before it: the position of a
+    /// `__name__`-ordered source, kept so older readers (and `status`) still see it.
     pub cursor: Option<String>,
     #[serde(flatten)]
     pub state: RangeState,
@@ -149,6 +139,20 @@ pub struct RangeCheckpoint {
 }
 
 impl RangeCheckpoint {
+    /// Where a resume starts: the stored position, or for records written before
+    /// positions existed, their `__name__` cursor.
+    pub fn resume_position(&self) -> Option<Position> {
+        self.position
+            .clone()
+            .or_else(|| self.cursor.clone().map(Position::after))
+    }
+
+    /// Moves the range's position (and the `cursor` older readers see).
+    pub fn set_position(&mut self, position: Position) {
+        self.cursor = Some(position.name().to_string());
+        self.position = Some(position);
+    }
+
     pub fn new(job: &str, index: u32, mappings_hash: &str) -> Self {
         Self {
             id: format!("{job}#{index}"),
@@ -156,6 +160,7 @@ impl RangeCheckpoint {
             version: RECORD_VERSION,
             job: job.to_string(),
             index,
+            position: None,
             cursor: None,
             state: RangeState::Pending,
             counts: Counts::default(),

@@ -12,13 +12,12 @@ use mongodb::bson::DateTime;
 use crate::error::{Error, Result};
 use crate::mapping::transform::Transformer;
 use crate::migrate::checkpoint::{
-    CheckpointStore, JobRecord, RangeCheckpoint, RangeState, StoredRange, CHECKPOINT_COLLECTION,
-    RECORD_VERSION,
+    CheckpointStore, JobRecord, RangeCheckpoint, RangeState, CHECKPOINT_COLLECTION, RECORD_VERSION,
 };
 use crate::migrate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
 use crate::migrate::progress::Progress;
 use crate::sink::MongoSink;
-use crate::source::FirestoreSource;
+use crate::source::{Range, Source};
 
 /// Which share of a job this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +90,24 @@ pub struct JobOutcome {
 }
 
 /// Runs (or resumes) a job to completion for this shard.
-pub async fn run(
-    source: &FirestoreSource,
+pub async fn run<S: Source>(
+    source: &S,
     sink: &MongoSink,
     transformer: &Transformer,
     options: &JobOptions,
     progress: &Progress,
 ) -> Result<JobOutcome> {
+    {
+        // The ETA comes from the source's estimate; the copy does not wait for it.
+        let (source, progress) = (source.clone(), progress.clone());
+        tokio::spawn(async move {
+            match source.estimate().await {
+                Ok(Some(n)) => progress.set_total(n),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("no document count for the ETA: {e}"),
+            }
+        });
+    }
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     if options.restart && !options.pipeline.dry_run {
         store.delete_job(&options.job).await?;
@@ -107,7 +117,7 @@ pub async fn run(
     let mut checkpoints = store.load_ranges(&options.job).await?;
     let resumed = checkpoints
         .iter()
-        .any(|c| c.cursor.is_some() || c.state != RangeState::Pending);
+        .any(|c| c.resume_position().is_some() || c.state != RangeState::Pending);
 
     let mut todo = Vec::new();
     let mut already_done = 0;
@@ -201,8 +211,8 @@ async fn build_indexes(
     Ok(Some(reports))
 }
 
-async fn load_or_create(
-    source: &FirestoreSource,
+async fn load_or_create<S: Source>(
+    source: &S,
     store: &CheckpointStore,
     options: &JobOptions,
     hash: &str,
@@ -210,20 +220,14 @@ async fn load_or_create(
     let job = match store.load_job(&options.job).await? {
         Some(job) => job,
         None => {
-            let ranges = crate::source::ranges::split(source, options.ranges).await?;
+            let ranges = source.split(options.ranges).await?;
             let record = JobRecord {
                 job: options.job.clone(),
                 kind: "job".into(),
                 version: RECORD_VERSION,
                 source: source.root().to_string(),
                 mappings_hash: hash.to_string(),
-                ranges: ranges
-                    .into_iter()
-                    .map(|r| StoredRange {
-                        start_at: r.start_at,
-                        end_before: r.end_before,
-                    })
-                    .collect(),
+                ranges,
                 created_at: DateTime::now(),
             };
             if options.pipeline.dry_run {
@@ -257,14 +261,14 @@ async fn load_or_create(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn copy_range(
-    source: &FirestoreSource,
+async fn copy_range<S: Source>(
+    source: &S,
     sink: &MongoSink,
     transformer: &Transformer,
     store: &CheckpointStore,
     options: &JobOptions,
     progress: &Progress,
-    range: StoredRange,
+    range: Range,
     mut record: RangeCheckpoint,
     hash: &str,
 ) -> Result<()> {
@@ -276,7 +280,7 @@ async fn copy_range(
     if !dry_run {
         store.save(&record).await?;
     }
-    let key_range = range.key_range(record.cursor.as_deref());
+    let start = record.resume_position();
     let id = record.id.clone();
     let checkpointer = Checkpointer {
         store: store.clone(),
@@ -286,7 +290,8 @@ async fn copy_range(
         source,
         sink,
         transformer,
-        key_range,
+        &range,
+        start,
         &options.pipeline,
         progress,
         Some(checkpointer),

@@ -73,17 +73,26 @@ pub fn stamp(doc: &mut RawDocumentBuf, field: &str, nanos: i64) -> Result<(), St
 /// Stamps a transformed document with its source's update time, for guarded writes.
 /// With `field = None` (guard off) the document is returned unchanged.
 pub fn stamp_transformed(
-    mut t: Transformed,
+    t: Transformed,
     source: &Document,
     field: Option<&str>,
 ) -> Result<Transformed, Rejection> {
-    let (Some(field), Some(ts)) = (field, source.update_time.as_ref()) else {
+    stamp_transformed_at(t, source.update_time.as_ref(), field)
+}
+
+/// [`stamp_transformed`] with the update time a source reported for the document.
+pub fn stamp_transformed_at(
+    mut t: Transformed,
+    update_time: Option<&Timestamp>,
+    field: Option<&str>,
+) -> Result<Transformed, Rejection> {
+    let (Some(field), Some(ts)) = (field, update_time) else {
         return Ok(t);
     };
     match stamp(&mut t.item.doc, field, timestamp_nanos(ts)) {
         Ok(()) => Ok(t),
         Err(reason) => Err(Rejection {
-            source_path: source.name.clone(),
+            source_path: t.item.source_path.clone(),
             pattern: Some(t.pattern),
             rule: "guard",
             field: Some(field.to_string()),

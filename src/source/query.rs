@@ -11,11 +11,13 @@
 //! used only to list the root collections.
 
 use futures::StreamExt;
+use std::collections::HashMap;
+
 use gcloud_sdk::google::firestore::v1::{
-    run_aggregation_query_request, run_query_request, structured_aggregation_query,
-    structured_query, value::ValueType, Cursor, Document, ListCollectionIdsRequest,
-    RunAggregationQueryRequest, RunQueryRequest, StructuredAggregationQuery, StructuredQuery,
-    Value,
+    batch_get_documents_response, run_aggregation_query_request, run_query_request,
+    structured_aggregation_query, structured_query, value::ValueType, BatchGetDocumentsRequest,
+    Cursor, Document, ListCollectionIdsRequest, RunAggregationQueryRequest, RunQueryRequest,
+    StructuredAggregationQuery, StructuredQuery, Value,
 };
 use gcloud_sdk::tonic::{Code, Status};
 use tokio::sync::mpsc;
@@ -223,17 +225,33 @@ impl FirestoreSource {
     /// and nothing is delivered twice. A persistent failure (past the retry deadline) or
     /// a fatal one ends the stream with that error as its last item.
     pub fn stream(&self, range: KeyRange, capacity: usize) -> mpsc::Receiver<Result<Document>> {
+        self.stream_as(range, capacity, |doc| doc)
+    }
+
+    /// [`Self::stream`], each document passed through `map` on the reader's task (one
+    /// channel hop, whatever the item type).
+    fn stream_as<T: Send + 'static>(
+        &self,
+        range: KeyRange,
+        capacity: usize,
+        map: fn(Document) -> T,
+    ) -> mpsc::Receiver<Result<T>> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.pump(range, &tx).await {
+            if let Err(e) = this.pump(range, &tx, map).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
         rx
     }
 
-    async fn pump(&self, range: KeyRange, tx: &mpsc::Sender<Result<Document>>) -> Result<()> {
+    async fn pump<T>(
+        &self,
+        range: KeyRange,
+        tx: &mpsc::Sender<Result<T>>,
+        map: fn(Document) -> T,
+    ) -> Result<()> {
         let mut after = range.start_after.clone();
         let mut backoff = self.config.retry.backoff();
         loop {
@@ -245,7 +263,10 @@ impl FirestoreSource {
             let mut delivered = 0usize;
             // On failure the page is re-read from `after`, which already covers every
             // document sent before the failure: nothing skipped, nothing sent twice.
-            match self.read_page(page, tx, &mut after, &mut delivered).await {
+            match self
+                .read_page(page, tx, map, &mut after, &mut delivered)
+                .await
+            {
                 Ok(PageEnd::Full) => backoff.reset(),
                 Ok(PageEnd::Exhausted | PageEnd::ConsumerGone) => return Ok(()),
                 Err(e) => {
@@ -265,10 +286,11 @@ impl FirestoreSource {
 
     /// Reads one page of at most `page_size` documents, sending each and advancing
     /// `after`. Errors are mapped to the library's retryable/fatal classes.
-    async fn read_page(
+    async fn read_page<T>(
         &self,
         range: KeyRange,
-        tx: &mpsc::Sender<Result<Document>>,
+        tx: &mpsc::Sender<Result<T>>,
+        map: fn(Document) -> T,
         after: &mut Option<String>,
         delivered: &mut usize,
     ) -> Result<PageEnd> {
@@ -296,7 +318,7 @@ impl FirestoreSource {
                     continue;
                 }
                 *delivered += 1;
-                if tx.send(Ok(doc)).await.is_err() {
+                if tx.send(Ok(map(doc))).await.is_err() {
                     return Ok(PageEnd::ConsumerGone);
                 }
             }
@@ -311,6 +333,102 @@ impl FirestoreSource {
     /// Describes the endpoint for messages (never contains credentials).
     pub fn endpoint(&self) -> &str {
         self.conn.endpoint()
+    }
+
+    /// Reads documents by full name with `BatchGetDocuments`: `Some` when found, `None`
+    /// when absent.
+    pub async fn get_documents(
+        &self,
+        names: &[String],
+    ) -> Result<HashMap<String, Option<Document>>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let req = BatchGetDocumentsRequest {
+            database: self.root.trim_end_matches("/documents").to_string(),
+            documents: names.to_vec(),
+            ..Default::default()
+        };
+        let error = |s: Status| self.status_error("BatchGetDocuments", s);
+        self.config
+            .retry
+            .run(
+                || format!("read back {} source documents", names.len()),
+                || async {
+                    let mut found = HashMap::new();
+                    let mut stream = self
+                        .conn
+                        .client()
+                        .batch_get_documents(req.clone())
+                        .await
+                        .map_err(error)?
+                        .into_inner();
+                    while let Some(resp) = stream.next().await {
+                        match resp.map_err(error)?.result {
+                            Some(batch_get_documents_response::Result::Found(d)) => {
+                                found.insert(d.name.clone(), Some(d));
+                            }
+                            Some(batch_get_documents_response::Result::Missing(n)) => {
+                                found.insert(n, None);
+                            }
+                            None => {}
+                        }
+                    }
+                    Ok(found)
+                },
+            )
+            .await
+    }
+}
+
+impl super::Source for FirestoreSource {
+    fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn endpoint(&self) -> &str {
+        self.conn.endpoint()
+    }
+
+    async fn split(&self, n: usize) -> Result<Vec<super::Range>> {
+        Ok(super::ranges::split(self, n)
+            .await?
+            .into_iter()
+            .map(|r| super::Range::Keys {
+                start_at: r.start_at,
+                end_before: r.end_before,
+            })
+            .collect())
+    }
+
+    async fn estimate(&self) -> Result<Option<u64>> {
+        // An aggregation count: one read per 1000 documents in production.
+        self.count_all().await.map(Some)
+    }
+
+    fn stream(
+        &self,
+        range: &super::Range,
+        after: Option<super::Position>,
+        capacity: usize,
+    ) -> mpsc::Receiver<Result<(super::Change, super::Position)>> {
+        let super::Range::Keys {
+            start_at,
+            end_before,
+        } = range;
+        let keys = KeyRange {
+            start_at: start_at.clone(),
+            start_after: after.map(|p| p.name().to_string()),
+            end_before: end_before.clone(),
+        };
+        self.stream_as(keys, capacity, |doc| {
+            let position = super::Position::after(doc.name.clone());
+            (super::Change::upsert(doc), position)
+        })
+    }
+
+    async fn read_back(&self, names: &[String]) -> Result<HashMap<String, Option<Document>>> {
+        self.get_documents(names).await
     }
 }
 

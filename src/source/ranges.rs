@@ -76,8 +76,10 @@ pub async fn split(source: &FirestoreSource, n: usize) -> Result<Vec<KeyRange>> 
     let started = std::time::Instant::now();
     // Each count is one round trip (and on the emulator a scan of the whole database):
     // a few at once, in order, instead of one after the other.
-    let counts: Vec<u64> = futures::stream::iter(&slices)
-        .map(|s| source.count_range(s))
+    // Owned slices: a borrowing closure here makes the future not `Send` (higher-ranked
+    // lifetime inference), which `Source::split` requires.
+    let counts: Vec<u64> = futures::stream::iter(slices.clone())
+        .map(|s| async move { source.count_range(&s).await })
         .buffered(COUNTS_IN_FLIGHT)
         .try_collect()
         .await?;

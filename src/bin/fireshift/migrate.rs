@@ -127,16 +127,6 @@ async fn migrate_on(
     );
 
     let progress = Progress::new();
-    {
-        // The ETA comes from an aggregation count; the copy does not wait for it.
-        let (source, progress) = (source.clone(), progress.clone());
-        tokio::spawn(async move {
-            match source.count_all().await {
-                Ok(n) => progress.set_total(n),
-                Err(e) => tracing::warn!("no document count for the ETA: {e}"),
-            }
-        });
-    }
     let display = Display::start(&progress, args.quiet);
     let pipeline = PipelineConfig {
         read_ahead: args.read_ahead,
