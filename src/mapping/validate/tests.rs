@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::mapping::load::load_dir;
+use crate::mapping::spec::RefRepr;
+use crate::mapping::Identity;
 
 /// Loads the files from a temporary directory; returns the set or the errors rendered
 /// as `file:line:col: message | help` (file names only).

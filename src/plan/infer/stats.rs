@@ -1,14 +1,15 @@
-//! Pure type inference over sampled documents: per field path (nested maps flattened to
-//! dotted paths, maps inside arrays traversed like mapping paths do), how many sampled
-//! documents have it, with which Firestore value types, which element types its arrays
-//! hold, and the shape of its strings and numbers (what a cast suggestion needs). No
-//! value is kept: only counts, so a report never carries personal data.
+//! The statistics of one collection pattern's sample ([`PatternStats`]) and of each of
+//! its field paths ([`FieldStats`]): documents are walked one at a time, and what each
+//! one has counts once, so frequencies count documents, not values. Bounded: at most
+//! [`MAX_PATHS`] paths and [`MAX_FK_VALUES`] foreign-key candidates per field.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, MapValue, Value};
-use serde::Serialize;
+use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Value};
 
+use super::kind::Kind;
+use super::path::{looks_like_id, FieldPath, Segment};
+use super::shape::{DoubleShape, IntegerShape, StringShape};
 use crate::path::DocPath;
 
 /// Distinct field paths tracked per collection pattern; past it, new paths are counted
@@ -19,276 +20,6 @@ pub const MAX_PATHS: usize = 2000;
 pub const MAX_FK_VALUES: usize = 2000;
 /// Deeper than Firestore allows (20 nested maps); a guard, not a limit in practice.
 const MAX_DEPTH: usize = 64;
-
-/// A Firestore value type as `plan` reports it (`vector` apart from `map`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Null,
-    Boolean,
-    Integer,
-    Double,
-    Timestamp,
-    String,
-    Bytes,
-    Reference,
-    Geopoint,
-    Array,
-    Map,
-    Vector,
-}
-
-impl Kind {
-    pub fn of(v: &Value) -> Kind {
-        match &v.value_type {
-            None | Some(ValueType::NullValue(_)) => Kind::Null,
-            Some(ValueType::BooleanValue(_)) => Kind::Boolean,
-            Some(ValueType::IntegerValue(_)) => Kind::Integer,
-            Some(ValueType::DoubleValue(_)) => Kind::Double,
-            Some(ValueType::TimestampValue(_)) => Kind::Timestamp,
-            Some(ValueType::StringValue(_)) => Kind::String,
-            Some(ValueType::BytesValue(_)) => Kind::Bytes,
-            Some(ValueType::ReferenceValue(_)) => Kind::Reference,
-            Some(ValueType::GeoPointValue(_)) => Kind::Geopoint,
-            Some(ValueType::ArrayValue(_)) => Kind::Array,
-            Some(ValueType::MapValue(m)) if is_vector(m) => Kind::Vector,
-            Some(ValueType::MapValue(_)) => Kind::Map,
-            // Pipeline-only values never occur in stored documents.
-            Some(_) => Kind::Null,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Null => "null",
-            Kind::Boolean => "boolean",
-            Kind::Integer => "integer",
-            Kind::Double => "double",
-            Kind::Timestamp => "timestamp",
-            Kind::String => "string",
-            Kind::Bytes => "bytes",
-            Kind::Reference => "reference",
-            Kind::Geopoint => "geopoint",
-            Kind::Array => "array",
-            Kind::Map => "map",
-            Kind::Vector => "vector",
-        }
-    }
-}
-
-fn is_vector(m: &MapValue) -> bool {
-    matches!(
-        m.fields.get("__type__").and_then(|v| v.value_type.as_ref()),
-        Some(ValueType::StringValue(s)) if s == "__vector__"
-    )
-}
-
-/// One segment of a field path: a field name, or any key of a map used as a dictionary
-/// (keys that look like document ids, e.g. `readBy.{userId}`), collapsed into one path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Segment {
-    Name(String),
-    AnyKey,
-}
-
-/// A field path.
-pub type FieldPath = Vec<Segment>;
-
-/// The path in mapping syntax (`a.b`, `` `a.b`.c ``), or `None` when the mapping
-/// syntax cannot name it (a dictionary segment, a name starting with a backtick or
-/// holding one next to a dot): such fields get no rule suggestion.
-pub fn mapping_path(path: &[Segment]) -> Option<String> {
-    let mut out = Vec::with_capacity(path.len());
-    for s in path {
-        let Segment::Name(n) = s else { return None };
-        if n.is_empty() || n.contains('\0') {
-            return None;
-        }
-        if n.contains('.') {
-            if n.contains('`') {
-                return None;
-            }
-            out.push(format!("`{n}`"));
-        } else if n.starts_with('`') {
-            return None;
-        } else {
-            out.push(n.clone());
-        }
-    }
-    let s = out.join(".");
-    // The renderer and the mapping parser must agree; anything else is not suggested.
-    let parsed = crate::mapping::rules::parse_field_path(&s).ok()?;
-    let want: Vec<&str> = path
-        .iter()
-        .map(|s| match s {
-            Segment::Name(n) => n.as_str(),
-            Segment::AnyKey => "",
-        })
-        .collect();
-    (parsed.iter().map(String::as_str).eq(want.iter().copied())).then_some(s)
-}
-
-/// The path for people: mapping syntax when it has one, else the segments with `*` for
-/// dictionary keys and backticks around odd names.
-pub fn display_path(path: &[Segment]) -> String {
-    mapping_path(path).unwrap_or_else(|| {
-        path.iter()
-            .map(|s| match s {
-                Segment::AnyKey => "*".to_string(),
-                Segment::Name(n) if n.contains('.') || n.contains('`') || n.is_empty() => {
-                    format!("`{n}`")
-                }
-                Segment::Name(n) => n.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(".")
-    })
-}
-
-/// Whether a map key looks like a document id rather than a field name: Firestore
-/// auto-ids and Auth uids (mixed-case alphanumerics with digits, 16+ characters) or
-/// UUIDs. Maps keyed by such ids are dictionaries: one path per key would be noise.
-pub fn looks_like_id(k: &str) -> bool {
-    let len = k.chars().count();
-    let uuid = len == 36
-        && k.chars().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
-    let auto = (16..=64).contains(&len)
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && k.chars().any(|c| c.is_ascii_digit())
-        && k.chars().any(|c| c.is_ascii_uppercase())
-        && k.chars().any(|c| c.is_ascii_lowercase());
-    uuid || auto
-}
-
-/// What the string values of one field look like (counts of values, not documents).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StringShape {
-    pub values: u64,
-    pub empty: u64,
-    /// RFC 3339 date-times (`2026-01-31T12:00:00Z`).
-    pub rfc3339: u64,
-    /// `YYYY-MM-DD`.
-    pub date_only: u64,
-    /// `YYYY-MM-DD HH:MM:SS`.
-    pub date_time_space: u64,
-    /// Whole numbers written canonically (`-12`, `0`; no leading zero, no `+`).
-    pub integer: u64,
-    /// Digits with a leading zero (`00123`): codes, not numbers.
-    pub leading_zero: u64,
-    /// Decimal numbers with a fraction (`12.30`, `-0.5`).
-    pub decimal: u64,
-    /// `true`/`false` in any case.
-    pub boolean: u64,
-    /// 24 hexadecimal digits (an ObjectId's text form).
-    pub hex24: u64,
-    /// Values with a `/` (paths, URLs): never foreign keys by id.
-    pub with_slash: u64,
-}
-
-impl StringShape {
-    fn add(&mut self, s: &str) {
-        self.values += 1;
-        if s.is_empty() {
-            self.empty += 1;
-            return;
-        }
-        if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
-            self.rfc3339 += 1;
-        } else if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10 {
-            self.date_only += 1;
-        } else if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok() {
-            self.date_time_space += 1;
-        }
-        let digits = s.strip_prefix('-').unwrap_or(s);
-        let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-        if all_digits {
-            if digits.len() > 1 && digits.starts_with('0') {
-                self.leading_zero += 1;
-            } else if digits.len() <= 18 {
-                self.integer += 1;
-            } else {
-                // Longer than i64 can always hold: a decimal, if anything.
-                self.decimal += 1;
-            }
-        } else if let Some((int, frac)) = digits.split_once('.') {
-            let ok = !int.is_empty()
-                && !frac.is_empty()
-                && int.bytes().all(|b| b.is_ascii_digit())
-                && frac.bytes().all(|b| b.is_ascii_digit())
-                && !(int.len() > 1 && int.starts_with('0'));
-            if ok {
-                self.decimal += 1;
-            }
-        }
-        if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") {
-            self.boolean += 1;
-        }
-        if s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            self.hex24 += 1;
-        }
-        if s.contains('/') {
-            self.with_slash += 1;
-        }
-    }
-
-    /// Non-empty values.
-    pub fn non_empty(&self) -> u64 {
-        self.values - self.empty
-    }
-}
-
-/// What the integer values of one field look like.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct IntegerShape {
-    pub values: u64,
-    /// In 2001..2100 as seconds since the epoch.
-    pub epoch_seconds: u64,
-    /// In 2001..2100 as milliseconds since the epoch.
-    pub epoch_millis: u64,
-    /// Beyond ±2^53: a double cannot hold them exactly (a `double` cast fails).
-    pub beyond_double: u64,
-}
-
-/// What the double values of one field look like.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DoubleShape {
-    pub values: u64,
-    /// NaN or ±Infinity: a `decimal128` cast fails on them.
-    pub non_finite: u64,
-}
-
-impl DoubleShape {
-    fn add(&mut self, d: f64) {
-        self.values += 1;
-        if !d.is_finite() {
-            self.non_finite += 1;
-        }
-    }
-}
-
-const EPOCH_2001_S: i64 = 978_307_200;
-const EPOCH_2100_S: i64 = 4_102_444_800;
-
-impl IntegerShape {
-    fn add(&mut self, n: i64) {
-        self.values += 1;
-        if n.unsigned_abs() > 1 << 53 {
-            self.beyond_double += 1;
-        }
-        if (EPOCH_2001_S..EPOCH_2100_S).contains(&n) {
-            self.epoch_seconds += 1;
-        } else if (EPOCH_2001_S * 1000..EPOCH_2100_S * 1000).contains(&n) {
-            self.epoch_millis += 1;
-        }
-    }
-}
 
 /// Statistics of one field path over the sampled documents of a pattern.
 #[derive(Debug, Clone, Default)]
@@ -498,6 +229,7 @@ pub fn reference_pattern(r: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::infer::{display_path, mapping_path};
     use crate::test_support::{arr, doc, i, map, s, v};
 
     fn name(p: &str) -> FieldPath {
@@ -612,64 +344,6 @@ mod tests {
         assert!(looks_like_id("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
         assert!(!looks_like_id("createdAt"));
         assert!(!looks_like_id("key001"));
-    }
-
-    #[test]
-    fn string_and_integer_shapes() {
-        let mut sh = StringShape::default();
-        for x in [
-            "2026-01-31T12:00:00Z",
-            "2026-01-31",
-            "2026-01-31 12:00:00",
-            "42",
-            "-7",
-            "00123",
-            "12.30",
-            "TRUE",
-            "5f0000000000000000000000",
-            "a/b",
-            "",
-        ] {
-            sh.add(x);
-        }
-        assert_eq!(
-            (sh.rfc3339, sh.date_only, sh.date_time_space),
-            (1, 1, 1),
-            "{sh:?}"
-        );
-        assert_eq!((sh.integer, sh.leading_zero, sh.decimal), (2, 1, 1));
-        assert_eq!(
-            (sh.boolean, sh.hex24, sh.with_slash, sh.empty),
-            (1, 1, 1, 1)
-        );
-        let mut n = IntegerShape::default();
-        n.add(1_767_225_600);
-        n.add(1_767_225_600_000);
-        n.add(5);
-        n.add(i64::MIN);
-        assert_eq!(
-            (n.values, n.epoch_seconds, n.epoch_millis, n.beyond_double),
-            (4, 1, 1, 1)
-        );
-        let mut d = DoubleShape::default();
-        d.add(f64::NAN);
-        d.add(1.5);
-        assert_eq!((d.values, d.non_finite), (2, 1));
-    }
-
-    #[test]
-    fn mapping_paths_round_trip_or_are_refused() {
-        let p = |xs: &[&str]| -> FieldPath {
-            xs.iter().map(|x| Segment::Name(x.to_string())).collect()
-        };
-        assert_eq!(mapping_path(&p(&["a", "b"])).as_deref(), Some("a.b"));
-        assert_eq!(mapping_path(&p(&["a.b", "c"])).as_deref(), Some("`a.b`.c"));
-        assert_eq!(
-            mapping_path(&p(&["$x", "naïve ключ"])).as_deref(),
-            Some("$x.naïve ключ")
-        );
-        assert_eq!(mapping_path(&p(&["`backtick`"])), None);
-        assert_eq!(mapping_path(&p(&["a.`b"])), None);
     }
 
     #[test]
