@@ -10,25 +10,59 @@
 //! * `missing`: one side has the document, the other not (also lag, or a lost write);
 //! * `mismatch`: the same update time and different content — logged with the
 //!   differing field paths;
+//! * `skipped`: sampled, but `max_shadow_in_flight` comparisons were already running;
 //! * `error`: the other database could not be read.
+//!
+//! This file owns the sampling and the comparison; the read path only says what it
+//! read (`ShadowSide`).
+
+use std::sync::Arc;
 
 use mongodb::bson::RawDocumentBuf;
 
-use super::store::{DualStore, ShadowSide, Target};
+use super::core::Core;
+use super::op::Target;
 use crate::sink::guard::{guard_time, GUARD_FIELD};
 use crate::verify::compare::{diff_documents, documents_equal};
 
 /// Differing fields logged per mismatch.
 const MAX_LOGGED_DIFFS: usize = 20;
 
-pub(crate) async fn compare(store: &DualStore, t: &Target, primary: ShadowSide) {
+/// What the read path already has, for a shadow comparison.
+pub(crate) enum ShadowSide {
+    /// The read came from Firestore: its shaped document (stamped).
+    Firestore(Option<RawDocumentBuf>),
+    /// The read came from MongoDB: the stored document.
+    Mongo(Option<RawDocumentBuf>),
+}
+
+/// Whether this read is one of the sampled ones (the fraction may change at run time).
+pub(crate) fn sampled(core: &Core) -> bool {
+    let p = core.shadow_read_fraction();
+    p > 0.0 && (p >= 1.0 || rand::random::<f64>() < p)
+}
+
+/// Compares in the background, if a slot is free; otherwise counts a skip.
+pub(crate) fn spawn(core: &Arc<Core>, t: Target, primary: ShadowSide) {
+    let Some(permit) = core.try_shadow_permit() else {
+        count(core, &t, "skipped");
+        return;
+    };
+    let core = core.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        compare(&core, &t, primary).await;
+    });
+}
+
+async fn compare(core: &Core, t: &Target, primary: ShadowSide) {
     let other = match &primary {
-        ShadowSide::Firestore(_) => store.mongo_get(t).await,
+        ShadowSide::Firestore(_) => core.mongo_get(t).await,
         ShadowSide::Mongo(_) => {
             async {
-                let (mut states, _) = store.fs_get(std::slice::from_ref(&t.name)).await?;
+                let (mut states, _) = core.fs_get(std::slice::from_ref(&t.name)).await?;
                 match states.remove(&t.name).flatten() {
-                    Some(d) => Ok(Some(store.transform(&d)?.item.doc)),
+                    Some(d) => Ok(Some(core.transform(&d)?.item.doc)),
                     None => Ok(None),
                 }
             }
@@ -39,7 +73,7 @@ pub(crate) async fn compare(store: &DualStore, t: &Target, primary: ShadowSide) 
         match (primary, other) {
             (_, Err(e)) => {
                 tracing::warn!(path = %t.rel, error = %e, "shadow read failed");
-                return count(store, t, "error");
+                return count(core, t, "error");
             }
             (ShadowSide::Firestore(fs), Ok(m)) => (fs, m),
             (ShadowSide::Mongo(m), Ok(fs)) => (fs, m),
@@ -74,12 +108,11 @@ pub(crate) async fn compare(store: &DualStore, t: &Target, primary: ShadowSide) 
             }
         }
     };
-    count(store, t, outcome);
+    count(core, t, outcome);
 }
 
-fn count(store: &DualStore, t: &Target, outcome: &str) {
-    store
-        .metrics()
+fn count(core: &Core, t: &Target, outcome: &str) {
+    core.metrics()
         .shadow_reads
         .with_label_values(&[&t.pattern, outcome])
         .inc();
