@@ -43,20 +43,19 @@
 //! seen-id writes are idempotent for this purpose (same `_id`s; duplicate seen ids only
 //! repeat a fact).
 
+mod chunk;
 pub mod compare;
 pub mod diff_record;
+mod pass;
 pub mod place;
 mod recheck;
 pub mod report;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 
-use futures::stream::FuturesUnordered;
-use futures::{StreamExt, TryStreamExt};
-use gcloud_sdk::google::firestore::v1::Document;
-use mongodb::bson::{doc, Bson, RawBson, RawDocumentBuf};
+use mongodb::bson::{Bson, RawBson};
 use mongodb::Database;
 use serde::{Deserialize, Serialize};
 
@@ -64,11 +63,9 @@ use crate::error::{Error, Result};
 use crate::mapping::transform::Transformer;
 use crate::path::DocPath;
 use crate::retry::RetryPolicy;
-use crate::source::{FirestoreSource, KeyRange};
-use place::{Expected, Place};
+use crate::source::{FirestoreSource, Source};
 
-use compare::{canonical_bytes, documents_equal, FieldDiff};
-use store::{RunRecord, Store};
+use compare::{canonical_bytes, FieldDiff};
 
 /// Collections fireshift itself keeps in the target database (dead letters,
 /// checkpoints, verify state) start with it: never compared, never "extra".
@@ -301,57 +298,6 @@ pub fn source_relative_path(collection: &str, id: &Bson) -> Option<String> {
     ok.then_some(relative)
 }
 
-/// One expected document waiting for comparison.
-struct Item {
-    source_path: String,
-    id: Bson,
-    /// `None` for a dead-letter check (only existence matters).
-    doc: Option<RawDocumentBuf>,
-    /// The collection whose counts this item adds to.
-    counts_as: String,
-    /// Where `doc` is in the target.
-    place: Place,
-}
-
-/// A batch of items bound for one collection, from one generation.
-struct Chunk {
-    gen: u64,
-    collection: String,
-    dead_letters: bool,
-    items: Vec<Item>,
-    bytes: usize,
-}
-
-struct ChunkOutcome {
-    gen: u64,
-    counts: Counts,
-}
-
-/// A generation of pass 1: see the module doc.
-struct Generation {
-    id: u64,
-    /// Name of the last source document read in it.
-    last_name: Option<String>,
-    docs: u64,
-    /// Chunks sent and not yet compared.
-    outstanding: usize,
-    closed: bool,
-    counts: Counts,
-}
-
-impl Generation {
-    fn new(id: u64) -> Self {
-        Self {
-            id,
-            last_name: None,
-            docs: 0,
-            outstanding: 0,
-            closed: false,
-            counts: Counts::new(),
-        }
-    }
-}
-
 /// How pass 1 ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassEnd {
@@ -368,10 +314,11 @@ pub struct Progress {
     pub suspects: AtomicU64,
 }
 
-/// Compares one Firestore database with one MongoDB database.
+/// Compares a source (the Firestore query source unless told otherwise) with one
+/// MongoDB database.
 #[derive(Clone)]
-pub struct Verifier {
-    source: FirestoreSource,
+pub struct Verifier<S: Source = FirestoreSource> {
+    source: S,
     db: Database,
     /// Redacted connection string, for messages.
     uri: String,
@@ -379,26 +326,10 @@ pub struct Verifier {
     config: VerifyConfig,
 }
 
-/// Maps a driver error to the library's error with its context.
-pub(crate) fn mongo_error(
-    operation: &'static str,
-    target: String,
-    uri: &str,
-    e: mongodb::error::Error,
-) -> Error {
-    Error::Mongo {
-        operation,
-        target,
-        uri: uri.to_string(),
-        retryable: crate::mongo::is_retryable(&e),
-        message: e.to_string(),
-    }
-}
-
-impl Verifier {
+impl<S: Source> Verifier<S> {
     /// `uri` must already be redacted (it only appears in messages).
     pub fn new(
-        source: FirestoreSource,
+        source: S,
         db: Database,
         uri: String,
         transformer: Transformer,
@@ -418,7 +349,7 @@ impl Verifier {
         &self.config
     }
 
-    pub fn source(&self) -> &FirestoreSource {
+    pub fn source(&self) -> &S {
         &self.source
     }
 
@@ -433,424 +364,21 @@ impl Verifier {
     pub fn transformer(&self) -> &Transformer {
         &self.transformer
     }
-
-    /// Pass 1 from the run's cursor: stream, transform, compare in chunks, record
-    /// suspects and seen ids; the run record advances generation by generation.
-    pub async fn compare_source(
-        &self,
-        store: &Store,
-        run: &mut RunRecord,
-        progress: &Progress,
-    ) -> Result<PassEnd> {
-        let cfg = &self.config;
-        let record_seen = !cfg.sampled();
-        let range = KeyRange {
-            start_after: run.cursor.clone(),
-            ..Default::default()
-        };
-        let mut docs = Some(self.source.stream(range, cfg.read_ahead));
-        let mut buffers: HashMap<String, Chunk> = HashMap::new();
-        let mut buffered_bytes = 0usize;
-        let mut gens: VecDeque<Generation> = VecDeque::from([Generation::new(0)]);
-        let mut next_gen = 1u64;
-        let mut queue: VecDeque<Chunk> = VecDeque::new();
-        let mut running = FuturesUnordered::new();
-        let mut read_here = 0u64;
-        let mut paused = false;
-        let mut committed: Counts = run
-            .collections
-            .iter()
-            .map(|c| (c.collection.clone(), c.clone()))
-            .collect();
-
-        loop {
-            while running.len() < cfg.in_flight {
-                let Some(chunk) = queue.pop_front() else {
-                    break;
-                };
-                let this = self.clone();
-                let store = store.clone();
-                running.push(tokio::spawn(async move {
-                    this.compare_chunk(&store, chunk, record_seen).await
-                }));
-            }
-            if docs.is_none() && queue.is_empty() && running.is_empty() {
-                break;
-            }
-            let can_read = docs.is_some() && queue.is_empty() && running.len() < cfg.in_flight;
-            tokio::select! {
-                biased;
-                joined = running.next(), if !running.is_empty() => {
-                    let outcome = joined
-                        .expect("non-empty")
-                        .map_err(|e| Error::Config(format!("verify task failed: {e}")))??;
-                    let g = gens
-                        .iter_mut()
-                        .find(|g| g.id == outcome.gen)
-                        .expect("a chunk's generation stays open until it is compared");
-                    g.outstanding -= 1;
-                    for (name, c) in &outcome.counts {
-                        bump(&mut g.counts, name).add(c);
-                        progress
-                            .suspects
-                            .fetch_add(c.missing + c.differing + c.dead_letters_missing, Ordering::Relaxed);
-                    }
-                }
-                doc = recv(&mut docs), if can_read => {
-                    match doc {
-                        Some(doc) => {
-                            let doc = doc?;
-                            self.take(doc, gens.back_mut().expect("one open generation"), &mut buffers, &mut buffered_bytes, &mut queue)?;
-                            read_here += 1;
-                            progress.docs.fetch_add(1, Ordering::Relaxed);
-                            if buffered_bytes > cfg.buffer_bytes {
-                                // Many collections interleave in `__name__` order; sending
-                                // the largest partial chunk keeps memory bounded without
-                                // making chunks tiny.
-                                let largest = buffers
-                                    .iter()
-                                    .max_by_key(|(_, c)| c.bytes)
-                                    .map(|(k, _)| k.clone())
-                                    .expect("bytes are buffered");
-                                let c = buffers.remove(&largest).expect("present");
-                                buffered_bytes -= c.bytes;
-                                gens.back_mut().expect("open").outstanding += 1;
-                                queue.push_back(c);
-                            }
-                            if cfg.max_docs.is_some_and(|m| read_here >= m) {
-                                paused = true;
-                                docs = None; // dropping the receiver stops the reader
-                            }
-                        }
-                        None => docs = None,
-                    }
-                    let g = gens.back_mut().expect("open");
-                    if docs.is_none() || g.docs >= cfg.checkpoint_docs {
-                        // Close the generation: its partial chunks go out now.
-                        g.closed = true;
-                        for (_, c) in buffers.drain() {
-                            g.outstanding += 1;
-                            queue.push_back(c);
-                        }
-                        buffered_bytes = 0;
-                        if docs.is_some() {
-                            gens.push_back(Generation::new(next_gen));
-                            next_gen += 1;
-                        }
-                    }
-                }
-            }
-            // Commit every finished generation at the front, in order.
-            let mut advanced = false;
-            while gens.front().is_some_and(|g| g.closed && g.outstanding == 0) {
-                let g = gens.pop_front().expect("checked");
-                for (name, c) in &g.counts {
-                    bump(&mut committed, name).add(c);
-                }
-                if g.last_name.is_some() {
-                    run.cursor = g.last_name;
-                }
-                run.docs += g.docs;
-                advanced = true;
-            }
-            if advanced {
-                run.collections = committed.values().cloned().collect();
-                store.save_run(run).await?;
-            }
-        }
-        Ok(if paused {
-            PassEnd::Paused
-        } else {
-            PassEnd::Complete
-        })
-    }
-
-    /// Routes one source document into a chunk buffer (or only counts it).
-    fn take(
-        &self,
-        doc: Document,
-        gen: &mut Generation,
-        buffers: &mut HashMap<String, Chunk>,
-        buffered_bytes: &mut usize,
-        queue: &mut VecDeque<Chunk>,
-    ) -> Result<()> {
-        gen.docs += 1;
-        let sampled = compare::in_sample(&doc.name, self.config.sample);
-        let expected = self
-            .transformer
-            .apply(&doc)
-            .map(|t| Expected::from_transformed(t).map_err(|e| (doc.name.clone(), e)));
-        let (collection, counts_as, dead_letters, item) = match expected {
-            Ok(Ok(e)) => {
-                let c = bump(&mut gen.counts, &e.collection);
-                c.source += 1;
-                let item = Item {
-                    source_path: doc.name.clone(),
-                    id: e.id,
-                    doc: Some(e.doc),
-                    counts_as: e.collection.clone(),
-                    place: e.place,
-                };
-                (e.collection.clone(), e.collection, false, item)
-            }
-            Ok(Err((name, e))) => {
-                // The transform produced it, so this is a bug, not bad data: stop loudly.
-                return Err(Error::Config(format!(
-                    "malformed transformed document for {name}: {e}"
-                )));
-            }
-            Err(r) => {
-                let counts_as = r
-                    .pattern
-                    .as_ref()
-                    .map(|p| p.default_target())
-                    .unwrap_or_else(|| UNPARSEABLE.to_string());
-                let c = bump(&mut gen.counts, &counts_as);
-                c.source += 1;
-                c.dead_lettered += 1;
-                let item = Item {
-                    id: Bson::String(r.source_path.clone()),
-                    source_path: r.source_path,
-                    doc: None,
-                    counts_as: counts_as.clone(),
-                    place: Place::Doc { strip: Vec::new() },
-                };
-                (
-                    self.config.dead_letter_collection.clone(),
-                    counts_as,
-                    true,
-                    item,
-                )
-            }
-        };
-        gen.last_name = Some(doc.name);
-        let c = bump(&mut gen.counts, &counts_as);
-        if !sampled {
-            c.sampled_out += 1;
-            return Ok(());
-        }
-        c.compared += 1;
-        let bytes = item.doc.as_ref().map_or(0, |d| d.as_bytes().len()) + item.source_path.len();
-        let chunk = buffers.entry(collection.clone()).or_insert_with(|| Chunk {
-            gen: gen.id,
-            collection: collection.clone(),
-            dead_letters,
-            items: Vec::new(),
-            bytes: 0,
-        });
-        chunk.items.push(item);
-        chunk.bytes += bytes;
-        *buffered_bytes += bytes;
-        if chunk.items.len() >= self.config.chunk_size {
-            let full = buffers.remove(&collection).expect("present");
-            *buffered_bytes -= full.bytes;
-            gen.outstanding += 1;
-            queue.push_back(full);
-        }
-        Ok(())
-    }
-
-    /// Fetches the target documents of a chunk and compares; stores suspects and seen ids.
-    async fn compare_chunk(
-        &self,
-        store: &Store,
-        chunk: Chunk,
-        record_seen: bool,
-    ) -> Result<ChunkOutcome> {
-        let mut counts = Counts::new();
-        let mut suspects: Vec<Mismatch> = Vec::new();
-        let ids: Vec<Bson> = chunk.items.iter().map(|i| i.id.clone()).collect();
-        if chunk.dead_letters {
-            let present = self.fetch_ids(&chunk.collection, &ids).await?;
-            for item in &chunk.items {
-                if !present.contains_key(&id_key(&item.id)?) {
-                    bump(&mut counts, &item.counts_as).dead_letters_missing += 1;
-                    suspects.push(Mismatch {
-                        kind: Kind::DeadLetterMissing,
-                        collection: chunk.collection.clone(),
-                        id: item.id.clone(),
-                        source_path: Some(item.source_path.clone()),
-                    });
-                }
-            }
-            store.insert_pending(&suspects).await?;
-            return Ok(ChunkOutcome {
-                gen: chunk.gen,
-                counts,
-            });
-        }
-        // Every item of a chunk has the same kind of place (a row is either a collection
-        // or one embedded array), so one query serves the chunk.
-        let fetch_collection = chunk
-            .items
-            .first()
-            .map(|i| i.place.fetch_key(&chunk.collection, &i.id).0.to_string())
-            .unwrap_or_else(|| chunk.collection.clone());
-        let fetch_ids: Vec<Bson> = chunk
-            .items
-            .iter()
-            .map(|i| i.place.fetch_key(&chunk.collection, &i.id).1.clone())
-            .collect();
-        let actual = self.fetch_docs(&fetch_collection, &fetch_ids).await?;
-        let mut seen = Vec::new();
-        let mut absent: Vec<&Item> = Vec::new();
-        for item in &chunk.items {
-            let expected = item.doc.as_ref().expect("target chunks carry documents");
-            let c = bump(&mut counts, &item.counts_as);
-            let fetched = actual.get(&id_key(
-                item.place.fetch_key(&chunk.collection, &item.id).1,
-            )?);
-            let found = match fetched {
-                Some(f) => item
-                    .place
-                    .view(&item.id, f)
-                    .map_err(|e| malformed(&chunk.collection, e))?,
-                None => None,
-            };
-            match found {
-                None => absent.push(item),
-                Some(found) => {
-                    // Embedded rows take no part in the extras scan (it scans collections).
-                    if matches!(item.place, Place::Doc { .. }) {
-                        seen.push(item.id.clone());
-                    }
-                    if documents_equal(expected, &found)
-                        .map_err(|e| malformed(&chunk.collection, e))?
-                    {
-                        c.matched += 1;
-                    } else {
-                        c.differing += 1;
-                        suspects.push(Mismatch {
-                            kind: Kind::Differing,
-                            collection: chunk.collection.clone(),
-                            id: item.id.clone(),
-                            source_path: Some(item.source_path.clone()),
-                        });
-                    }
-                }
-            }
-        }
-        if !absent.is_empty() {
-            // A document the server refused is dead-lettered by migrate (rule `sink`):
-            // accounted for, not missing.
-            let paths: Vec<Bson> = absent
-                .iter()
-                .map(|i| Bson::String(i.source_path.clone()))
-                .collect();
-            let dead = self
-                .fetch_ids(&self.config.dead_letter_collection, &paths)
-                .await?;
-            for item in absent {
-                let c = bump(&mut counts, &item.counts_as);
-                if dead.contains_key(&id_key(&Bson::String(item.source_path.clone()))?) {
-                    c.dead_lettered += 1;
-                } else {
-                    c.missing += 1;
-                    suspects.push(Mismatch {
-                        kind: Kind::Missing,
-                        collection: chunk.collection.clone(),
-                        id: item.id.clone(),
-                        source_path: Some(item.source_path.clone()),
-                    });
-                }
-            }
-        }
-        if record_seen {
-            store.insert_seen(&chunk.collection, &seen).await?;
-        }
-        store.insert_pending(&suspects).await?;
-        Ok(ChunkOutcome {
-            gen: chunk.gen,
-            counts,
-        })
-    }
-
-    /// The target documents with these `_id`s, keyed by [`id_key`].
-    async fn fetch_docs(
-        &self,
-        collection: &str,
-        ids: &[Bson],
-    ) -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
-        // The update-time guard (dual writes, `migrate --guard-update-time`) is
-        // bookkeeping, not data: compare without it.
-        let projection = doc! { crate::sink::guard::GUARD_FIELD: 0 };
-        self.fetch(collection, ids, Some(projection)).await
-    }
-
-    /// Which of these `_id`s exist (values are just the `_id`).
-    async fn fetch_ids(
-        &self,
-        collection: &str,
-        ids: &[Bson],
-    ) -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
-        self.fetch(collection, ids, Some(doc! {"_id": 1})).await
-    }
-
-    async fn fetch(
-        &self,
-        collection: &str,
-        ids: &[Bson],
-        projection: Option<mongodb::bson::Document>,
-    ) -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let coll = self.db.collection::<RawDocumentBuf>(collection);
-        let target = format!("{}.{collection}", self.db.name());
-        let docs: Vec<RawDocumentBuf> = self
-            .config
-            .retry
-            .run(
-                || format!("read {} documents from {target}", ids.len()),
-                || async {
-                    let mut find = coll
-                        .find(doc! {"_id": {"$in": ids}})
-                        .batch_size(ids.len().min(10_000) as u32);
-                    if let Some(p) = &projection {
-                        find = find.projection(p.clone());
-                    }
-                    let cursor = find
-                        .await
-                        .map_err(|e| mongo_error("find", target.clone(), &self.uri, e))?;
-                    cursor
-                        .try_collect()
-                        .await
-                        .map_err(|e| mongo_error("find", target.clone(), &self.uri, e))
-                },
-            )
-            .await?;
-        let mut out = HashMap::with_capacity(docs.len());
-        for d in docs {
-            let id = d
-                .get("_id")
-                .map_err(|e| malformed(collection, e))?
-                .ok_or_else(|| Error::Config(format!("a document of {target} has no _id")))?;
-            let key = canonical_bytes(id).map_err(|e| malformed(collection, e))?;
-            out.insert(key, d);
-        }
-        Ok(out)
-    }
-}
-
-async fn recv(
-    docs: &mut Option<tokio::sync::mpsc::Receiver<Result<Document>>>,
-) -> Option<Result<Document>> {
-    match docs {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The map key of an `_id`: its canonical bytes (type included, so `"5"` and `5` differ).
 pub fn id_key(id: &Bson) -> Result<Vec<u8>> {
     let raw = RawBson::try_from(id.clone())
-        .map_err(|e| Error::Config(format!("cannot encode _id {id}: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode _id {id}: {e}")))?;
     canonical_bytes(raw.as_raw_bson_ref())
-        .map_err(|e| Error::Config(format!("cannot encode _id {id}: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot encode _id {id}: {e}")))
 }
 
 fn malformed(collection: &str, e: compare::RawError) -> Error {
-    Error::Config(format!("malformed BSON in {collection}: {e}"))
+    Error::CorruptState {
+        location: collection.to_string(),
+        message: format!("malformed BSON: {e}"),
+    }
 }
 
 #[cfg(test)]

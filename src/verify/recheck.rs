@@ -5,10 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use futures::StreamExt;
-use gcloud_sdk::google::firestore::v1::{
-    batch_get_documents_response, BatchGetDocumentsRequest, Document,
-};
+use gcloud_sdk::google::firestore::v1::Document;
 use mongodb::bson::{Bson, RawDocumentBuf};
 
 use super::compare::{canonical_hash, diff_documents, documents_equal};
@@ -30,56 +27,9 @@ fn fetch_key<'a>(m: &'a Mismatch, e: Option<&'a Expected>) -> Option<(&'a str, &
     }
 }
 use crate::error::Result;
+use crate::source::Source;
 
-impl Verifier {
-    /// Reads source documents by full name: `Some` when found, `None` when absent.
-    async fn get_sources(&self, names: &[String]) -> Result<HashMap<String, Option<Document>>> {
-        if names.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let req = BatchGetDocumentsRequest {
-            database: self
-                .source
-                .root()
-                .trim_end_matches("/documents")
-                .to_string(),
-            documents: names.to_vec(),
-            ..Default::default()
-        };
-        let firestore_error =
-            |s: gcloud_sdk::tonic::Status| self.source.status_error("BatchGetDocuments", s);
-        self.source
-            .config()
-            .retry
-            .run(
-                || format!("read back {} source documents", names.len()),
-                || async {
-                    let mut found = HashMap::new();
-                    let mut stream = self
-                        .source
-                        .connection()
-                        .client()
-                        .batch_get_documents(req.clone())
-                        .await
-                        .map_err(firestore_error)?
-                        .into_inner();
-                    while let Some(resp) = stream.next().await {
-                        match resp.map_err(firestore_error)?.result {
-                            Some(batch_get_documents_response::Result::Found(d)) => {
-                                found.insert(d.name.clone(), Some(d));
-                            }
-                            Some(batch_get_documents_response::Result::Missing(n)) => {
-                                found.insert(n, None);
-                            }
-                            None => {}
-                        }
-                    }
-                    Ok(found)
-                },
-            )
-            .await
-    }
-
+impl<S: Source> Verifier<S> {
     /// Rechecks one mismatch against fresh reads of source and target.
     pub async fn recheck_one(&self, m: &Mismatch) -> Result<Recheck> {
         Ok(self
@@ -108,7 +58,7 @@ impl Verifier {
         let mut unique: Vec<String> = names.iter().flatten().cloned().collect();
         unique.sort();
         unique.dedup();
-        let sources = self.get_sources(&unique).await?;
+        let sources = self.source.read_back(&unique).await?;
         // What each target key should hold now, and where in the target that is.
         let mut expected: Vec<Option<Expected>> = Vec::with_capacity(mismatches.len());
         for (m, name) in mismatches.iter().zip(&names) {

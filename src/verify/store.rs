@@ -20,7 +20,7 @@ use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use super::diff_record::DiffRecord;
-use super::{mongo_error, CollectionCounts, Finding, Kind, Mismatch, Recheck, UNPARSEABLE};
+use super::{CollectionCounts, Finding, Kind, Mismatch, Recheck, UNPARSEABLE};
 use crate::error::{Error, Result};
 use crate::path::DocPath;
 use crate::retry::RetryPolicy;
@@ -59,9 +59,14 @@ pub struct RunRecord {
     pub transform: String,
     pub dead_letter_collection: String,
     pub state: RunState,
-    /// Last source document name of the last committed generation.
+    /// Where pass 1 stands: every source document up to it was compared and its
+    /// suspects stored. Records from before positions existed hold only `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<crate::source::Position>,
+    /// The last source document name compared with everything before it (the position
+    /// of a `__name__`-ordered source), kept for older readers and messages.
     pub cursor: Option<String>,
-    /// Source documents up to the cursor.
+    /// Source documents up to the position.
     pub docs: u64,
     pub collections: Vec<CollectionCounts>,
     pub started_at: DateTime,
@@ -69,6 +74,21 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime>,
     /// How many times the run was started or resumed.
     pub invocations: u32,
+}
+
+impl RunRecord {
+    /// Where pass 1 resumes: the stored position, or an older record's cursor.
+    pub fn resume_position(&self) -> Option<crate::source::Position> {
+        self.position
+            .clone()
+            .or_else(|| self.cursor.clone().map(crate::source::Position::after))
+    }
+
+    /// Moves pass 1's position (and the `cursor` older readers see).
+    pub fn set_position(&mut self, position: crate::source::Position) {
+        self.cursor = Some(position.name().to_string());
+        self.position = Some(position);
+    }
 }
 
 /// One row of the mismatch tally: how many records of a kind and state a collection has.
@@ -131,7 +151,7 @@ impl Store {
     }
 
     fn err(&self, op: &'static str, collection: &str, e: mongodb::error::Error) -> Error {
-        mongo_error(op, self.target(collection), &self.uri, e)
+        crate::mongo::error(op, self.target(collection), &self.uri, e)
     }
 
     /// Creates the indexes the verifier's queries rely on (idempotent).
@@ -183,14 +203,18 @@ impl Store {
             })
             .sort(doc! {"started_at": -1})
             .await
-            .map_err(|e| mongo_error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e))
+            .map_err(|e| {
+                crate::mongo::error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e)
+            })
     }
 
     pub async fn load_run(db: &Database, uri: &str, id: &str) -> Result<Option<RunRecord>> {
         db.collection::<RunRecord>(RUNS_COLLECTION)
             .find_one(doc! {"_id": id})
             .await
-            .map_err(|e| mongo_error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e))
+            .map_err(|e| {
+                crate::mongo::error("find", format!("{}.{RUNS_COLLECTION}", db.name()), uri, e)
+            })
     }
 
     /// Writes the run record (whole-document replacement, so a retry is harmless).

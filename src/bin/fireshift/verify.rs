@@ -483,6 +483,7 @@ async fn open_run(
         transform: fingerprint,
         dead_letter_collection: args.dead_letter_collection.clone(),
         state: RunState::Comparing,
+        position: None,
         cursor: None,
         docs: 0,
         collections: Vec::new(),
