@@ -174,6 +174,22 @@ impl RangeCheckpoint {
     }
 }
 
+/// Where a range's checkpoint is saved. Contract: when `save` returns `Ok`, the record
+/// is durable (a crash after it resumes from it). [`CheckpointStore`] is the real one;
+/// tests keep records in memory.
+pub trait SaveCheckpoint: Send + Sync + 'static {
+    fn save(
+        &self,
+        record: &RangeCheckpoint,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+impl SaveCheckpoint for CheckpointStore {
+    async fn save(&self, record: &RangeCheckpoint) -> Result<()> {
+        CheckpointStore::save(self, record).await
+    }
+}
+
 /// Reads and writes job and range records in one collection.
 #[derive(Clone)]
 pub struct CheckpointStore {

@@ -242,6 +242,29 @@ pub struct BatchResult {
     pub failures: Vec<DocFailure>,
 }
 
+/// Where the pipeline writes batches. Contract: `write` is idempotent (a batch may be
+/// written again after a crash or a retry), returns per-document failures for
+/// documents refused for good, and `Err` only when the whole batch could not be written
+/// (then nothing of it may be assumed written). [`MongoSink`] is the real one; tests
+/// use in-memory ones.
+pub trait Sink: Clone + Send + Sync + 'static {
+    /// Batch bounds and the update-time guard.
+    fn config(&self) -> &SinkConfig;
+    /// Writes one batch.
+    fn write(&self, batch: &Batch)
+        -> impl std::future::Future<Output = Result<BatchResult>> + Send;
+}
+
+impl Sink for MongoSink {
+    fn config(&self) -> &SinkConfig {
+        MongoSink::config(self)
+    }
+
+    async fn write(&self, batch: &Batch) -> Result<BatchResult> {
+        MongoSink::write(self, batch).await
+    }
+}
+
 /// Writes to one MongoDB database.
 #[derive(Clone)]
 pub struct MongoSink {

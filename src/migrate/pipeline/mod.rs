@@ -24,6 +24,8 @@
 
 mod batcher;
 mod islands;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,10 +36,12 @@ use tokio::sync::mpsc;
 use crate::ack::AckWindow;
 use crate::error::{Error, Result};
 use crate::mapping::transform::Transformer;
-use crate::migrate::checkpoint::{CheckpointStore, Counts, Island, RangeCheckpoint};
+use crate::migrate::checkpoint::{
+    CheckpointStore, Counts, Island, RangeCheckpoint, SaveCheckpoint,
+};
 use crate::migrate::progress::{CollectionStats, Progress};
 use crate::sink::dead_letter::DEAD_LETTER_COLLECTION;
-use crate::sink::{Batch, MongoSink};
+use crate::sink::{Batch, Sink};
 use crate::source::{Position, Range, Source};
 use islands::IslandBook;
 
@@ -170,12 +174,12 @@ struct Shared {
 }
 
 /// Saves a range's checkpoint whenever its position moves.
-pub struct Checkpointer {
-    pub store: CheckpointStore,
+pub struct Checkpointer<C: SaveCheckpoint = CheckpointStore> {
+    pub store: C,
     pub record: RangeCheckpoint,
 }
 
-impl Checkpointer {
+impl<C: SaveCheckpoint> Checkpointer<C> {
     /// Saves the range's progress: the new position (if it moved), the documents it
     /// adds, and the islands past it.
     async fn save(
@@ -201,16 +205,16 @@ impl Checkpointer {
 
 /// Copies `range` from just after `start` to its end.
 #[allow(clippy::too_many_arguments)]
-pub async fn run<S: Source>(
+pub async fn run<S: Source, K: Sink, C: SaveCheckpoint>(
     source: &S,
-    sink: &MongoSink,
+    sink: &K,
     transformer: &Transformer,
     range: &Range,
     start: Option<Position>,
     config: &PipelineConfig,
     progress: &Progress,
-    checkpoint: Option<Checkpointer>,
-) -> Result<(Summary, Option<Checkpointer>)> {
+    checkpoint: Option<Checkpointer<C>>,
+) -> Result<(Summary, Option<Checkpointer<C>>)> {
     let shared = Arc::new(Shared {
         window: Mutex::new(Window::default()),
         in_flight: Mutex::new(0),

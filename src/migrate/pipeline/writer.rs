@@ -13,20 +13,21 @@ use super::{tally, Checkpointer, Outcome, Outgoing, PipelineConfig, Shared};
 use crate::error::{Error, Result};
 use crate::mapping::item::WriteItem;
 use crate::mapping::outcome::Rejection;
+use crate::migrate::checkpoint::SaveCheckpoint;
 use crate::migrate::checkpoint::{Counts, Island};
 use crate::migrate::progress::Progress;
-use crate::sink::{Batch, DocFailure, MongoSink};
+use crate::sink::{Batch, DocFailure, Sink};
 
 /// Writes batches with at most `in_flight` at once; records dead letters for documents
 /// the server refused.
-pub(super) async fn write_batches(
-    sink: MongoSink,
+pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
+    sink: K,
     batches: mpsc::Receiver<Outgoing>,
     config: PipelineConfig,
     progress: Progress,
     shared: Arc<Shared>,
-    mut checkpoint: Option<Checkpointer>,
-) -> Result<Option<Checkpointer>> {
+    mut checkpoint: Option<Checkpointer<C>>,
+) -> Result<Option<Checkpointer<C>>> {
     let started = std::time::Instant::now();
     let done_at_start = checkpoint.as_ref().map_or(0, |c| c.record.counts.done());
     let stream =
@@ -117,8 +118,8 @@ pub(super) async fn write_batches(
 /// What became of each document of a written batch: written, or dead-lettered (by the
 /// transform, or now, because the server refused it: stored before it is
 /// acknowledged, so the position never passes a document that left no trace).
-async fn outcomes(
-    sink: &MongoSink,
+async fn outcomes<K: Sink>(
+    sink: &K,
     config: &PipelineConfig,
     progress: &Progress,
     o: &Outgoing,
@@ -164,8 +165,8 @@ async fn outcomes(
 }
 
 /// Documents the server refused become dead letters (reason: the server's message).
-async fn store_refused(
-    sink: &MongoSink,
+async fn store_refused<K: Sink>(
+    sink: &K,
     config: &PipelineConfig,
     progress: &Progress,
     refused: Vec<(&WriteItem, String, &DocFailure)>,
