@@ -190,12 +190,14 @@ impl Sink for MemSink {
     }
 }
 
-/// Every checkpoint saved, in order, with the documents the sink had acknowledged at
-/// that moment.
+/// A saved checkpoint and the documents the sink had acknowledged when it was saved.
+type Saved = (RangeCheckpoint, BTreeSet<String>);
+
+/// Every checkpoint saved, in order.
 #[derive(Clone)]
 struct MemCheckpoints {
     sink: MemSink,
-    saved: Arc<Mutex<Vec<(RangeCheckpoint, BTreeSet<String>)>>>,
+    saved: Arc<Mutex<Vec<Saved>>>,
 }
 
 impl SaveCheckpoint for MemCheckpoints {
@@ -219,7 +221,7 @@ fn config(in_flight: usize, read_ahead: usize) -> PipelineConfig {
 /// before the save; its counts are no more than what the sink acknowledged.
 fn assert_checkpoints_cover_only_acknowledged(
     source: &MemSource,
-    saved: &[(RangeCheckpoint, BTreeSet<String>)],
+    saved: &[Saved],
     context: &str,
 ) {
     for (record, acked) in saved {
