@@ -171,14 +171,7 @@ async fn world_on_private_emulator(
     // Before World::new: the world's client and the spawned binary both read it.
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
     let world = World::new(name).await;
-    world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(users).await;
     // The restarted emulator comes back with the same documents (same update times),
     // as a real Firestore does after an outage.
     let export_dir = dir.join("export");

@@ -22,14 +22,7 @@ fn v(t: ValueType) -> Value {
 async fn every_demo_document_lands_equal_to_its_expected_conversion() {
     let world = World::new("e2e-demo").await;
     let users = 15;
-    let written = world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    let written = world.write_demo(users).await;
     assert_eq!(written, demo::expected_count(users));
 
     let out = world.migrate(&[]);
@@ -82,14 +75,7 @@ async fn every_demo_document_lands_equal_to_its_expected_conversion() {
 #[tokio::test]
 async fn second_run_changes_nothing_and_duplicates_nothing() {
     let world = World::new("e2e-rerun").await;
-    world
-        .write(demo::generate(
-            3,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(3).await;
     assert_eq!(world.migrate(&["--batch-size", "7"]).status.code(), Some(0));
     let first = world.snapshot().await;
     assert!(first.values().map(|c| c.len()).sum::<usize>() >= demo::expected_count(3));
@@ -439,14 +425,7 @@ async fn wrong_project_is_a_clear_error() {
 async fn fireshifts_own_source_collections_are_neither_migrated_nor_verified() {
     let world = World::new("e2e-own").await;
     let users = 2;
-    world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(users).await;
     // What the dual-write library keeps in Firestore while an API runs in dual mode
     // (its outbox), including a subcollection under it.
     let own = [

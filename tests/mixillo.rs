@@ -136,14 +136,7 @@ fn render_id(b: &Bson) -> String {
 #[tokio::test]
 async fn the_demo_data_migrates_with_the_mixillo_mappings_and_every_reference_resolves() {
     let world = World::new("mixillo").await;
-    let written = world
-        .write(demo::generate(
-            USERS,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    let written = world.write_demo(USERS).await;
     assert_eq!(written, demo::expected_count(USERS));
     let set = set();
 

@@ -129,6 +129,21 @@ fn migrate_args(world: &World, database: &str, extra: &[&str]) -> Vec<String> {
     a
 }
 
+/// Application Default Credentials pointed at the key file `key`.
+fn key_env(key: &Path) -> [(&'static str, String); 1] {
+    [(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        key.to_string_lossy().into_owned(),
+    )]
+}
+
+/// Asserts the run stopped with exit 1 (not a panic's 101); returns its stderr.
+fn failed(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 /// Asserts the output holds none of `secrets`, and no panic.
 fn assert_clean(out: &Output, secrets: &[&str]) {
     let text = format!("{}{}", stdout(out), stderr(out));
@@ -195,14 +210,7 @@ async fn assert_same_landing(world: &World, b: &str) -> usize {
 /// The demo data set of `users` users in `world`, and the emulator-path migrate of it
 /// with the mixillo mappings into `world.database`: the reference landing.
 async fn reference_landing(world: &World, users: usize) {
-    world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(users).await;
     let out = world.migrate(&["--mappings", &mixillo(), "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
@@ -213,10 +221,7 @@ async fn a_service_account_key_migrates_verifies_and_plans_over_tls_as_the_emula
     reference_landing(&world, 12).await;
     let prod = Prod::start(Duration::ZERO).await;
     let (account, key) = prod.trusted_key(&world.project);
-    let env = [(
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        key.to_string_lossy().into_owned(),
-    )];
+    let env = key_env(&key);
     let secrets = key_material(&account.private_pem);
 
     // migrate, with the mixillo mappings: the same documents, byte for byte.
@@ -380,14 +385,7 @@ async fn metadata_server_tokens_are_renewed_during_a_migrate_that_outlives_them(
 #[tokio::test]
 async fn gcloud_user_credentials_and_ssl_cert_file_reach_firestore_and_a_ca_flag_reaches_mongodb() {
     let world = World::new("prod-user").await;
-    world
-        .write(demo::generate(
-            3,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(3).await;
     let prod = Prod::start(Duration::ZERO).await;
     let refresh = "1//refresh-token-d0n0tprint";
     let servers = TokenServers::start(
@@ -500,8 +498,7 @@ async fn without_credentials_the_binary_says_what_it_tried_and_how_to_fix_it() {
     let out = prod
         .run(&a, &[("GCE_METADATA_HOST", format!("127.0.0.1:{closed}"))])
         .await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert_clean(&out, &[]);
     for needle in [
         "no Google credentials found",
@@ -545,8 +542,7 @@ async fn the_default_endpoint_without_credentials_exits_1_not_101() {
             )],
         )
         .await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains("https://firestore.googleapis.com")
             && err.contains("no Google credentials found"),
@@ -558,14 +554,7 @@ async fn the_default_endpoint_without_credentials_exits_1_not_101() {
 #[tokio::test]
 async fn a_key_the_server_does_not_know_is_refused_with_the_endpoint_and_the_source() {
     let world = World::new("prod-badkey").await;
-    world
-        .write(demo::generate(
-            1,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(1).await;
     let prod = Prod::start(Duration::ZERO).await;
     // A well-formed key the front was never told about.
     let stranger = ServiceAccount::generate("stranger");
@@ -573,17 +562,8 @@ async fn a_key_the_server_does_not_know_is_refused_with_the_endpoint_and_the_sou
     stranger.write_key_file(&key, &world.project);
     let mut a = migrate_args(&world, &world.database, &["--retry-timeout", "60"]);
     a.extend(prod.endpoint_flags());
-    let out = prod
-        .run(
-            &a,
-            &[(
-                "GOOGLE_APPLICATION_CREDENTIALS",
-                key.to_string_lossy().into_owned(),
-            )],
-        )
-        .await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let out = prod.run(&a, &key_env(&key)).await;
+    let err = failed(&out);
     assert!(err.contains(&prod.front.url()), "{err}");
     assert!(
         err.contains("Unauthenticated") && err.contains("unknown service account key"),
@@ -616,8 +596,7 @@ async fn a_refused_refresh_token_stops_before_any_work() {
     let mut a = migrate_args(&world, &world.database, &[]);
     a.extend(prod.endpoint_flags());
     let out = prod.run(&a, &[]).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains(&prod.front.url()) && err.contains("could not produce a token"),
         "{err}"
@@ -636,14 +615,7 @@ async fn a_refused_refresh_token_stops_before_any_work() {
 #[tokio::test]
 async fn an_expired_token_the_server_rejects_is_a_clear_error() {
     let world = World::new("prod-expired").await;
-    world
-        .write(demo::generate(
-            1,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(1).await;
     let prod = Prod::start(Duration::ZERO).await;
     let servers = TokenServers::start(
         prod.front.tokens.clone(),
@@ -657,8 +629,7 @@ async fn an_expired_token_the_server_rejects_is_a_clear_error() {
     let out = prod
         .run(&a, &[("GCE_METADATA_HOST", servers.addr.to_string())])
         .await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains(&prod.front.url()) && err.contains("access token expired"),
         "{err}"
@@ -672,10 +643,7 @@ async fn an_untrusted_or_misnamed_firestore_certificate_is_refused_at_once() {
     let world = World::new("prod-fscert").await;
     let prod = Prod::start(Duration::ZERO).await;
     let (_, key) = prod.trusted_key(&world.project);
-    let env = [(
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        key.to_string_lossy().into_owned(),
-    )];
+    let env = key_env(&key);
     let mongo = prod.mongo.uri(&prod.pki.ca_file());
     // No CA given: the system roots do not know the test's CA.
     let untrusted = migrate_args(
@@ -689,8 +657,7 @@ async fn an_untrusted_or_misnamed_firestore_certificate_is_refused_at_once() {
         ],
     );
     let out = prod.run(&untrusted, &env).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains(&prod.front.url()) && err.contains("does not trust"),
         "{err}"
@@ -713,8 +680,7 @@ async fn an_untrusted_or_misnamed_firestore_certificate_is_refused_at_once() {
         ],
     );
     let out = prod.run(&misnamed, &env).await;
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed(&out);
     assert!(
         err.contains(&other.url()) && err.contains("not valid for that host name"),
         "{err}"
@@ -725,20 +691,10 @@ async fn an_untrusted_or_misnamed_firestore_certificate_is_refused_at_once() {
 #[tokio::test]
 async fn an_untrusted_or_misnamed_mongodb_certificate_is_refused_without_retrying() {
     let world = World::new("prod-mcert").await;
-    world
-        .write(demo::generate(
-            1,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(1).await;
     let prod = Prod::start(Duration::ZERO).await;
     let (_, key) = prod.trusted_key(&world.project);
-    let env = [(
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        key.to_string_lossy().into_owned(),
-    )];
+    let env = key_env(&key);
     let other = MongoTlsFront::start(
         &prod.pki,
         &["mongo.invalid"],
@@ -769,8 +725,7 @@ async fn an_untrusted_or_misnamed_mongodb_certificate_is_refused_without_retryin
             ],
         );
         let out = prod.run(&a, &env).await;
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let err = failed(&out);
         assert!(
             err.contains("MongoDB") && err.contains("certificate was refused"),
             "{err}"

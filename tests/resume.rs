@@ -26,14 +26,7 @@ fn kill_run() -> Vec<&'static str> {
 async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
     let world = World::new("crash").await;
     let users = 100;
-    world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(users).await;
     let total = demo::expected_count(users) as u64;
     let seed: u64 = rand::thread_rng().gen();
     eprintln!("kill schedule seed: {seed}");
@@ -213,14 +206,7 @@ impl Drop for PrivateMongo {
 async fn survives_a_mongodb_restart_mid_run() {
     let mut world = World::new("mongo-restart").await;
     let users = 80;
-    world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    world.write_demo(users).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = PrivateMongo::start(port, dir.path().to_path_buf());

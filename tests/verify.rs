@@ -24,14 +24,7 @@ fn v(t: ValueType) -> Value {
 
 /// Loads `users` demo users and migrates them; returns the expected document count.
 async fn migrated_demo(world: &World, users: usize) -> usize {
-    let n = world
-        .write(demo::generate(
-            users,
-            &world.project,
-            common::DB_ID,
-            demo::FIXED_NOW,
-        ))
-        .await;
+    let n = world.write_demo(users).await;
     assert_eq!(n, demo::expected_count(users));
     let out = world.migrate(&["--quiet"]);
     assert_eq!(out.status.code(), Some(0), "migrate: {}", stderr(&out));

@@ -18,10 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
-    batch_get_documents_response, run_query_request, BatchGetDocumentsRequest, CommitRequest,
-    CommitResponse, Document, RunQueryRequest, StructuredQuery, Write,
+    CommitRequest, CommitResponse, Document, StructuredQuery, Write,
 };
 use gcloud_sdk::tonic::Status;
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
@@ -243,25 +241,7 @@ impl Core {
         parent: String,
         query: StructuredQuery,
     ) -> Result<Vec<Document>, Error> {
-        let req = RunQueryRequest {
-            parent,
-            query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
-            ..Default::default()
-        };
-        let mut stream = self
-            .fs
-            .client()
-            .run_query(req)
-            .await
-            .map_err(|s| self.fs_error("RunQuery", s))?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(resp) = stream.next().await {
-            if let Some(d) = resp.map_err(|s| self.fs_error("RunQuery", s))?.document {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        self.fs.query_documents(&parent, query).await
     }
 
     /// How many documents a Firestore query under `parent` matches (an aggregation: no
@@ -271,17 +251,7 @@ impl Core {
         parent: &str,
         query: StructuredQuery,
     ) -> Result<u64, Error> {
-        let req = crate::source::count_request(parent, query);
-        let stream = self
-            .fs
-            .client()
-            .run_aggregation_query(req)
-            .await
-            .map_err(|s| self.fs_error("RunAggregationQuery", s))?
-            .into_inner();
-        crate::source::read_count(stream)
-            .await
-            .map_err(|s| self.fs_error("RunAggregationQuery", s))
+        self.fs.count(parent, query).await
     }
 
     /// Current state of each named document (`None`: missing) and the read time.
@@ -297,35 +267,9 @@ impl Core {
         // remove states older than every read.
         let mut read_time = i64::MAX;
         for chunk in unique.chunks(FS_GET_CHUNK) {
-            let req = BatchGetDocumentsRequest {
-                database: self.database.clone(),
-                documents: chunk.to_vec(),
-                ..Default::default()
-            };
-            let mut stream = self
-                .fs
-                .client()
-                .batch_get_documents(req)
-                .await
-                .map_err(|s| self.fs_error("BatchGetDocuments", s))?
-                .into_inner();
-            let mut chunk_time = 0i64;
-            while let Some(resp) = stream.next().await {
-                let resp = resp.map_err(|s| self.fs_error("BatchGetDocuments", s))?;
-                if let Some(t) = &resp.read_time {
-                    chunk_time = chunk_time.max(guard::timestamp_nanos(t));
-                }
-                match resp.result {
-                    Some(batch_get_documents_response::Result::Found(d)) => {
-                        out.insert(d.name.clone(), Some(d));
-                    }
-                    Some(batch_get_documents_response::Result::Missing(n)) => {
-                        out.insert(n, None);
-                    }
-                    None => {}
-                }
-            }
-            read_time = read_time.min(chunk_time);
+            let (found, chunk_time) = self.fs.get_documents(&self.database, chunk).await?;
+            out.extend(found);
+            read_time = read_time.min(chunk_time.as_ref().map_or(0, guard::timestamp_nanos));
         }
         if read_time == i64::MAX {
             read_time = 0;

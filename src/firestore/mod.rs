@@ -11,6 +11,7 @@
 //! call; Google's auth library (`google-cloud-auth`) mints it and refreshes it before it
 //! expires, in the background, so a long job never sees an expired token.
 
+mod call;
 mod credentials;
 mod write;
 
@@ -24,6 +25,7 @@ use tower_layer::Layer;
 
 use crate::error::{Error, Result};
 
+pub use call::{count_request, Fetched};
 pub use credentials::CredentialsSource;
 pub use write::{write_documents, BATCH_BYTES, BATCH_SIZE};
 

@@ -7,10 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::StreamExt;
-use gcloud_sdk::google::firestore::v1::{
-    run_query_request, Document, RunQueryRequest, StructuredQuery,
-};
+use gcloud_sdk::google::firestore::v1::{Document, StructuredQuery};
 
 use crate::error::Result;
 use crate::source::FirestoreSource;
@@ -107,34 +104,16 @@ impl<'a> Reader<'a> {
     /// limit: this is for samples, never for whole collections.
     pub async fn documents(&self, parent: &str, query: StructuredQuery) -> Result<Vec<Document>> {
         debug_assert!(query.limit.is_some(), "plan queries are bounded");
-        let req = RunQueryRequest {
-            parent: parent.to_string(),
-            query_type: Some(run_query_request::QueryType::StructuredQuery(query)),
-            ..Default::default()
-        };
         let docs = self
             .source
             .config()
             .retry
             .run(
                 || format!("sample documents under {parent}"),
-                || async {
-                    let mut stream = self
-                        .source
+                || {
+                    self.source
                         .connection()
-                        .client()
-                        .run_query(req.clone())
-                        .await
-                        .map_err(|s| self.source.status_error("RunQuery", s))?
-                        .into_inner();
-                    let mut docs = Vec::new();
-                    while let Some(resp) = stream.next().await {
-                        let resp = resp.map_err(|s| self.source.status_error("RunQuery", s))?;
-                        if let Some(doc) = resp.document {
-                            docs.push(doc);
-                        }
-                    }
-                    Ok(docs)
+                        .query_documents(parent, query.clone())
                 },
             )
             .await?;

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use crate::error::Result;
 
 pub use query::{
-    collection_query, count_request, is_own_document, is_unreachable, kindless_query, read_count,
-    FirestoreSource, KeyRange, SourceConfig, DEFAULT_DATABASE_ID, OWN_COLLECTION_PREFIX,
+    collection_query, is_own_document, is_unreachable, kindless_query, FirestoreSource, KeyRange,
+    SourceConfig, DEFAULT_DATABASE_ID, OWN_COLLECTION_PREFIX,
 };
 
 /// One change a source reports.

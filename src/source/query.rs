@@ -14,10 +14,8 @@ use futures::StreamExt;
 use std::collections::HashMap;
 
 use gcloud_sdk::google::firestore::v1::{
-    batch_get_documents_response, run_aggregation_query_request, run_query_request,
-    structured_aggregation_query, structured_query, value::ValueType, BatchGetDocumentsRequest,
-    Cursor, Document, ListCollectionIdsRequest, RunAggregationQueryRequest, RunQueryRequest,
-    StructuredAggregationQuery, StructuredQuery, Value,
+    run_query_request, structured_query, value::ValueType, Cursor, Document,
+    ListCollectionIdsRequest, RunQueryRequest, StructuredQuery, Value,
 };
 use gcloud_sdk::tonic::{Code, Status};
 use tokio::sync::mpsc;
@@ -196,23 +194,11 @@ impl FirestoreSource {
     /// Counts the documents `query` matches under `parent` (the database root or a full
     /// document name) with an aggregation: no document is read.
     pub async fn count_under(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
-        let req = count_request(parent, query);
         self.config
             .retry
             .run(
                 || format!("count documents under {parent}"),
-                || async {
-                    let stream = self
-                        .conn
-                        .client()
-                        .run_aggregation_query(req.clone())
-                        .await
-                        .map_err(|s| self.status_error("RunAggregationQuery", s))?
-                        .into_inner();
-                    read_count(stream)
-                        .await
-                        .map_err(|s| self.status_error("RunAggregationQuery", s))
-                },
+                || self.conn.count(parent, query.clone()),
             )
             .await
     }
@@ -341,43 +327,16 @@ impl FirestoreSource {
         &self,
         names: &[String],
     ) -> Result<HashMap<String, Option<Document>>> {
-        if names.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let req = BatchGetDocumentsRequest {
-            database: self.root.trim_end_matches("/documents").to_string(),
-            documents: names.to_vec(),
-            ..Default::default()
-        };
-        let error = |s: Status| self.status_error("BatchGetDocuments", s);
-        self.config
+        let database = self.root.trim_end_matches("/documents");
+        let (found, _) = self
+            .config
             .retry
             .run(
                 || format!("read back {} source documents", names.len()),
-                || async {
-                    let mut found = HashMap::new();
-                    let mut stream = self
-                        .conn
-                        .client()
-                        .batch_get_documents(req.clone())
-                        .await
-                        .map_err(error)?
-                        .into_inner();
-                    while let Some(resp) = stream.next().await {
-                        match resp.map_err(error)?.result {
-                            Some(batch_get_documents_response::Result::Found(d)) => {
-                                found.insert(d.name.clone(), Some(d));
-                            }
-                            Some(batch_get_documents_response::Result::Missing(n)) => {
-                                found.insert(n, None);
-                            }
-                            None => {}
-                        }
-                    }
-                    Ok(found)
-                },
+                || self.conn.get_documents(database, names),
             )
-            .await
+            .await?;
+        Ok(found)
     }
 }
 
@@ -504,51 +463,6 @@ pub fn is_unreachable(err: &Error) -> bool {
         Error::Firestore { code, .. } => matches!(code, Code::Unavailable | Code::Unknown),
         _ => false,
     }
-}
-
-/// A `RunAggregationQuery` that counts what `query` matches under `parent`; the count
-/// comes back under the alias `n` (see [`read_count`]).
-pub fn count_request(parent: &str, query: StructuredQuery) -> RunAggregationQueryRequest {
-    RunAggregationQueryRequest {
-        parent: parent.to_string(),
-        query_type: Some(
-            run_aggregation_query_request::QueryType::StructuredAggregationQuery(
-                StructuredAggregationQuery {
-                    aggregations: vec![structured_aggregation_query::Aggregation {
-                        alias: "n".into(),
-                        operator: Some(structured_aggregation_query::aggregation::Operator::Count(
-                            Default::default(),
-                        )),
-                    }],
-                    query_type: Some(structured_aggregation_query::QueryType::StructuredQuery(
-                        query,
-                    )),
-                },
-            ),
-        ),
-        ..Default::default()
-    }
-}
-
-/// The count of a [`count_request`]'s response stream.
-pub async fn read_count(
-    mut stream: gcloud_sdk::tonic::Streaming<
-        gcloud_sdk::google::firestore::v1::RunAggregationQueryResponse,
-    >,
-) -> std::result::Result<u64, Status> {
-    let mut n = 0u64;
-    while let Some(resp) = stream.next().await {
-        if let Some(Value {
-            value_type: Some(ValueType::IntegerValue(c)),
-        }) = resp?
-            .result
-            .as_ref()
-            .and_then(|r| r.aggregate_fields.get("n"))
-        {
-            n = *c as u64;
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -116,6 +116,13 @@ impl World {
         .expect("write demo documents")
     }
 
+    /// Writes the demo data set of `users` users (at [`demo::FIXED_NOW`]) to this
+    /// world's Firestore project.
+    pub async fn write_demo(&self, users: usize) -> usize {
+        self.write(demo::generate(users, &self.project, DB_ID, demo::FIXED_NOW))
+            .await
+    }
+
     /// Deletes one document (`users/u2`) from this world's Firestore project.
     pub async fn delete(&self, relative: &str) {
         use gcloud_sdk::google::firestore::v1::{write::Operation, CommitRequest, Write};

@@ -219,11 +219,7 @@ fn config(in_flight: usize, read_ahead: usize) -> PipelineConfig {
 /// Asserts each saved checkpoint covers only acknowledged documents: every document up
 /// to its position, and every document of its islands, was acknowledged by the sink
 /// before the save; its counts are no more than what the sink acknowledged.
-fn assert_checkpoints_cover_only_acknowledged(
-    source: &MemSource,
-    saved: &[Saved],
-    context: &str,
-) {
+fn assert_checkpoints_cover_only_acknowledged(source: &MemSource, saved: &[Saved], context: &str) {
     for (record, acked) in saved {
         if let Some(position) = record.resume_position() {
             for d in source
