@@ -115,8 +115,11 @@ pub(crate) async fn write(core: &Core, op: WriteOp, t: Target) -> DualResult<Wri
 /// entry from the dual phase replayed later can never overwrite it, even if this
 /// host's clock is behind Firestore's.
 async fn replace(core: &Core, collection: &str, item: &WriteItem, now: i64) -> DualResult<()> {
-    let mut d = mongodb::bson::Document::try_from(item.doc.as_ref())
-        .map_err(|e| DualError::Io(Error::Config(format!("converted document: {e}"))))?;
+    let mut d = mongodb::bson::Document::try_from(item.doc.as_ref()).map_err(|e| {
+        DualError::Io(Error::Internal(format!(
+            "a converted document does not decode: {e}"
+        )))
+    })?;
     d.remove(GUARD_FIELD);
     let mut parts = vec![Bson::Document(doc! { "$literal": d })];
     if let crate::mapping::item::WriteKind::ReplaceKeeping { fields } = &item.kind {

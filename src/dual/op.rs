@@ -127,8 +127,12 @@ pub(crate) struct Target {
 
 /// A stored document as callers see it: without the guard field.
 pub(crate) fn for_caller(d: &RawDocumentBuf) -> DualResult<mongodb::bson::Document> {
-    let mut d = mongodb::bson::Document::try_from(d.as_ref())
-        .map_err(|e| DualError::Io(Error::Config(format!("malformed stored document: {e}"))))?;
+    let mut d = mongodb::bson::Document::try_from(d.as_ref()).map_err(|e| {
+        DualError::Io(Error::CorruptState {
+            location: "a MongoDB document".into(),
+            message: format!("malformed BSON: {e}"),
+        })
+    })?;
     d.remove(GUARD_FIELD);
     Ok(d)
 }

@@ -233,9 +233,16 @@ impl CheckpointStore {
     pub async fn create_job(&self, record: JobRecord) -> Result<JobRecord> {
         match self.jobs.insert_one(&record).await {
             Ok(_) => Ok(record),
-            Err(e) if is_duplicate_key(&e) => self.load_job(&record.job).await?.ok_or_else(|| {
-                Error::Config(format!("job {} vanished while being created", record.job))
-            }),
+            Err(e) if is_duplicate_key(&e) => {
+                self.load_job(&record.job)
+                    .await?
+                    .ok_or_else(|| Error::Contention {
+                        what: format!("job {}", record.job),
+                        message:
+                            "another process created it and it was deleted before it could be read"
+                                .into(),
+                    })
+            }
             Err(e) => Err(self.err("create job", e)),
         }
     }

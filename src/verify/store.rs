@@ -470,7 +470,10 @@ impl Store {
             .map(|d| {
                 let kind: Kind =
                     mongodb::bson::from_bson(d.get("kind").cloned().unwrap_or(Bson::Null))
-                        .map_err(|e| Error::Config(format!("bad mismatch record {d}: {e}")))?;
+                        .map_err(|e| Error::CorruptState {
+                            location: MISMATCHES_COLLECTION.into(),
+                            message: format!("bad mismatch record {d}: {e}"),
+                        })?;
                 Ok(Mismatch {
                     kind,
                     collection: d.get_str("c").unwrap_or_default().to_string(),
@@ -529,7 +532,10 @@ impl Store {
         for r in rows {
             let id = r.get_document("_id").cloned().unwrap_or_default();
             let kind: Kind = mongodb::bson::from_bson(id.get("k").cloned().unwrap_or(Bson::Null))
-                .map_err(|e| Error::Config(format!("bad mismatch tally {r}: {e}")))?;
+                .map_err(|e| Error::CorruptState {
+                location: MISMATCHES_COLLECTION.into(),
+                message: format!("bad mismatch tally {r}: {e}"),
+            })?;
             let n = match r.get("n") {
                 Some(Bson::Int32(n)) => *n as u64,
                 Some(Bson::Int64(n)) => *n as u64,
@@ -619,7 +625,7 @@ fn finding_fields(f: &Finding, now: DateTime) -> Result<Document> {
         .iter()
         .map(|d| {
             mongodb::bson::to_bson(&DiffRecord::from_diff(d))
-                .map_err(|e| Error::Config(format!("cannot store a field diff: {e}")))
+                .map_err(|e| Error::Internal(format!("cannot encode a field diff: {e}")))
         })
         .collect::<Result<_>>()?;
     Ok(doc! {

@@ -119,9 +119,12 @@ async fn sync_path(core: &Core, rel: &str, mut last: Option<Applied>) -> DualRes
         core.apply_secondary(&t, doc, read_time).await?;
         last = Some(observed);
     }
-    Err(DualError::Io(crate::error::Error::Config(format!(
-        "`{rel}` kept changing during {MAX_SYNC_ROUNDS} sync rounds; left for the next pass"
-    ))))
+    Err(DualError::Io(crate::error::Error::Contention {
+        what: format!("`{rel}`"),
+        message: format!(
+            "it kept changing during {MAX_SYNC_ROUNDS} sync rounds; left for the next pass"
+        ),
+    }))
 }
 
 /// Syncs every path of an entry. A path that can no longer be resolved (its
