@@ -27,6 +27,8 @@ use crate::retry::RetryPolicy;
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
 /// Room kept for the command envelope and per-statement `{q, u, upsert}` wrappers.
 const COMMAND_OVERHEAD: usize = 64 * 1024;
+/// The most bytes one write batch may hold: one command stays under the BSON limit.
+pub const MAX_BATCH_BYTES: usize = MAX_BSON_BYTES - COMMAND_OVERHEAD;
 /// Per-statement wrapper bytes beyond the document and its `_id` (keys, types, lengths).
 const STATEMENT_OVERHEAD: usize = 48;
 

@@ -18,7 +18,7 @@ use crate::exit::EXIT_CODES_HELP;
 #[derive(Debug, Parser)]
 #[command(
     name = "fireshift",
-    version,
+    version = env!("FIRESHIFT_VERSION"),
     about = "Move a live application from Cloud Firestore to MongoDB",
     after_help = EXIT_CODES_HELP
 )]
@@ -26,8 +26,19 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter (tracing syntax), e.g. `info` or `fireshift=debug`.
-    #[arg(long, global = true, env = "FIRESHIFT_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "FIRESHIFT_LOG", default_value = "info", value_parser = crate::parse::log_filter)]
     pub log: String,
+    /// Log lines as `text` (colours only on a terminal, never with NO_COLOR set) or as
+    /// `json` (one object per line, for log collectors).
+    #[arg(long, global = true, env = "FIRESHIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

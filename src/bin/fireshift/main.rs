@@ -11,6 +11,7 @@ mod cli;
 mod exit;
 mod mappings;
 mod migrate;
+mod parse;
 mod plan;
 mod progress;
 mod status;
@@ -20,6 +21,25 @@ use clap::Parser;
 use cli::{Cli, Command};
 use exit::ExitCode;
 use tracing_subscriber::EnvFilter;
+
+/// Log lines go to stderr (stdout carries summaries): text with colours only on a
+/// terminal and never under `NO_COLOR` (so redirected logs hold no escape codes), or
+/// JSON objects.
+fn init_logs(args: &Cli) {
+    use std::io::IsTerminal;
+    // Parsed once already by the flag's value parser.
+    let filter = EnvFilter::try_new(&args.log).expect("validated --log filter");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init()
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() {
@@ -38,11 +58,7 @@ async fn main() {
             std::process::exit(code.code());
         }
     };
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(&args);
     let outcome = match args.command {
         Command::Migrate(a) => migrate::run(a).await,
         Command::Status(a) => status::run(a).await,

@@ -12,6 +12,7 @@ use fireshift::source::FirestoreSource;
 
 use crate::cli::Endpoints;
 use crate::exit::ExitCode;
+use crate::parse;
 use crate::progress::Display;
 
 #[derive(Debug, Args)]
@@ -23,19 +24,19 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub mappings: Option<PathBuf>,
     /// Documents per MongoDB write batch.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = parse::batch_size)]
     pub batch_size: usize,
     /// Bytes per MongoDB write batch (at most 16 MiB less the command envelope).
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_parser = parse::batch_bytes)]
     pub batch_bytes: usize,
     /// Write batches in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = parse::at_least_one)]
     pub in_flight: usize,
     /// Documents per Firestore query page (the unit of resume on a fault).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = parse::page_size)]
     pub page_size: i32,
     /// Documents read ahead of the writer.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = parse::at_least_one)]
     pub read_ahead: usize,
     /// Collection for documents that cannot be converted or written.
     #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
@@ -68,10 +69,10 @@ pub struct MigrateArgs {
     /// Key ranges to split a new job into (fixed once the job exists). Default:
     /// --parallel × the shard count, so no split is paid for without parallelism
     /// (each split slice costs a count query, a full scan on the emulator).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::at_least_one)]
     pub ranges: Option<usize>,
     /// Ranges copied at once by this process.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = parse::at_least_one)]
     pub parallel: usize,
     /// Run only share K of N of the ranges (N processes or machines run one job).
     #[arg(long, default_value = "1/1")]
@@ -98,9 +99,6 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             .then(|| fireshift::sink::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
-    if args.in_flight == 0 || args.read_ahead == 0 || args.page_size <= 0 {
-        bail!("--in-flight, --read-ahead and --page-size must be at least 1");
-    }
     let mut source_config = ep.firestore.source_config(ep.retry());
     source_config.page_size = args.page_size;
     let source = FirestoreSource::connect(source_config)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use fireshift::plan::{discover, report, skeleton, MAX_SAMPLE};
+use fireshift::plan::{discover, report, skeleton};
 use fireshift::retry::RetryPolicy;
 use fireshift::source::FirestoreSource;
 
@@ -18,7 +18,7 @@ pub struct PlanArgs {
     pub firestore: crate::cli::FirestoreArgs,
     /// Documents sampled per collection pattern (type inference, suggestions, discovery
     /// of subcollections).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::parse::sample)]
     pub sample: usize,
     /// Directory for the skeleton mappings (one TOML per collection pattern).
     #[arg(long)]
@@ -40,9 +40,6 @@ pub struct PlanArgs {
 
 /// Runs `plan`; returns the exit code (0).
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    if args.sample == 0 || args.sample > MAX_SAMPLE {
-        anyhow::bail!("--sample must be between 1 and {MAX_SAMPLE}");
-    }
     let started = Instant::now();
     // Refuse to clobber an operator's edited mappings before reading anything.
     let planned_dir = skeleton::check_out_dir(&args.out, args.overwrite)?;

@@ -16,6 +16,7 @@ use mongodb::bson::DateTime;
 
 use crate::cli::Endpoints;
 use crate::exit::ExitCode;
+use crate::parse;
 use fireshift::mapping::transform::Transformer;
 use fireshift::retry::RetryPolicy;
 use fireshift::sink::SinkConfig;
@@ -38,7 +39,7 @@ pub struct VerifyArgs {
     /// Compare this fraction of the source documents (0 < P ≤ 1), chosen by a hash of
     /// the document name (the same documents on every run). A sampled run does not
     /// search for extra target documents; it compares target counts instead.
-    #[arg(long, value_name = "P", default_value_t = 1.0)]
+    #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = parse::fraction)]
     pub sample: f64,
     /// Resume this run (default: the last unfinished run comparing the same source and
     /// target, if its options match). A finished run's report is written again.
@@ -49,28 +50,28 @@ pub struct VerifyArgs {
     pub new_run: bool,
     /// Wait this long (seconds) before rechecking mismatches, so that writes in flight
     /// (a dual writer's lag) land first.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse::seconds)]
     pub recheck_delay: f64,
     /// Mismatches listed in the report (all are counted).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = parse::at_least_one)]
     pub max_listed: usize,
-    /// Stop after this many source documents (resumable: rerun to continue); exit 5.
-    #[arg(long)]
+    /// Stop after this many source documents (resumable: rerun to continue); exit 7.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_docs: Option<u64>,
     /// Ids per target query.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = parse::at_least_one)]
     pub chunk_size: usize,
     /// Target queries in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = parse::at_least_one)]
     pub in_flight: usize,
     /// Source documents read ahead of the comparison.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = parse::at_least_one)]
     pub read_ahead: usize,
     /// Documents per Firestore query page.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = parse::page_size)]
     pub page_size: i32,
     /// Source documents between two saved cursors (the work redone after a crash).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_docs: u64,
     /// Collection where migrate put documents it could not convert or write.
     #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
@@ -103,15 +104,6 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ..VerifyConfig::default()
     };
     config.validate()?;
-    if args.page_size <= 0 {
-        bail!("--page-size must be at least 1");
-    }
-    if !(args.recheck_delay >= 0.0 && args.recheck_delay.is_finite()) {
-        bail!("--recheck-delay must be a number of seconds ≥ 0");
-    }
-    if args.max_docs == Some(0) {
-        bail!("--max-docs must be at least 1");
-    }
     let transformer = transformer(&args)?;
 
     let mut source_config = ep.firestore.source_config(retry);
