@@ -546,11 +546,23 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
         .join(name);
     let mut built = BUILT.lock().unwrap();
     if !built.contains(name) {
-        let status = std::process::Command::new(env!("CARGO"))
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
             .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // `cargo test` runs this process with the package's CARGO_PKG_*,
+        // CARGO_MANIFEST_DIR, … set. Build scripts that track those variables (ring's
+        // does) would see another environment than the outer build's and run again,
+        // recompiling everything above them: the dependency graph a third time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_")
+                && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR")
+            {
+                cargo.env_remove(key.as_ref());
+            }
+        }
+        let status = cargo.status().unwrap();
         assert!(status.success(), "cargo build --example {name}");
         built.insert(name.to_string());
     }
