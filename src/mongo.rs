@@ -54,6 +54,17 @@ pub async fn client_options(
         message,
         retryable: false,
     };
+    if uri
+        .to_ascii_lowercase()
+        .contains("authmechanism=mongodb-aws")
+    {
+        return Err(config_error(
+            "authMechanism=MONGODB-AWS is not supported by this build (it would bring the AWS \
+             SDK and a second TLS stack): use SCRAM (user:password in the URI) or X.509 \
+             (tlsCertificateKeyFile, with tlsCertificateKeyFilePassword if the key is encrypted)"
+                .into(),
+        ));
+    }
     let mut options = ClientOptions::parse(uri)
         .await
         .map_err(|e| config_error(e.to_string()))?;

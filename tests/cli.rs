@@ -187,3 +187,56 @@ async fn redirected_logs_hold_no_escape_codes_and_json_logs_parse() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn secrets_in_a_connection_string_never_reach_the_output() {
+    let cases = [
+        (
+            "mongodb://127.0.0.1:1/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:FQoGZXIvYXdzE1s3cr3t",
+            "FQoGZXIvYXdzE1s3cr3t",
+            Some("MONGODB-AWS is not supported"),
+        ),
+        (
+            "mongodb://127.0.0.1:1/?authMechanism=PLAIN&authMechanismProperties=SECRET_THING:FQoGZXIvYXdzE1s3cr3t&serverSelectionTimeoutMS=200",
+            "FQoGZXIvYXdzE1s3cr3t",
+            None,
+        ),
+        (
+            "mongodb://127.0.0.1:1/?tls=true&tlsCertificateKeyFile=/nonexistent/client.pem&tlsCertificateKeyFilePassword=hunter2hunter2",
+            "hunter2hunter2",
+            Some("client.pem"),
+        ),
+        (
+            "mongodb://fire:hunter2hunter2@127.0.0.1:1/?serverSelectionTimeoutMS=200",
+            "hunter2hunter2",
+            Some("fire:***@"),
+        ),
+    ];
+    for (uri, secret, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_fireshift"))
+            .args([
+                "indexes",
+                "--mappings",
+                "mappings/mixillo",
+                "--database",
+                "d",
+                "--mongodb-uri",
+                uri,
+                "--retry-timeout",
+                "1",
+            ])
+            .env("FIRESHIFT_LOG", "debug")
+            .output()
+            .unwrap();
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(
+            !all.contains(secret),
+            "{uri}: the secret reached the output: {all}"
+        );
+        assert!(!all.contains("feature must be enabled"), "{uri}: {all}");
+        if let Some(says) = says {
+            assert!(all.contains(says), "{uri}: {all}");
+        }
+    }
+}
