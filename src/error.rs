@@ -64,6 +64,10 @@ pub enum Error {
         source_path: String,
         message: String,
     },
+    /// No document was acknowledged for `secs` seconds (`--stall-timeout`): the run
+    /// stops rather than wait forever.
+    #[error("no document acknowledged for {secs}s; stopped (--stall-timeout). Waiting: {waiting}")]
+    Stalled { secs: u64, waiting: String },
     /// A local file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -94,6 +98,7 @@ impl Error {
             | Error::CorruptState { .. }
             | Error::Contention { .. }
             | Error::DeadLetterStore { .. }
+            | Error::Stalled { .. }
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. } => false,
         }

@@ -7,11 +7,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::proxy::TcpProxy;
 use common::{example_binary, http, init_env, mongodb_uri, World};
 use fireshift::dual::{
     Direction, DualConfig, DualError, DualStore, Mode, Query, Secondary, WriteOp,
@@ -28,9 +28,7 @@ use gcloud_sdk::google::firestore::v1::{
     BatchGetDocumentsRequest, Document, RunQueryRequest, StructuredQuery, Value,
 };
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
+use tokio::io::AsyncReadExt;
 
 // ----- helpers ----------------------------------------------------------------------
 
@@ -173,110 +171,16 @@ async fn outbox_depth(store: &DualStore) -> u64 {
 
 // ----- a TCP proxy in front of the shared MongoDB server ------------------------------
 
-/// Forwards to the shared server. `cut` closes every connection and refuses new ones
-/// (the server looks down); `blackhole` swallows every request on open connections
-/// (the server hangs).
-struct Proxy {
-    addr: SocketAddr,
-    down: Arc<AtomicBool>,
-    blackhole: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-    accept: AbortHandle,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        init_env();
-        let upstream = mongodb_uri()
-            .trim_start_matches("mongodb://")
-            .split(['/', '?'])
-            .next()
-            .unwrap()
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let down = Arc::new(AtomicBool::new(false));
-        let blackhole = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (d, c, bh) = (down.clone(), conns.clone(), blackhole.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if d.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                let a = tokio::spawn(pipe(cr, sw, Some(bh.clone())));
-                let b = tokio::spawn(pipe(sr, cw, None));
-                let mut g = c.lock().unwrap();
-                g.push(a.abort_handle());
-                g.push(b.abort_handle());
-            }
-        })
-        .abort_handle();
-        Self {
-            addr,
-            down,
-            blackhole,
-            conns,
-            accept,
-        }
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://{}/?directConnection=true", self.addr)
-    }
-
-    fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-
-    fn swallow_requests(&self, on: bool) {
-        self.blackhole.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    blackhole: Option<Arc<AtomicBool>>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if blackhole.as_ref().is_some_and(|b| b.load(Ordering::SeqCst)) {
-            continue;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
+/// A proxy to the shared MongoDB server (tests/common/proxy.rs).
+async fn mongo_proxy() -> TcpProxy {
+    init_env();
+    let upstream = mongodb_uri()
+        .trim_start_matches("mongodb://")
+        .split(['/', '?'])
+        .next()
+        .unwrap()
+        .to_string();
+    TcpProxy::start(upstream).await
 }
 
 // ----- the guard on the server --------------------------------------------------------
@@ -639,8 +543,8 @@ async fn shadow_reads_count_matches_and_mismatches_without_changing_results() {
 #[tokio::test]
 async fn mongodb_down_during_a_burst_fills_the_outbox_and_the_reconciler_empties_it() {
     let world = World::new("dual-outage").await;
-    let proxy = Proxy::start().await;
-    let store = store(&world, &proxy.uri(), Mode::DualReadFirestore).await;
+    let proxy = mongo_proxy().await;
+    let store = store(&world, &proxy.mongodb_uri(), Mode::DualReadFirestore).await;
     // Some documents before the outage.
     for n in 0..5 {
         store
@@ -982,10 +886,16 @@ async fn mode_switches_under_load_lose_no_write() {
 #[tokio::test]
 async fn kill_9_during_a_burst_loses_no_write() {
     let world = World::new("dual-kill").await;
-    let proxy = Proxy::start().await;
+    let proxy = mongo_proxy().await;
     let bin = example_binary("dual_burst");
     let mut child = tokio::process::Command::new(bin)
-        .args([&world.project, &proxy.uri(), &world.database, "100000", "8"])
+        .args([
+            &world.project,
+            &proxy.mongodb_uri(),
+            &world.database,
+            "100000",
+            "8",
+        ])
         .env(
             "FIRESTORE_EMULATOR_HOST",
             std::env::var("FIRESTORE_EMULATOR_HOST").unwrap(),
@@ -1202,8 +1112,8 @@ async fn the_example_api_serves_switches_modes_and_exports_metrics() {
 #[tokio::test]
 async fn kill_9_of_the_api_process_during_a_burst_loses_no_write() {
     let world = World::new("dual-api-kill").await;
-    let proxy = Proxy::start().await;
-    let (mut child, addr, _lines) = start_api(&world, &proxy.uri()).await;
+    let proxy = mongo_proxy().await;
+    let (mut child, addr, _lines) = start_api(&world, &proxy.mongodb_uri()).await;
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let clients: Vec<_> = (0..8)
         .map(|w| {

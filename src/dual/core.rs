@@ -232,7 +232,16 @@ impl Core {
             writes,
             ..Default::default()
         };
-        Ok(self.fs.client().commit(req).await?.into_inner())
+        // A commit that gets no answer at all counts as unavailable (the caller's
+        // mapping treats it as a transient failure: the write may or may not have
+        // happened, which the outbox entry in the same commit makes safe to retry).
+        match tokio::time::timeout(self.fs.answer_timeout(), self.fs.client().commit(req)).await {
+            Ok(r) => Ok(r?.into_inner()),
+            Err(_) => Err(Status::unavailable(format!(
+                "no answer from the server within {}s",
+                self.fs.answer_timeout().as_secs()
+            ))),
+        }
     }
 
     /// The documents a Firestore query under `parent` returns, in order.

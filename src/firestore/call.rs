@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use gcloud_sdk::google::firestore::v1::{
     batch_get_documents_response, run_aggregation_query_request, run_query_request,
     structured_aggregation_query, value::ValueType, BatchGetDocumentsRequest, Document,
@@ -34,14 +33,12 @@ impl FirestoreConnection {
             ..Default::default()
         };
         let mut stream = self
-            .client()
-            .run_query(req)
-            .await
-            .map_err(|s| self.status_error("RunQuery", s))?
+            .answer("RunQuery", self.client().run_query(req))
+            .await?
             .into_inner();
         let mut docs = Vec::new();
-        while let Some(resp) = stream.next().await {
-            if let Some(d) = resp.map_err(|s| self.status_error("RunQuery", s))?.document {
+        while let Some(resp) = self.answer("RunQuery", stream.message()).await? {
+            if let Some(d) = resp.document {
                 docs.push(d);
             }
         }
@@ -51,15 +48,17 @@ impl FirestoreConnection {
     /// How many documents `query` matches under `parent`, with an aggregation: no
     /// document is read (billed one read per 1000 matched).
     pub async fn count(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
+        let op = "RunAggregationQuery";
         let mut stream = self
-            .client()
-            .run_aggregation_query(count_request(parent, query))
-            .await
-            .map_err(|s| self.status_error("RunAggregationQuery", s))?
+            .answer(
+                op,
+                self.client()
+                    .run_aggregation_query(count_request(parent, query)),
+            )
+            .await?
             .into_inner();
         let mut n = 0u64;
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.status_error("RunAggregationQuery", s))?;
+        while let Some(resp) = self.answer(op, stream.message()).await? {
             if let Some(Value {
                 value_type: Some(ValueType::IntegerValue(c)),
             }) = resp
@@ -86,14 +85,12 @@ impl FirestoreConnection {
             documents: names.to_vec(),
             ..Default::default()
         };
+        let op = "BatchGetDocuments";
         let mut stream = self
-            .client()
-            .batch_get_documents(req)
-            .await
-            .map_err(|s| self.status_error("BatchGetDocuments", s))?
+            .answer(op, self.client().batch_get_documents(req))
+            .await?
             .into_inner();
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.status_error("BatchGetDocuments", s))?;
+        while let Some(resp) = self.answer(op, stream.message()).await? {
             if let Some(t) = resp.read_time {
                 if read_time
                     .as_ref()

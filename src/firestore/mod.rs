@@ -33,8 +33,13 @@ pub use write::{write_documents, BATCH_BYTES, BATCH_SIZE};
 pub const DEFAULT_ENDPOINT: &str = "https://firestore.googleapis.com";
 /// The variable that selects the emulator, as in every Firestore client library.
 pub const EMULATOR_HOST_ENV: &str = "FIRESTORE_EMULATOR_HOST";
-/// How long opening the connection (TCP and TLS) may take before it is reported.
+/// How long opening the connection (TCP, TLS and the HTTP/2 handshake) may take before
+/// it is reported: a first connection that cannot be made fails within seconds.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call may wait for the server's next answer (a response, or the next
+/// message of a stream) by default: past it the call fails as `DeadlineExceeded`
+/// (retryable), so a server that accepts and never answers cannot hold a run forever.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where Firestore is, as an operator gives it.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +93,7 @@ pub struct FirestoreConnection {
     client: FirestoreClient<GoogleAuthMiddleware>,
     endpoint: String,
     credentials: CredentialsSource,
+    answer_timeout: Duration,
 }
 
 impl FirestoreConnection {
@@ -132,10 +138,21 @@ impl FirestoreConnection {
             Target::Emulator { .. } => (credentials::emulator(), CredentialsSource::Emulator),
             Target::Google { .. } => credentials::application_default(&shown).await?,
         };
-        let channel: Channel = channel
-            .connect()
-            .await
-            .map_err(|e| connect_error(&shown, &e))?;
+        // Bounded as a whole: a server that accepts the connection and never completes
+        // the HTTP/2 handshake would otherwise hold `connect` forever.
+        let channel: Channel = match tokio::time::timeout(CONNECT_TIMEOUT, channel.connect()).await {
+            Ok(connected) => connected.map_err(|e| connect_error(&shown, &e))?,
+            Err(_) => {
+                return Err(Error::FirestoreConnect {
+                    endpoint: shown,
+                    message: format!(
+                        "no answer within {}s (something accepts connections there but does not speak HTTP/2)",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                    retryable: false,
+                })
+            }
+        };
         let database = format!("projects/{project}/databases/{database_id}");
         let mut layer = GoogleAuthMiddlewareLayer::new(headers, Some(database.clone()))
             .map_err(|e| Error::Config(format!("Firestore request headers: {e}")))?;
@@ -154,13 +171,76 @@ impl FirestoreConnection {
             .map_err(|e| Error::Config(format!("Firestore request headers: {e}")))?;
         let service = layer.layer(channel);
         tracing::debug!(endpoint = %shown, credentials = %credentials, "connected to Firestore");
-        Ok(Self {
+        let conn = Self {
             client: FirestoreClient::new(service)
                 // Export-sized documents and large query pages exceed tonic's 4 MiB default.
                 .max_decoding_message_size(64 * 1024 * 1024),
             endpoint: shown,
             credentials,
-        })
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
+        };
+        conn.probe(&database).await?;
+        Ok(conn)
+    }
+
+    /// One cheap call (the first page of one root collection id) that the server must
+    /// answer within [`CONNECT_TIMEOUT`]: opening a plain HTTP/2 connection does not
+    /// wait for the server, so without it a server that accepts connections and never
+    /// answers would only show at the first real call, after a full answer timeout per
+    /// retry. It also surfaces refused credentials and a missing database before any
+    /// work.
+    async fn probe(&self, database: &str) -> Result<()> {
+        let req = gcloud_sdk::google::firestore::v1::ListCollectionIdsRequest {
+            parent: format!("{database}/documents"),
+            page_size: 1,
+            ..Default::default()
+        };
+        let mut client = self.client();
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.list_collection_ids(req)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(self.status_error("ListCollectionIds", status)),
+            Err(_) => Err(Error::FirestoreConnect {
+                endpoint: self.endpoint.clone(),
+                message: format!(
+                    "no answer within {}s (something accepts connections there but does not answer)",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+                retryable: false,
+            }),
+        }
+    }
+
+    /// The same connection, waiting at most `timeout` for each answer of the server.
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = timeout;
+        self
+    }
+
+    /// How long a call waits for the server's next answer.
+    pub fn answer_timeout(&self) -> Duration {
+        self.answer_timeout
+    }
+
+    /// Awaits one answer of the server (a response, or a stream's next message) for at
+    /// most [`Self::answer_timeout`]; past it, a retryable `DeadlineExceeded` naming the
+    /// operation and the endpoint.
+    pub async fn answer<T>(
+        &self,
+        operation: &'static str,
+        fut: impl std::future::Future<Output = std::result::Result<T, tonic::Status>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.answer_timeout, fut).await {
+            Ok(r) => r.map_err(|s| self.status_error(operation, s)),
+            Err(_) => Err(Error::Firestore {
+                operation,
+                endpoint: self.endpoint.clone(),
+                code: tonic::Code::DeadlineExceeded,
+                message: format!(
+                    "no answer from the server within {}s",
+                    self.answer_timeout.as_secs()
+                ),
+            }),
+        }
     }
 
     /// The gRPC client (a cheap clone of a shared one), for one call.

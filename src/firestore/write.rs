@@ -112,10 +112,12 @@ async fn write_batch(
             ..Default::default()
         });
         request.set_timeout(REQUEST_TIMEOUT);
-        let response = match conn.client().batch_write(request).await {
+        let response = match conn
+            .answer("BatchWrite", conn.client().batch_write(request))
+            .await
+        {
             Ok(response) => response.into_inner(),
-            Err(status) => {
-                let e = conn.status_error("BatchWrite", status);
+            Err(e) => {
                 backoff.wait(e, &what).await?;
                 continue;
             }

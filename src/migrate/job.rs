@@ -286,13 +286,15 @@ async fn copy_range<S: Source>(
         store: store.clone(),
         record,
     };
+    let mut config = options.pipeline.clone();
+    config.label = format!("range {}", id.rsplit('#').next().unwrap_or(&id));
     match pipeline::run(
         source,
         sink,
         transformer,
         &range,
         start,
-        &options.pipeline,
+        &config,
         progress,
         Some(checkpointer),
     )

@@ -22,6 +22,9 @@ pub struct CollectionStats {
 #[derive(Default)]
 struct Inner {
     stats: Mutex<BTreeMap<String, CollectionStats>>,
+    /// What each range is doing right now (for a watchdog to say what a stalled run
+    /// waits on).
+    activity: Mutex<BTreeMap<String, &'static str>>,
     /// Documents written or dead-lettered, all collections.
     done: AtomicU64,
     /// Expected documents (`u64::MAX`: unknown).
@@ -106,6 +109,36 @@ impl Progress {
             s.dead_lettered += n;
         }
         self.inner.done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records what range `label` is doing (`reading the source`, `writing a batch`, …).
+    pub fn note(&self, label: &str, what: &'static str) {
+        if label.is_empty() {
+            return;
+        }
+        let mut a = self.inner.activity.lock().unwrap();
+        match a.get_mut(label) {
+            Some(w) => *w = what,
+            None => {
+                a.insert(label.to_string(), what);
+            }
+        }
+    }
+
+    /// Forgets a range that finished.
+    pub fn done_with(&self, label: &str) {
+        self.inner.activity.lock().unwrap().remove(label);
+    }
+
+    /// What every unfinished range is doing, e.g. `range 0: waiting for the sink`.
+    pub fn activities(&self) -> Vec<String> {
+        self.inner
+            .activity
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(l, w)| format!("{l}: {w}"))
+            .collect()
     }
 
     pub fn snapshot(&self) -> Vec<CollectionStats> {

@@ -27,6 +27,22 @@ use crate::retry::RetryPolicy;
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
 /// Room kept for the command envelope and per-statement `{q, u, upsert}` wrappers.
 const COMMAND_OVERHEAD: usize = 64 * 1024;
+/// How long the first connection may be retried before the command stops.
+const FIRST_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long one command may wait for the server's answer.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A command the server took and never answered (retryable).
+fn no_answer(operation: &'static str, target: &str, uri: &str) -> Error {
+    Error::Mongo {
+        operation,
+        target: target.to_string(),
+        uri: uri.to_string(),
+        message: format!("no answer within {}s", ANSWER_TIMEOUT.as_secs()),
+        retryable: true,
+    }
+}
+
 /// The most bytes one write batch may hold: one command stays under the BSON limit.
 pub const MAX_BATCH_BYTES: usize = MAX_BSON_BYTES - COMMAND_OVERHEAD;
 /// Per-statement wrapper bytes beyond the document and its `_id` (keys, types, lengths).
@@ -305,11 +321,23 @@ impl MongoSink {
             .get_or_insert(std::time::Duration::from_secs(5));
         let client = crate::mongo::client(options, &redacted, database)?;
         let db = client.database(database);
-        let pinged = config
-            .retry
+        // A first connection that cannot be made fails within seconds: the deadline of
+        // mid-run outages (`--retry-timeout`) is for servers that were there.
+        let first = RetryPolicy {
+            deadline: config.retry.deadline.min(FIRST_CONNECT),
+            ..config.retry
+        };
+        let pinged = first
             .run(
                 || format!("reach MongoDB at {redacted}"),
-                || async { db.run_command(doc! {"ping": 1}).await.map_err(mongo_err) },
+                || async {
+                    match tokio::time::timeout(ANSWER_TIMEOUT, db.run_command(doc! {"ping": 1}))
+                        .await
+                    {
+                        Ok(r) => r.map_err(mongo_err),
+                        Err(_) => Err(no_answer("connect", database, &redacted)),
+                    }
+                },
             )
             .await;
         if let Err(e) = pinged {
@@ -429,16 +457,18 @@ impl MongoSink {
         // replica set. With w:1 a server crash can lose acknowledged writes (seen on the
         // test server: a batch vanished after kill -9 of the server).
         cmd.append("writeConcern", rawdoc! { "w": "majority", "j": true });
-        self.db
-            .run_raw_command(cmd)
-            .await
-            .map_err(|e| Error::Mongo {
+        // A server that took the command and never answers must not hold the run:
+        // past the answer timeout the attempt fails (retryable; the write is idempotent).
+        match tokio::time::timeout(ANSWER_TIMEOUT, self.db.run_raw_command(cmd)).await {
+            Ok(r) => r.map_err(|e| Error::Mongo {
                 operation: "upsert",
                 target: self.target(collection),
                 uri: self.uri.clone(),
                 retryable: crate::mongo::is_retryable(&e),
                 message: e.to_string(),
-            })
+            }),
+            Err(_) => Err(no_answer("upsert", &self.target(collection), &self.uri)),
+        }
     }
 
     /// Splits an `update` reply into: documents written, documents to retry (with the

@@ -10,14 +10,13 @@
 //! per document costs a call per parent and cannot scale to millions of parents; it is
 //! used only to list the root collections.
 
-use futures::StreamExt;
 use std::collections::HashMap;
 
 use gcloud_sdk::google::firestore::v1::{
     run_query_request, structured_query, value::ValueType, Cursor, Document,
     ListCollectionIdsRequest, RunQueryRequest, StructuredQuery, Value,
 };
-use gcloud_sdk::tonic::{Code, Status};
+use gcloud_sdk::tonic::Code;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -54,6 +53,9 @@ pub struct SourceConfig {
     /// server streams are cut by deadlines in production) and is the unit of resume.
     pub page_size: i32,
     pub retry: RetryPolicy,
+    /// How long a call waits for the server's next answer (see
+    /// [`FirestoreConnection::answer`]).
+    pub answer_timeout: std::time::Duration,
     /// Which Firestore: endpoint URL and extra CA (default: Google's, or the emulator).
     pub endpoint: FirestoreEndpoint,
 }
@@ -65,6 +67,7 @@ impl SourceConfig {
             database_id: DEFAULT_DATABASE_ID.to_string(),
             page_size: 10_000,
             retry: RetryPolicy::default(),
+            answer_timeout: crate::firestore::DEFAULT_ANSWER_TIMEOUT,
             endpoint: FirestoreEndpoint::default(),
         }
     }
@@ -97,7 +100,8 @@ impl FirestoreSource {
     pub async fn connect(config: SourceConfig) -> Result<Self> {
         let conn =
             FirestoreConnection::connect(&config.project, &config.database_id, &config.endpoint)
-                .await?;
+                .await?
+                .with_answer_timeout(config.answer_timeout);
         let root = documents_root(&config.project, &config.database_id);
         Ok(Self { conn, config, root })
     }
@@ -114,11 +118,6 @@ impl FirestoreSource {
     /// `projects/P/databases/D/documents`.
     pub fn root(&self) -> &str {
         &self.root
-    }
-
-    /// A failed call to this source's Firestore, naming its endpoint.
-    pub(crate) fn status_error(&self, operation: &'static str, status: Status) -> Error {
-        self.conn.status_error(operation, status)
     }
 
     /// The root collection ids (one `ListCollectionIds` call per page).
@@ -146,11 +145,10 @@ impl FirestoreSource {
                 .run(
                     || format!("list collections of {parent}"),
                     || async {
+                        let mut client = self.conn.client();
                         self.conn
-                            .client()
-                            .list_collection_ids(req.clone())
+                            .answer("ListCollectionIds", client.list_collection_ids(req.clone()))
                             .await
-                            .map_err(|s| self.status_error("ListCollectionIds", s))
                     },
                 )
                 .await?
@@ -289,14 +287,13 @@ impl FirestoreSource {
         };
         let mut stream = self
             .conn
-            .client()
-            .run_query(req)
-            .await
-            .map_err(|s| self.status_error("RunQuery", s))?
+            .answer("RunQuery", self.conn.client().run_query(req))
+            .await?
             .into_inner();
         let mut in_page = 0i32;
-        while let Some(resp) = stream.next().await {
-            let resp = resp.map_err(|s| self.status_error("RunQuery", s))?;
+        // Each message is awaited for at most the answer timeout; time spent waiting
+        // for the consumer (`tx.send`, backpressure) does not count.
+        while let Some(resp) = self.conn.answer("RunQuery", stream.message()).await? {
             if let Some(doc) = resp.document {
                 *after = Some(doc.name.clone());
                 in_page += 1;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod google;
+pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Output, Stdio};
@@ -551,14 +552,18 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
             .args(["build", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         // `cargo test` runs this process with the package's CARGO_PKG_*,
-        // CARGO_MANIFEST_DIR, … set. Build scripts that track those variables (ring's
-        // does) would see another environment than the outer build's and run again,
-        // recompiling everything above them: the dependency graph a third time.
+        // CARGO_MANIFEST_DIR, OUT_DIR, … set. Build scripts that track those variables
+        // (ring's does) would see another environment than the outer build's and run
+        // again, recompiling everything above them: the dependency graph a third time.
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
-            if key.starts_with("CARGO_")
-                && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR")
-            {
+            let set_by_cargo = (key.starts_with("CARGO_")
+                && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR"))
+                || matches!(
+                    key.as_ref(),
+                    "OUT_DIR" | "TARGET" | "HOST" | "OPT_LEVEL" | "PROFILE" | "DEBUG" | "NUM_JOBS"
+                );
+            if set_by_cargo {
                 cargo.env_remove(key.as_ref());
             }
         }

@@ -124,9 +124,15 @@ pub struct FirestoreArgs {
 impl FirestoreArgs {
     /// The source configuration these flags describe, with `retry`.
     pub fn source_config(&self, retry: RetryPolicy) -> SourceConfig {
+        self.source_config_with(retry, fireshift::firestore::DEFAULT_ANSWER_TIMEOUT)
+    }
+
+    /// [`Self::source_config`] waiting at most `answer_timeout` for each answer.
+    pub fn source_config_with(&self, retry: RetryPolicy, answer_timeout: Duration) -> SourceConfig {
         let mut config = SourceConfig::new(&self.project);
         config.database_id = self.firestore_database.clone();
         config.retry = retry;
+        config.answer_timeout = answer_timeout;
         config.endpoint = FirestoreEndpoint {
             url: self.firestore_endpoint.clone(),
             ca_file: self.firestore_ca_file.clone(),
@@ -145,9 +151,19 @@ pub struct Endpoints {
     /// Give up on an unreachable service after retrying this long (seconds).
     #[arg(long, default_value_t = 300)]
     pub retry_timeout: u64,
+    /// How long one Firestore call may wait for the server's next answer (seconds);
+    /// past it the call is retried (within --retry-timeout).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
 }
 
 impl Endpoints {
+    /// The source configuration of these endpoints.
+    pub fn source_config(&self) -> SourceConfig {
+        self.firestore
+            .source_config_with(self.retry(), Duration::from_secs(self.request_timeout))
+    }
+
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy {
             deadline: Duration::from_secs(self.retry_timeout),

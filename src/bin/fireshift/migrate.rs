@@ -80,6 +80,14 @@ pub struct MigrateArgs {
     /// Resume although the mappings changed since the job started.
     #[arg(long)]
     pub force: bool,
+    /// Log what each range waits on when no document was acknowledged for this long
+    /// (seconds; 0: never).
+    #[arg(long, default_value_t = 60)]
+    pub stall_warning: u64,
+    /// Stop the run (checkpoints kept, exit 1) when no document was acknowledged for
+    /// this long (seconds; 0: never). Nothing may wait forever.
+    #[arg(long, default_value_t = 600)]
+    pub stall_timeout: u64,
     /// Forget the job's checkpoints and copy everything again.
     #[arg(long)]
     pub restart: bool,
@@ -99,7 +107,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             .then(|| fireshift::sink::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
-    let mut source_config = ep.firestore.source_config(ep.retry());
+    let mut source_config = ep.source_config();
     source_config.page_size = args.page_size;
     let source = FirestoreSource::connect(source_config)
         .await
@@ -155,7 +163,10 @@ async fn migrate_on(
         restart: args.restart,
         pipeline,
     };
-    let result = job::run(source, sink, transformer, &options, &progress).await;
+    let result = tokio::select! {
+        r = job::run(source, sink, transformer, &options, &progress) => r,
+        stalled = watchdog(&progress, args.stall_warning, args.stall_timeout) => Err(stalled),
+    };
     display.finish(&progress);
     if let Err(e @ fireshift::error::Error::DeadLetterLimit { .. }) = &result {
         let summary = Summary::from_progress(&progress);
@@ -252,5 +263,46 @@ fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
     if let Some(reports) = s.indexes.as_deref().filter(|r| !r.is_empty()) {
         println!();
         println!("{}", fireshift::mapping::indexes::render_report(reports));
+    }
+}
+
+/// Watches the run's progress: past `warn_after` seconds without a document
+/// acknowledged it logs what each range waits on (and again every `warn_after`), past
+/// `stop_after` it returns the error that stops the run. The checkpoints are as last
+/// saved: a rerun resumes. 0 disables either.
+async fn watchdog(
+    progress: &Progress,
+    warn_after: u64,
+    stop_after: u64,
+) -> fireshift::error::Error {
+    let mut last = progress.done();
+    let mut since = std::time::Instant::now();
+    let mut warned_at = 0u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = progress.done();
+        if now != last {
+            (last, since, warned_at) = (now, std::time::Instant::now(), 0);
+            continue;
+        }
+        let idle = since.elapsed().as_secs();
+        if stop_after > 0 && idle >= stop_after {
+            return fireshift::error::Error::Stalled {
+                secs: idle,
+                waiting: progress.activities().join("; "),
+            };
+        }
+        if warn_after > 0 && idle >= warned_at + warn_after {
+            warned_at = idle;
+            tracing::warn!(
+                "no document acknowledged for {idle}s ({}); {}",
+                progress.line(),
+                match progress.activities() {
+                    a if a.is_empty() => "no range is running".to_string(),
+                    a => a.join("; "),
+                }
+            );
+        }
     }
 }

@@ -106,7 +106,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let transformer = transformer(&args)?;
 
-    let mut source_config = ep.firestore.source_config(retry);
+    let mut source_config = ep.source_config();
     source_config.page_size = args.page_size;
     let source = FirestoreSource::connect(source_config)
         .await

@@ -33,6 +33,8 @@ struct Batches<'a> {
 
 impl Batches<'_> {
     async fn send(&self, g: Group<String, (WriteItem, String)>) -> Result<()> {
+        self.progress
+            .note(&self.config.label, "handing a batch to the writer");
         *self.shared.in_flight.lock().unwrap() += g.seqs.len();
         let mut batch = Batch::new(g.key);
         let mut patterns = Vec::with_capacity(g.items.len());
@@ -68,6 +70,10 @@ impl Batches<'_> {
                     if *self.shared.in_flight.lock().unwrap() == 0 {
                         return Ok(());
                     }
+                    self.progress.note(
+                        &self.config.label,
+                        "waiting for the sink to acknowledge a batch",
+                    );
                     tokio::select! {
                         () = self.shared.acked.notified() => {}
                         // The writer stopped (its error is reported by the caller).
@@ -97,7 +103,9 @@ impl Batches<'_> {
         for g in self.groups.push(collection, (item, pattern), seq, bytes) {
             self.send(g).await?;
         }
-        self.keep_lag_bounded().await
+        self.keep_lag_bounded().await?;
+        self.progress.note(&self.config.label, "reading the source");
+        Ok(())
     }
 
     /// Sends every open batch, oldest first, so the position advances as the tail drains.
@@ -134,6 +142,7 @@ pub(super) async fn batch_documents(
         shared,
     };
     let mut matcher = IslandMatcher::new(&shared.book.lock().unwrap().islands());
+    progress.note(&config.label, "reading the source");
     while let Some(change) = changes.recv().await {
         let (change, position) = change?;
         let (doc, update_time) = match change {

@@ -66,6 +66,8 @@ pub struct PipelineConfig {
     /// Dead letters of this run so far, shared by every range the process copies (the
     /// limit is per run, not per range).
     pub dead_letters: Arc<AtomicU64>,
+    /// The range this pipeline copies, for progress reports (`range 3`).
+    pub label: String,
 }
 
 impl PipelineConfig {
@@ -92,6 +94,7 @@ impl Default for PipelineConfig {
             dry_run: false,
             max_dead_letters: None,
             dead_letters: Arc::new(AtomicU64::new(0)),
+            label: String::new(),
         }
     }
 }
@@ -252,6 +255,7 @@ pub async fn run<S: Source, K: Sink, C: SaveCheckpoint>(
     let written = writer
         .await
         .map_err(|e| Error::Internal(format!("the writer task of a range failed: {e}")))?;
+    progress.done_with(&config.label);
     // When the writer failed, the batcher only saw it stop: the writer's error is the cause.
     let checkpoint = match (batched, written) {
         (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),

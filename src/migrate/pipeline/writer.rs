@@ -103,6 +103,7 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
         }
         if let (Some(c), true) = (checkpoint.as_mut(), moved) {
             if !config.dry_run {
+                progress.note(&config.label, "saving a checkpoint");
                 let islands = shared.book.lock().unwrap().islands();
                 c.save(position, counts, islands, &started, done_at_start)
                     .await?;
