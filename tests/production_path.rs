@@ -30,6 +30,10 @@ const AMBIENT: &[&str] = &[
     "MONGODB_CA_FILE",
 ];
 
+/// How a migrate with the mixillo mappings ends on the test server: every document
+/// lands, the four text indexes are refused (exit 5, whichever path it takes).
+const MIXILLO_EXIT: i32 = common::EXIT_INDEXES_NOT_ALL_BUILT;
+
 fn mixillo() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("mappings/mixillo")
@@ -212,7 +216,7 @@ async fn assert_same_landing(world: &World, b: &str) -> usize {
 async fn reference_landing(world: &World, users: usize) {
     world.write_demo(users).await;
     let out = world.migrate(&["--mappings", &mixillo(), "--quiet"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(MIXILLO_EXIT), "{}", stderr(&out));
 }
 
 #[tokio::test]
@@ -229,7 +233,7 @@ async fn a_service_account_key_migrates_verifies_and_plans_over_tls_as_the_emula
     let mut a = migrate_args(&world, &tls_db, &["--mappings", &mixillo(), "--quiet"]);
     a.extend(prod.endpoint_flags());
     let out = prod.run(&a, &env).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(MIXILLO_EXIT), "{}", stderr(&out));
     assert_clean(&out, &secrets);
     let compared = assert_same_landing(&world, &tls_db).await;
     assert!(compared > 500, "only {compared} documents compared");
@@ -357,7 +361,7 @@ async fn metadata_server_tokens_are_renewed_during_a_migrate_that_outlives_them(
     let started = std::time::Instant::now();
     let out = prod.run(&a, &env).await;
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(MIXILLO_EXIT), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains("retrying"),
         "the job noticed a token change: {}",

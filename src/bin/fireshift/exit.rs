@@ -12,11 +12,13 @@ pub enum ExitCode {
     Error = 1,
     /// A bad command line.
     Usage = 2,
-    /// `migrate` finished, but some documents were dead-lettered.
+    /// `migrate` finished, but some documents were dead-lettered (before 5: a document
+    /// that did not land weighs more than an index).
     DeadLetters = 3,
     /// `verify` finished and found mismatches.
     Mismatches = 4,
-    /// `indexes`: some index was refused by the server or clashes with an existing one.
+    /// `indexes` or `migrate`: some index of the mappings was refused by the server or
+    /// clashes with an existing one (the data is all there).
     IndexesNotBuilt = 5,
     /// `migrate` stopped by `--max-dead-letters` (checkpoints kept; rerun to resume).
     DeadLetterLimit = 6,
@@ -38,7 +40,7 @@ Exit codes (every command):
   2  bad command line
   3  migrate finished, but some documents were dead-lettered
   4  verify found mismatches
-  5  indexes: some index was refused or clashes with an existing one
+  5  migrate or indexes: some index was refused or clashes (the documents all landed)
   6  migrate stopped by --max-dead-letters (checkpoints kept: rerun to resume)
   7  verify paused by --max-docs (rerun to continue)";
 

@@ -206,8 +206,20 @@ async fn migrate_on(
             summary.dead_lettered
         );
     }
+    let refused = summary
+        .indexes
+        .as_deref()
+        .map_or(0, |r| r.iter().filter(|r| !r.is_ok()).count());
+    if refused > 0 {
+        println!(
+            "{refused} of the mappings' indexes were refused or clash (see above): `fireshift indexes` builds them alone once fixed"
+        );
+    }
+    // Dead letters first: a document that did not land weighs more than an index.
     Ok(if summary.dead_lettered > 0 {
         ExitCode::DeadLetters
+    } else if refused > 0 {
+        ExitCode::IndexesNotBuilt
     } else {
         ExitCode::Ok
     })
