@@ -98,7 +98,7 @@ impl<P, O> AckWindow<P, O> {
 /// Where groups are cut.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupLimits {
-    /// Items per group: a group is cut when it holds this many.
+    /// Items per group: a group holding this many is cut when the next item arrives.
     pub max_items: usize,
     /// Bytes per group: an item that would take a group past this starts the next one.
     pub max_group_bytes: usize,
@@ -133,14 +133,17 @@ impl<K: Eq + Hash + Clone, T> Groups<K, T> {
     }
 
     /// Adds item `seq` of `bytes` to `key`'s group. Returns the groups to send now, in
-    /// order: the group the item did not fit into, the item's group once full, and the
+    /// order: the group the item did not fit into (full by count or by bytes), and the
     /// largest group when all of them together hold too many bytes.
     pub fn push(&mut self, key: K, item: T, seq: u64, bytes: usize) -> Vec<Group<K, T>> {
         let mut ready = Vec::new();
-        let fits = self
-            .open
-            .get(&key)
-            .is_none_or(|g| g.items.is_empty() || g.bytes + bytes <= self.limits.max_group_bytes);
+        // A full group is cut when the next item arrives, without it: the item just read
+        // must not travel (and land past the position) before the caller's lag check.
+        let fits = self.open.get(&key).is_none_or(|g| {
+            g.items.is_empty()
+                || (g.items.len() < self.limits.max_items
+                    && g.bytes + bytes <= self.limits.max_group_bytes)
+        });
         if !fits {
             ready.extend(self.remove(&key));
         }
@@ -154,9 +157,6 @@ impl<K: Eq + Hash + Clone, T> Groups<K, T> {
         group.seqs.push(seq);
         group.bytes += bytes;
         self.bytes += bytes;
-        if group.items.len() >= self.limits.max_items {
-            ready.extend(self.remove(&key));
-        }
         if self.bytes > self.limits.max_bytes {
             let largest = self
                 .open
@@ -262,9 +262,17 @@ mod tests {
         let mut g: Groups<&str, u64> = Groups::new(LIMITS);
         assert!(g.push("x", 0, 0, 10).is_empty());
         assert!(g.push("x", 1, 1, 10).is_empty());
-        let full = g.push("x", 2, 2, 10);
+        assert!(
+            g.push("x", 2, 2, 10).is_empty(),
+            "full, but kept until the next item"
+        );
+        let full = g.push("x", 7, 7, 10);
         assert_eq!(full.len(), 1);
-        assert_eq!(full[0].seqs, vec![0, 1, 2], "cut at max_items");
+        assert_eq!(
+            full[0].seqs,
+            vec![0, 1, 2],
+            "cut at max_items, without the new item"
+        );
         assert!(g.push("y", 3, 3, 90).is_empty());
         let cut = g.push("y", 4, 4, 20);
         assert_eq!(
@@ -273,15 +281,15 @@ mod tests {
             "the item did not fit: the group before it goes"
         );
         assert!(g.push("z", 5, 5, 60).is_empty());
-        // y (20) + z (60) + w (80): 160 > 150, so the largest (w) goes early.
+        // x (10) + y (20) + z (60) + w (80): 170 > 150, so the largest (w) goes early.
         let over = g.push("w", 6, 6, 80);
         assert_eq!(over.len(), 1);
         assert_eq!((over[0].key, over[0].bytes), ("w", 80));
-        assert_eq!(g.bytes(), 80);
+        assert_eq!(g.bytes(), 90);
         let rest = g.drain();
         assert_eq!(
             rest.iter().map(|g| g.seqs.clone()).collect::<Vec<_>>(),
-            vec![vec![4], vec![5]],
+            vec![vec![4], vec![5], vec![7]],
             "oldest first"
         );
         assert_eq!(g.bytes(), 0);
