@@ -55,17 +55,13 @@ async fn resumes_after_kill_9_at_random_moments_without_loss_or_duplicates() {
             child.wait().unwrap();
             kills += 1;
         }
+        settle(&world).await;
         last_progress = checkpointed(&world.db).await;
         assert!(last_progress <= total);
         // What the checkpoints do not cover (cursor + islands of batches acknowledged
         // past it) but landed is written again by the resume: per range copying at the
         // kill, at most one batch, however many batches are in flight (4 here).
-        let landed: u64 = world
-            .snapshot()
-            .await
-            .values()
-            .map(|d| d.len() as u64)
-            .sum();
+        let landed = landed(&world).await;
         let rewritten = landed.saturating_sub(last_progress);
         // Batches acknowledged past a cursor (islands) are not written again, but the
         // resume reads them again: they count against the same bound. Islands an earlier
@@ -248,6 +244,43 @@ async fn survives_a_mongodb_restart_mid_run() {
 }
 
 /// Documents the saved checkpoints hold in islands (acknowledged past their cursors).
+/// Documents in the target.
+async fn landed(world: &World) -> u64 {
+    world
+        .snapshot()
+        .await
+        .values()
+        .map(|d| d.len() as u64)
+        .sum()
+}
+
+/// Waits until the checkpoints and the target stop changing. A killed process's last
+/// commands can still be in the server's socket buffers; under load the server applies
+/// them tens of milliseconds after the process is gone. Reading before that compared
+/// the resume against a checkpoint older than the one it would find (a rare failure:
+/// the resume then wrote exactly the last saved island fewer than expected).
+async fn settle(world: &World) {
+    let read = || async {
+        let mut ranges = common::range_checkpoints(&world.db).await;
+        ranges.sort_by_key(|r| r.get_str("_id").unwrap_or_default().to_string());
+        (ranges, landed(world).await)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = read().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = read().await;
+        if now == last {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the checkpoints were still changing 30 s after the kill"
+        );
+        last = now;
+    }
+}
+
 async fn island_docs(db: &mongodb::Database) -> u64 {
     common::range_checkpoints(db)
         .await
