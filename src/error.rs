@@ -82,6 +82,10 @@ pub enum Error {
          stopped with the checkpoints kept: fix the mappings or the data, then rerun to resume"
     )]
     DeadLetterLimit { limit: u64 },
+    /// The operator asked the run to stop (a signal): reading stopped, what was in
+    /// flight landed and was checkpointed.
+    #[error("stopped on request; every acknowledged document is checkpointed: rerun the same command to resume")]
+    Interrupted,
 }
 
 impl Error {
@@ -100,7 +104,8 @@ impl Error {
             | Error::DeadLetterStore { .. }
             | Error::Stalled { .. }
             | Error::Io { .. }
-            | Error::DeadLetterLimit { .. } => false,
+            | Error::DeadLetterLimit { .. }
+            | Error::Interrupted => false,
         }
     }
 }

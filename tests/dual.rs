@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::proxy::TcpProxy;
-use common::{example_binary, http, init_env, mongodb_uri, World};
+use common::{example_binary, http, mongodb_uri, World};
 use fireshift::dual::{
     Direction, DualConfig, DualError, DualStore, Mode, Query, Secondary, WriteOp,
 };
@@ -173,14 +173,7 @@ async fn outbox_depth(store: &DualStore) -> u64 {
 
 /// A proxy to the shared MongoDB server (tests/common/proxy.rs).
 async fn mongo_proxy() -> TcpProxy {
-    init_env();
-    let upstream = mongodb_uri()
-        .trim_start_matches("mongodb://")
-        .split(['/', '?'])
-        .next()
-        .unwrap()
-        .to_string();
-    TcpProxy::start(upstream).await
+    TcpProxy::to_mongodb().await
 }
 
 // ----- the guard on the server --------------------------------------------------------

@@ -36,6 +36,9 @@ pub enum RangeState {
     Indexed,
     /// Stopped by an error; a rerun resumes from the cursor.
     Failed { reason: String },
+    /// Stopped on the operator's request (a signal) after saving its checkpoint; a rerun
+    /// resumes from the cursor.
+    Interrupted,
 }
 
 impl RangeState {
@@ -50,6 +53,7 @@ impl RangeState {
             RangeState::Copied => "copied",
             RangeState::Indexed => "indexed",
             RangeState::Failed { .. } => "failed",
+            RangeState::Interrupted => "interrupted",
         }
     }
 }
@@ -300,6 +304,18 @@ impl CheckpointStore {
             )
             .await
             .map_err(|e| self.err("record failure", e))?;
+        Ok(())
+    }
+
+    /// Records that a range stopped on request (its checkpoint is already saved).
+    pub async fn mark_interrupted(&self, id: &str) -> Result<()> {
+        self.ranges
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "state": "interrupted", "updated_at": DateTime::now() } },
+            )
+            .await
+            .map_err(|e| self.err("record interruption", e))?;
         Ok(())
     }
 

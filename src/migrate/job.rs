@@ -159,8 +159,11 @@ pub async fn run<S: Source>(
         .collect()
         .await;
     // Every range ran to its end (or its error) before we report: a failed range does not
-    // stop the others from reaching their checkpoints.
-    if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+    // stop the others from reaching their checkpoints. A real error says more than the
+    // interruptions of the ranges stopped beside it.
+    let mut errors: Vec<Error> = results.into_iter().filter_map(|r| r.err()).collect();
+    errors.sort_by_key(|e| matches!(e, Error::Interrupted));
+    if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
     let mut summary = Summary::from_progress(progress);
@@ -273,6 +276,10 @@ async fn copy_range<S: Source>(
     hash: &str,
 ) -> Result<()> {
     let dry_run = options.pipeline.dry_run;
+    // A range still queued when a stop is asked for is left as it was.
+    if options.pipeline.stop.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
     record.state = RangeState::Copying;
     record.mappings_hash = hash.to_string();
     record.started_at = Some(DateTime::now());
@@ -311,6 +318,13 @@ async fn copy_range<S: Source>(
             Ok(())
         }
         Ok((_, None)) => Ok(()),
+        Err(Error::Interrupted) => {
+            // The pipeline saved the checkpoint of everything that landed.
+            if !dry_run {
+                store.mark_interrupted(&id).await?;
+            }
+            Err(Error::Interrupted)
+        }
         Err(e) => {
             // Best effort: the cursor in the store is already right; this only records
             // why the range stopped, for `status`. If MongoDB is the cause it fails too.

@@ -59,6 +59,17 @@ impl TcpProxy {
         }
     }
 
+    /// A proxy to the shared MongoDB server (`MONGODB_URI`).
+    pub async fn to_mongodb() -> Self {
+        let upstream = super::mongodb_uri()
+            .trim_start_matches("mongodb://")
+            .split(['/', '?'])
+            .next()
+            .unwrap()
+            .to_string();
+        Self::start(upstream).await
+    }
+
     /// A MongoDB connection string through the proxy.
     pub fn mongodb_uri(&self) -> String {
         format!("mongodb://{}/?directConnection=true", self.addr)

@@ -24,6 +24,11 @@ pub enum ExitCode {
     DeadLetterLimit = 6,
     /// `verify` paused by `--max-docs` (rerun to continue).
     Paused = 7,
+    /// `migrate` stopped by SIGINT (Ctrl-C) after saving its checkpoints (128 + 2, as a
+    /// shell reports a process the signal ended).
+    Interrupted = 130,
+    /// `migrate` stopped by SIGTERM after saving its checkpoints (128 + 15).
+    Terminated = 143,
 }
 
 impl ExitCode {
@@ -42,7 +47,9 @@ Exit codes (every command):
   4  verify found mismatches
   5  migrate or indexes: some index was refused or clashes (the documents all landed)
   6  migrate stopped by --max-dead-letters (checkpoints kept: rerun to resume)
-  7  verify paused by --max-docs (rerun to continue)";
+  7  verify paused by --max-docs (rerun to continue)
+  130  migrate stopped by SIGINT (Ctrl-C), checkpoints saved: rerun to resume
+  143  migrate stopped by SIGTERM, checkpoints saved: rerun to resume";
 
 #[cfg(test)]
 mod tests {
@@ -59,6 +66,8 @@ mod tests {
             ExitCode::IndexesNotBuilt,
             ExitCode::DeadLetterLimit,
             ExitCode::Paused,
+            ExitCode::Interrupted,
+            ExitCode::Terminated,
         ];
         for code in all {
             let row = format!("\n  {}  ", code.code());

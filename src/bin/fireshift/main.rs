@@ -5,6 +5,7 @@
 //! * one module per command: [`migrate`], [`status`], [`verify`], [`mappings`] (`check`,
 //!   `indexes`), [`plan`];
 //! * [`progress`] bars and log lines over the library's progress counters;
+//! * [`signals`] the graceful stop on SIGINT/SIGTERM;
 //! * [`exit`] every exit code.
 
 mod cli;
@@ -14,6 +15,7 @@ mod migrate;
 mod parse;
 mod plan;
 mod progress;
+mod signals;
 mod status;
 mod verify;
 

@@ -132,6 +132,7 @@ async fn migrate_on(
         dry_run = args.dry_run, "migrating"
     );
 
+    let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
     let progress = Progress::new();
     let display = Display::start(&progress, args.quiet);
     let pipeline = PipelineConfig {
@@ -144,6 +145,7 @@ async fn migrate_on(
         ),
         dry_run: args.dry_run,
         max_dead_letters: args.max_dead_letters,
+        stop: stop.token.clone(),
         ..PipelineConfig::default()
     };
     let options = JobOptions {
@@ -174,6 +176,17 @@ async fn migrate_on(
         write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!("error: job `{}`: {e}", options.job);
         return Ok(ExitCode::DeadLetterLimit);
+    }
+    if let (Err(fireshift::error::Error::Interrupted), Some(code)) = (&result, stop.exit_code()) {
+        let summary = Summary::from_progress(&progress);
+        print_summary(&summary, &ep.mongo.database, args);
+        write_summary_json(args.summary_json.as_deref(), &summary)?;
+        eprintln!(
+            "job `{}` stopped on request after {}; every acknowledged document is checkpointed: rerun the same command to resume",
+            options.job,
+            progress.line()
+        );
+        return Ok(code);
     }
     let outcome = result.with_context(|| {
         format!(

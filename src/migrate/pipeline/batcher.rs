@@ -118,7 +118,8 @@ impl Batches<'_> {
 }
 
 /// Transforms changes and groups them into per-collection batches; on a resume, skips
-/// the islands the crashed run left.
+/// the islands the crashed run left. Ends with [`Error::Interrupted`] once
+/// `config.stop` is cancelled, after sending what it holds.
 pub(super) async fn batch_documents(
     mut changes: mpsc::Receiver<Result<(Change, Position)>>,
     out: mpsc::Sender<Outgoing>,
@@ -143,7 +144,20 @@ pub(super) async fn batch_documents(
     };
     let mut matcher = IslandMatcher::new(&shared.book.lock().unwrap().islands());
     progress.note(&config.label, "reading the source");
-    while let Some(change) = changes.recv().await {
+    loop {
+        let change = tokio::select! {
+            // Checked first: once a stop is asked for, no further document is read.
+            biased;
+            () = config.stop.cancelled() => {
+                // What the open batches hold lands and is checkpointed; documents the
+                // island matcher holds stay unread for the resume (the position is
+                // before them).
+                batches.finish().await?;
+                return Err(Error::Interrupted);
+            }
+            change = changes.recv() => change,
+        };
+        let Some(change) = change else { break };
         let (change, position) = change?;
         let (doc, update_time) = match change {
             Change::Upsert { doc, update_time } => (doc, update_time),

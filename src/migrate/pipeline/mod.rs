@@ -68,6 +68,10 @@ pub struct PipelineConfig {
     pub dead_letters: Arc<AtomicU64>,
     /// The range this pipeline copies, for progress reports (`range 3`).
     pub label: String,
+    /// Cancelled when the operator asks the run to stop: the batcher stops reading, what
+    /// it holds is written and checkpointed, and the run ends with
+    /// [`Error::Interrupted`].
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl PipelineConfig {
@@ -95,6 +99,7 @@ impl Default for PipelineConfig {
             max_dead_letters: None,
             dead_letters: Arc::new(AtomicU64::new(0)),
             label: String::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
