@@ -558,7 +558,10 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             let set_by_cargo = (key.starts_with("CARGO_")
-                && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR"))
+                && !matches!(
+                    key.as_ref(),
+                    "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_INCREMENTAL"
+                ))
                 || matches!(
                     key.as_ref(),
                     "OUT_DIR" | "TARGET" | "HOST" | "OPT_LEVEL" | "PROFILE" | "DEBUG" | "NUM_JOBS"
