@@ -82,6 +82,19 @@ pub enum Error {
          stopped with the checkpoints kept: fix the mappings or the data, then rerun to resume"
     )]
     DeadLetterLimit { limit: u64 },
+    /// A live process holds the lease of a range this run was to copy.
+    #[error(
+        "range {range} is being copied by another process ({holder}). Two processes on one job would read everything twice: \
+         wait for it (`fireshift status` shows it), or, if it crashed, rerun once its lease has expired"
+    )]
+    LeaseHeld { range: String, holder: String },
+    /// Another process took over a range this one held (its lease expired while this
+    /// process was paused or cut off): this process must stop writing its checkpoints.
+    #[error(
+        "the lease of range {range} was taken over by another process (this one did not renew it in time); \
+         stopped so that only one process moves its checkpoint"
+    )]
+    LeaseLost { range: String },
     /// The operator asked the run to stop (a signal): reading stopped, what was in
     /// flight landed and was checkpointed.
     #[error("stopped on request; every acknowledged document is checkpointed: rerun the same command to resume")]
@@ -105,6 +118,8 @@ impl Error {
             | Error::Stalled { .. }
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. }
+            | Error::LeaseHeld { .. }
+            | Error::LeaseLost { .. }
             | Error::Interrupted => false,
         }
     }

@@ -103,13 +103,31 @@ pub fn client(options: ClientOptions, redacted: &str, target: &str) -> Result<Cl
     })
 }
 
+/// How long one command may wait for the server's answer: the driver has no such
+/// limit of its own, and a server that took a command and never answers must not hold
+/// a run forever.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Shuts a client down: ends its sessions on the server and stops its background
 /// tasks. Call it once the client's work is done and before the runtime ends; clones
 /// share the client, so one call covers them all. It does not wait for cursors or
 /// sessions still held elsewhere (a task that failed mid-run may hold one).
 pub async fn shutdown(client: Client) {
-    client.shutdown().immediate(true).await;
+    // Bounded as every wait is: a driver that cannot finish its clean-up (a connection
+    // stuck mid-command) must not keep a finished process from exiting.
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, client.shutdown().immediate(true))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the MongoDB client did not shut down within {}s; exiting anyway",
+            SHUTDOWN_TIMEOUT.as_secs()
+        );
+    }
 }
+
+/// How long [`shutdown`] waits for the driver's clean-up.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Server error codes that describe a passing condition (a failover, a shutdown, a
 /// concurrent upsert race on the same `_id`).

@@ -10,12 +10,17 @@
 //!
 //! Records carry `version` so a future layout change can migrate or refuse old ones.
 
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::sync::{Arc, Mutex};
+
 use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::migrate::lease::Lease;
 use crate::retry::RetryPolicy;
 use crate::source::{Position, Range};
 
@@ -140,6 +145,9 @@ pub struct RangeCheckpoint {
     /// Documents per second over the last run of this range.
     pub rate: f64,
     pub last_error: Option<String>,
+    /// The process copying the range, while it runs (see [`crate::migrate::lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
 }
 
 impl RangeCheckpoint {
@@ -174,6 +182,7 @@ impl RangeCheckpoint {
             updated_at: DateTime::now(),
             rate: 0.0,
             last_error: None,
+            lease: None,
         }
     }
 }
@@ -203,6 +212,9 @@ pub struct CheckpointStore {
     /// Checkpoint writes ride out the same outages as data writes; a checkpoint that
     /// cannot be saved stops the run (the previous one stays valid).
     retry: RetryPolicy,
+    /// One writer at a time per range record within this process: a checkpoint save
+    /// and a lease renewal of the same record never race each other.
+    writing: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl CheckpointStore {
@@ -212,6 +224,45 @@ impl CheckpointStore {
             ranges: db.collection(collection),
             target: format!("{}.{collection}", db.name()),
             retry,
+            writing: Arc::default(),
+        }
+    }
+
+    /// Runs one driver call: a server that took the command and never answers fails it
+    /// (retryably) after [`crate::mongo::ANSWER_TIMEOUT`] instead of holding the run.
+    pub(crate) async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(crate::mongo::ANSWER_TIMEOUT, call.into_future()).await {
+            Ok(r) => r.map_err(|e| self.err(operation, e)),
+            Err(_) => Err(self.no_answer(operation)),
+        }
+    }
+
+    /// Holds the write lock of one range record (see `writing`).
+    pub(crate) async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .writing
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    fn no_answer(&self, operation: &'static str) -> Error {
+        Error::Mongo {
+            operation,
+            target: self.target.clone(),
+            uri: String::new(),
+            retryable: true,
+            message: format!(
+                "no answer within {}s",
+                crate::mongo::ANSWER_TIMEOUT.as_secs()
+            ),
         }
     }
 
@@ -226,16 +277,23 @@ impl CheckpointStore {
     }
 
     pub async fn load_job(&self, job: &str) -> Result<Option<JobRecord>> {
-        self.jobs
-            .find_one(doc! { "_id": job, "kind": "job" })
-            .await
-            .map_err(|e| self.err("load job", e))
+        self.call(
+            "load job",
+            self.jobs.find_one(doc! { "_id": job, "kind": "job" }),
+        )
+        .await
     }
 
     /// Creates the job unless another process (another shard) created it first; either
     /// way returns the record that is now stored, so all shards share one split.
     pub async fn create_job(&self, record: JobRecord) -> Result<JobRecord> {
-        match self.jobs.insert_one(&record).await {
+        let inserted = tokio::time::timeout(
+            crate::mongo::ANSWER_TIMEOUT,
+            self.jobs.insert_one(&record).into_future(),
+        )
+        .await
+        .map_err(|_| self.no_answer("create job"))?;
+        match inserted {
             Ok(_) => Ok(record),
             Err(e) if is_duplicate_key(&e) => {
                 self.load_job(&record.job)
@@ -252,92 +310,200 @@ impl CheckpointStore {
     }
 
     pub async fn set_job_hash(&self, job: &str, hash: &str) -> Result<()> {
-        self.jobs
-            .update_one(
+        self.call(
+            "update job",
+            self.jobs.update_one(
                 doc! { "_id": job },
                 doc! { "$set": { "mappings_hash": hash } },
-            )
-            .await
-            .map_err(|e| self.err("update job", e))?;
+            ),
+        )
+        .await?;
         Ok(())
     }
 
     /// Deletes a job and its range checkpoints (`--restart`).
     pub async fn delete_job(&self, job: &str) -> Result<()> {
-        self.ranges
-            .delete_many(doc! { "$or": [ { "_id": job }, { "job": job, "kind": "range" } ] })
-            .await
-            .map_err(|e| self.err("delete job", e))?;
+        self.call(
+            "delete job",
+            self.ranges
+                .delete_many(doc! { "$or": [ { "_id": job }, { "job": job, "kind": "range" } ] }),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn load_ranges(&self, job: &str) -> Result<Vec<RangeCheckpoint>> {
-        let mut out: Vec<RangeCheckpoint> = self
-            .ranges
-            .find(doc! { "job": job, "kind": "range" })
-            .await
-            .map_err(|e| self.err("load checkpoints", e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.err("load checkpoints", e))?;
+        let find = async {
+            self.ranges
+                .find(doc! { "job": job, "kind": "range" })
+                .await?
+                .try_collect::<Vec<RangeCheckpoint>>()
+                .await
+        };
+        let mut out = self.call("load checkpoints", find).await?;
         out.sort_by_key(|r| r.index);
         Ok(out)
     }
 
+    /// One range record.
+    pub(crate) async fn load_range(&self, id: &str) -> Result<Option<RangeCheckpoint>> {
+        self.call(
+            "load a checkpoint",
+            self.ranges.find_one(doc! { "_id": id }),
+        )
+        .await
+    }
+
     /// All job records, for `status` without `--job`.
     pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
-        self.jobs
-            .find(doc! { "kind": "job" })
-            .await
-            .map_err(|e| self.err("list jobs", e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list jobs", e))
+        let find = async {
+            self.jobs
+                .find(doc! { "kind": "job" })
+                .await?
+                .try_collect()
+                .await
+        };
+        self.call("list jobs", find).await
     }
 
-    /// Records why a range stopped, keeping its cursor and counts as last saved.
-    pub async fn mark_failed(&self, id: &str, reason: &str) -> Result<()> {
-        self.ranges
-            .update_one(
-                doc! { "_id": id },
-                doc! { "$set": { "state": "failed", "reason": reason, "last_error": reason, "updated_at": DateTime::now() } },
-            )
-            .await
-            .map_err(|e| self.err("record failure", e))?;
+    /// Updates one range record under its write lock; how many records matched.
+    pub(crate) async fn update_range(
+        &self,
+        operation: &'static str,
+        id: &str,
+        filter: mongodb::bson::Document,
+        update: mongodb::bson::Document,
+    ) -> Result<u64> {
+        let _writing = self.lock(id).await;
+        let mut filter = filter;
+        filter.insert("_id", id);
+        let r = self
+            .call(operation, self.ranges.update_one(filter, update))
+            .await?;
+        Ok(r.matched_count)
+    }
+
+    /// Inserts a range record; `false` when one with its id exists already.
+    pub(crate) async fn insert_range(&self, record: &RangeCheckpoint) -> Result<bool> {
+        let _writing = self.lock(&record.id).await;
+        let inserted = tokio::time::timeout(
+            crate::mongo::ANSWER_TIMEOUT,
+            self.ranges.insert_one(record).into_future(),
+        )
+        .await
+        .map_err(|_| self.no_answer("create a checkpoint"))?;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.err("create a checkpoint", e)),
+        }
+    }
+
+    /// Gives back every lease `token` holds among `ids`.
+    pub(crate) async fn release_many(&self, ids: &[String], token: &str) -> Result<()> {
+        self.call(
+            "release range leases",
+            self.ranges.update_many(
+                doc! { "_id": { "$in": ids }, "lease.token": token },
+                doc! { "$unset": { "lease": "" } },
+            ),
+        )
+        .await?;
         Ok(())
     }
 
-    /// Records that a range stopped on request (its checkpoint is already saved).
-    pub async fn mark_interrupted(&self, id: &str) -> Result<()> {
-        self.ranges
-            .update_one(
-                doc! { "_id": id },
-                doc! { "$set": { "state": "interrupted", "updated_at": DateTime::now() } },
-            )
-            .await
-            .map_err(|e| self.err("record interruption", e))?;
+    /// Records why a range stopped, keeping its cursor and counts as last saved, and
+    /// gives its lease back (fenced: only while `lease` still holds it).
+    pub async fn mark_failed(&self, id: &str, lease: Option<&Lease>, reason: &str) -> Result<()> {
+        self.mark_stopped(
+            id,
+            lease,
+            doc! { "state": "failed", "reason": reason, "last_error": reason, "updated_at": DateTime::now() },
+        )
+        .await
+    }
+
+    /// Records that a range stopped on request (its checkpoint is already saved) and
+    /// gives its lease back.
+    pub async fn mark_interrupted(&self, id: &str, lease: Option<&Lease>) -> Result<()> {
+        self.mark_stopped(
+            id,
+            lease,
+            doc! { "state": "interrupted", "updated_at": DateTime::now() },
+        )
+        .await
+    }
+
+    async fn mark_stopped(
+        &self,
+        id: &str,
+        lease: Option<&Lease>,
+        set: mongodb::bson::Document,
+    ) -> Result<()> {
+        let mut filter = doc! {};
+        if let Some(lease) = lease {
+            filter.insert("lease.token", &lease.token);
+        }
+        self.update_range(
+            "record why a range stopped",
+            id,
+            filter,
+            doc! { "$set": set, "$unset": { "lease": "" } },
+        )
+        .await?;
         Ok(())
     }
 
-    /// Replaces a range's checkpoint (idempotent, so retried on transient errors).
+    /// Gives a finished range's lease back (fenced by its token).
+    pub async fn release(&self, record: &mut RangeCheckpoint) -> Result<()> {
+        if let Some(lease) = record.lease.take() {
+            self.update_range(
+                "release a range lease",
+                &record.id,
+                doc! { "lease.token": &lease.token },
+                doc! { "$unset": { "lease": "" } },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a range's checkpoint (idempotent, so retried on transient errors). A
+    /// leased record is saved only while its lease is still this process's (the save
+    /// also renews it); otherwise [`Error::LeaseLost`]: another process took the range.
     pub async fn save(&self, record: &RangeCheckpoint) -> Result<()> {
-        self.retry
+        let mut record = record.clone();
+        let mut filter = doc! { "_id": &record.id };
+        if let Some(lease) = record.lease.as_mut() {
+            lease.refresh();
+            filter.insert("lease.token", &lease.token);
+        }
+        let fenced = record.lease.is_some();
+        let _writing = self.lock(&record.id).await;
+        let result = self
+            .retry
             .run(
                 || format!("save checkpoint {}", record.id),
-                || async {
-                    self.ranges
-                        .replace_one(doc! { "_id": &record.id }, record)
-                        .upsert(true)
-                        .await
-                        .map_err(|e| self.err("save checkpoint", e))
+                || {
+                    self.call(
+                        "save checkpoint",
+                        self.ranges
+                            .replace_one(filter.clone(), &record)
+                            .upsert(!fenced),
+                    )
                 },
             )
             .await?;
+        if fenced && result.matched_count == 0 {
+            return Err(Error::LeaseLost {
+                range: record.id.clone(),
+            });
+        }
         Ok(())
     }
 }
 
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
         || matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 11000)

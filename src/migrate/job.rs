@@ -14,6 +14,7 @@ use crate::mapping::transform::Transformer;
 use crate::migrate::checkpoint::{
     CheckpointStore, JobRecord, RangeCheckpoint, RangeState, CHECKPOINT_COLLECTION, RECORD_VERSION,
 };
+use crate::migrate::lease::Leases;
 use crate::migrate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
 use crate::migrate::progress::Progress;
 use crate::sink::MongoSink;
@@ -73,6 +74,8 @@ pub struct JobOptions {
     pub force: bool,
     /// Forget the job's checkpoints and start over.
     pub restart: bool,
+    /// How long a range's lease lasts without renewal (see [`crate::migrate::lease`]).
+    pub lease_ttl: std::time::Duration,
     pub pipeline: PipelineConfig,
 }
 
@@ -110,6 +113,19 @@ pub async fn run<S: Source>(
     }
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     if options.restart && !options.pipeline.dry_run {
+        // Deleting the checkpoints under a running process would let it write on
+        // while this run copies everything again.
+        if let Some(r) = store
+            .load_ranges(&options.job)
+            .await?
+            .into_iter()
+            .find(|r| r.lease.as_ref().is_some_and(|l| l.is_held()))
+        {
+            return Err(Error::LeaseHeld {
+                holder: r.lease.as_ref().map(|l| l.describe()).unwrap_or_default(),
+                range: r.id,
+            });
+        }
         store.delete_job(&options.job).await?;
     }
     let hash = transformer.fingerprint();
@@ -141,31 +157,54 @@ pub async fn run<S: Source>(
     );
 
     let copied = todo.len();
-    let results: Vec<Result<()>> = futures::stream::iter(todo)
-        .map(|(range, record)| {
-            copy_range(
-                source,
-                sink,
-                transformer,
-                &store,
-                options,
-                progress,
-                range,
-                record,
-                &hash,
-            )
-        })
-        .buffer_unordered(options.parallel.max(1))
-        .collect()
-        .await;
-    // Every range ran to its end (or its error) before we report: a failed range does not
-    // stop the others from reaching their checkpoints. A real error says more than the
-    // interruptions of the ranges stopped beside it.
-    let mut errors: Vec<Error> = results.into_iter().filter_map(|r| r.err()).collect();
-    errors.sort_by_key(|e| matches!(e, Error::Interrupted));
-    if let Some(e) = errors.into_iter().next() {
-        return Err(e);
+    // Every range this run is to copy is leased before anything is read, so a second
+    // process on the same job stops at once instead of reading everything twice.
+    let leases = (!options.pipeline.dry_run).then(|| Leases::new(store.clone(), options.lease_ttl));
+    let copy = async {
+        if let Some(leases) = &leases {
+            for (_, record) in &mut todo {
+                leases.acquire(record).await?;
+            }
+        }
+        let ranges = futures::stream::iter(todo)
+            .map(|(range, record)| {
+                copy_range(
+                    source,
+                    sink,
+                    transformer,
+                    &store,
+                    leases.as_ref(),
+                    options,
+                    progress,
+                    range,
+                    record,
+                    &hash,
+                )
+            })
+            .buffer_unordered(options.parallel.max(1))
+            .collect::<Vec<Result<()>>>();
+        let results = match &leases {
+            // A lease taken over stops every range: the other process now copies it.
+            Some(leases) => tokio::select! {
+                results = ranges => results,
+                lost = leases.keep() => return Err(lost),
+            },
+            None => ranges.await,
+        };
+        // Every range ran to its end (or its error) before we report: a failed range
+        // does not stop the others from reaching their checkpoints. A real error says
+        // more than the interruptions of the ranges stopped beside it.
+        let mut errors: Vec<Error> = results.into_iter().filter_map(|r| r.err()).collect();
+        errors.sort_by_key(|e| matches!(e, Error::Interrupted));
+        errors.into_iter().next().map_or(Ok(()), Err)
     }
+    .await;
+    // Leases of ranges that did not finish (not started, or stopped) go back now, so
+    // the next run need not wait for them to expire.
+    if let Some(leases) = &leases {
+        leases.release_all().await;
+    }
+    copy?;
     let mut summary = Summary::from_progress(progress);
     if !options.pipeline.dry_run {
         summary.indexes = build_indexes(sink, transformer, &store, &job).await?;
@@ -269,6 +308,7 @@ async fn copy_range<S: Source>(
     sink: &MongoSink,
     transformer: &Transformer,
     store: &CheckpointStore,
+    leases: Option<&Leases>,
     options: &JobOptions,
     progress: &Progress,
     range: Range,
@@ -289,13 +329,14 @@ async fn copy_range<S: Source>(
     }
     let start = record.resume_position();
     let id = record.id.clone();
+    let lease = record.lease.clone();
     let checkpointer = Checkpointer {
         store: store.clone(),
         record,
     };
     let mut config = options.pipeline.clone();
     config.label = format!("range {}", id.rsplit('#').next().unwrap_or(&id));
-    match pipeline::run(
+    let copied = pipeline::run(
         source,
         sink,
         transformer,
@@ -305,8 +346,13 @@ async fn copy_range<S: Source>(
         progress,
         Some(checkpointer),
     )
-    .await
-    {
+    .await;
+    // Not renewed any more: every way out below saves the range's last state and gives
+    // its lease back (renewing it meanwhile would find it gone and stop the run).
+    if let Some(leases) = leases {
+        leases.forget(&id);
+    }
+    match copied {
         Ok((_, Some(mut c))) => {
             c.record.state = RangeState::Copied;
             // Every document is done: islands past the cursor mean nothing any more.
@@ -314,6 +360,7 @@ async fn copy_range<S: Source>(
             c.record.updated_at = DateTime::now();
             if !dry_run {
                 store.save(&c.record).await?;
+                store.release(&mut c.record).await?;
             }
             Ok(())
         }
@@ -321,7 +368,7 @@ async fn copy_range<S: Source>(
         Err(Error::Interrupted) => {
             // The pipeline saved the checkpoint of everything that landed.
             if !dry_run {
-                store.mark_interrupted(&id).await?;
+                store.mark_interrupted(&id, lease.as_ref()).await?;
             }
             Err(Error::Interrupted)
         }
@@ -329,7 +376,7 @@ async fn copy_range<S: Source>(
             // Best effort: the cursor in the store is already right; this only records
             // why the range stopped, for `status`. If MongoDB is the cause it fails too.
             if !dry_run {
-                if let Err(e2) = store.mark_failed(&id, &e.to_string()).await {
+                if let Err(e2) = store.mark_failed(&id, lease.as_ref(), &e.to_string()).await {
                     tracing::warn!("could not record the failure of range {id}: {e2}");
                 }
             }

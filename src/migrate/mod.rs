@@ -5,9 +5,12 @@
 //! * [`pipeline`] one range: source → transform → batches → sink, every stage bounded,
 //!   the checkpoint moved only past acknowledged documents.
 //! * [`checkpoint`] the job and range records in MongoDB and their state machine.
+//! * [`lease`] one process per range: leases in the range records, renewed while a run
+//!   lasts, taken over once expired.
 //! * [`progress`] the counters a run reports (per collection and overall).
 
 pub mod checkpoint;
 pub mod job;
+pub mod lease;
 pub mod pipeline;
 pub mod progress;

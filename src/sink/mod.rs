@@ -29,8 +29,7 @@ pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
 const COMMAND_OVERHEAD: usize = 64 * 1024;
 /// How long the first connection may be retried before the command stops.
 const FIRST_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long one command may wait for the server's answer.
-const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+use crate::mongo::ANSWER_TIMEOUT;
 
 /// A command the server took and never answered (retryable).
 fn no_answer(operation: &'static str, target: &str, uri: &str) -> Error {

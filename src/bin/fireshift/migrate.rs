@@ -91,6 +91,11 @@ pub struct MigrateArgs {
     /// Forget the job's checkpoints and copy everything again.
     #[arg(long)]
     pub restart: bool,
+    /// How long a range's lease lasts without renewal (seconds): a second process on
+    /// the job is refused while it lasts; after a crash, the next run takes the ranges
+    /// over once it has expired. Renewed every quarter of it.
+    #[arg(long, default_value_t = 60, value_parser = parse::lease_seconds)]
+    pub lease_seconds: u64,
 }
 
 /// Runs `migrate`; returns the process exit code.
@@ -163,6 +168,7 @@ async fn migrate_on(
         shard: args.shard,
         force: args.force,
         restart: args.restart,
+        lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
         pipeline,
     };
     let result = tokio::select! {

@@ -13,6 +13,19 @@ pub fn at_least_one(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A lease duration: 2 s to a day. Shorter would expire between two renewals of a
+/// busy process; longer keeps a crashed process's ranges blocked for no gain.
+pub fn lease_seconds(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of seconds"))?;
+    if !(2..=86_400).contains(&n) {
+        return Err("must be 2 to 86400 seconds".into());
+    }
+    Ok(n)
+}
+
 /// A page size: 1 to `i32::MAX` (Firestore's `limit` is an int32).
 pub fn page_size(s: &str) -> Result<i32, String> {
     let n = at_least_one(s)?;

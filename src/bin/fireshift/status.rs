@@ -24,6 +24,21 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     outcome
 }
 
+/// The state as an operator needs it: a range being copied is `running` while its
+/// process renews the lease and `crashed` once the lease lapsed without the process
+/// recording how it stopped (`interrupted` and `failed` are recorded); a range leased
+/// but not started yet is `queued`.
+fn shown_state(r: &fireshift::migrate::checkpoint::RangeCheckpoint) -> &'static str {
+    use fireshift::migrate::checkpoint::RangeState;
+    let live = r.lease.as_ref().is_some_and(|l| l.is_held());
+    match (&r.state, live) {
+        (RangeState::Copying, true) => "running",
+        (RangeState::Copying, false) => "crashed",
+        (RangeState::Pending, true) => "queued",
+        (state, _) => state.name(),
+    }
+}
+
 async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCode> {
     use fireshift::migrate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
@@ -55,22 +70,27 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
             job.mappings_hash
         );
         println!(
-            "{:>5}  {:<8}  {:>10}  {:>8}  {:>9}  {:<24}  last error",
-            "range", "state", "written", "dead", "docs/s", "updated"
+            "{:>5}  {:<11}  {:>10}  {:>8}  {:>9}  {:<24}  {:<24}  last error",
+            "range", "state", "written", "dead", "docs/s", "updated", "held by"
         );
         for i in 0..job.ranges.len() {
             match ranges.iter().find(|r| r.index as usize == i) {
                 Some(r) => println!(
-                    "{:>5}  {:<8}  {:>10}  {:>8}  {:>9.0}  {:<24}  {}",
+                    "{:>5}  {:<11}  {:>10}  {:>8}  {:>9.0}  {:<24}  {:<24}  {}",
                     i,
-                    r.state.name(),
+                    shown_state(r),
                     r.counts.written,
                     r.counts.dead_lettered,
                     r.rate,
                     r.updated_at.try_to_rfc3339_string().unwrap_or_default(),
+                    r.lease
+                        .as_ref()
+                        .filter(|l| l.is_held())
+                        .map(|l| format!("{} pid {}", l.host, l.pid))
+                        .unwrap_or_default(),
                     r.last_error.as_deref().unwrap_or("")
                 ),
-                None => println!("{i:>5}  {:<8}", "pending"),
+                None => println!("{i:>5}  {:<11}", "pending"),
             }
         }
     }
