@@ -82,6 +82,12 @@ pub enum Error {
          stopped with the checkpoints kept: fix the mappings or the data, then rerun to resume"
     )]
     DeadLetterLimit { limit: u64 },
+    /// The source holds no document at all: most likely the wrong project or database.
+    /// The job's records were deleted, so a rerun does not take the empty copy for done.
+    #[error(
+        "no documents found in {root}: is --project right? (--allow-empty accepts an empty source)"
+    )]
+    EmptySource { root: String },
     /// A live process holds the lease of a range this run was to copy.
     #[error(
         "range {range} is being copied by another process ({holder}). Two processes on one job would read everything twice: \
@@ -118,6 +124,7 @@ impl Error {
             | Error::Stalled { .. }
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. }
+            | Error::EmptySource { .. }
             | Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }
             | Error::Interrupted => false,

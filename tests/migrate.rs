@@ -417,6 +417,15 @@ async fn wrong_project_is_a_clear_error() {
             && err.contains("--project"),
         "{err}"
     );
+    // Nothing is kept that would make the identical rerun take the empty copy for
+    // done (it used to exit 0: "ranges already copied").
+    assert!(
+        common::range_checkpoints(&world.db).await.is_empty(),
+        "no checkpoint left behind"
+    );
+    let again = world.migrate(&[]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("no documents found"));
     // An operator who means it can say so.
     assert_eq!(world.migrate(&["--allow-empty"]).status.code(), Some(0));
 }

@@ -74,6 +74,9 @@ pub struct JobOptions {
     pub force: bool,
     /// Forget the job's checkpoints and start over.
     pub restart: bool,
+    /// Accept a source without documents (otherwise the job is forgotten and the run
+    /// fails with [`Error::EmptySource`]).
+    pub allow_empty: bool,
     /// How long a range's lease lasts without renewal (see [`crate::migrate::lease`]).
     pub lease_ttl: std::time::Duration,
     pub pipeline: PipelineConfig,
@@ -206,6 +209,9 @@ pub async fn run<S: Source>(
     }
     copy?;
     let mut summary = Summary::from_progress(progress);
+    if !options.pipeline.dry_run && !options.allow_empty && !resumed && summary.read == 0 {
+        forget_if_empty(&store, &job, source.root()).await?;
+    }
     if !options.pipeline.dry_run {
         summary.indexes = build_indexes(sink, transformer, &store, &job).await?;
     }
@@ -215,6 +221,22 @@ pub async fn run<S: Source>(
         ranges_copied: copied,
         resumed,
     })
+}
+
+/// A job whose every range is done without a single document is most likely pointed at
+/// the wrong project or database: its records are deleted (a rerun must not find the
+/// ranges "already copied" and succeed) and the run fails with [`Error::EmptySource`].
+/// While other shards are still copying, nothing is decided.
+async fn forget_if_empty(store: &CheckpointStore, job: &JobRecord, source: &str) -> Result<()> {
+    let ranges = store.load_ranges(&job.job).await?;
+    let all_done = ranges.len() == job.ranges.len() && ranges.iter().all(|r| r.state.is_done());
+    if all_done && ranges.iter().all(|r| r.counts.done() == 0) {
+        store.delete_job(&job.job).await?;
+        return Err(Error::EmptySource {
+            root: source.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Once every range of the job is copied (by this process or by other shards), builds

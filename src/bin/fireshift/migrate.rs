@@ -168,6 +168,7 @@ async fn migrate_on(
         shard: args.shard,
         force: args.force,
         restart: args.restart,
+        allow_empty: args.allow_empty,
         lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
         pipeline,
     };
@@ -194,6 +195,12 @@ async fn migrate_on(
         );
         return Ok(code);
     }
+    if let Err(e @ fireshift::error::Error::EmptySource { .. }) = &result {
+        bail!(
+            "{e} (endpoint {}); nothing was kept, so the next run starts afresh",
+            source.endpoint()
+        );
+    }
     let outcome = result.with_context(|| {
         format!(
             "job `{}` stopped after {}. Every acknowledged document is checkpointed: rerun the same command to resume",
@@ -210,13 +217,6 @@ async fn migrate_on(
     }
     print_summary(summary, &ep.mongo.database, args);
     write_summary_json(args.summary_json.as_deref(), summary)?;
-    if summary.read == 0 && !outcome.resumed && !args.allow_empty {
-        bail!(
-            "no documents found in {} ({}): is --project right? (--allow-empty accepts an empty source)",
-            source.root(),
-            source.endpoint()
-        );
-    }
     if !summary.accounted_for() {
         bail!(
             "{} documents read but {} written and {} dead-lettered: some documents are unaccounted for",
