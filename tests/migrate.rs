@@ -323,6 +323,14 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
                     "users/bad",
                     vec![("_id", v(ValueType::StringValue("other".into())))],
                 ),
+                doc_at(
+                    "users/bad2",
+                    vec![("_id", v(ValueType::StringValue("other2".into())))],
+                ),
+                doc_at(
+                    "users/bad3",
+                    vec![("_id", v(ValueType::StringValue("other3".into())))],
+                ),
             ]
             .into_iter(),
         )
@@ -335,7 +343,7 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
         stderr(&out)
     );
     assert!(
-        stdout(&out).contains("1 documents dead-lettered"),
+        stdout(&out).contains("3 documents dead-lettered"),
         "{}",
         stdout(&out)
     );
@@ -347,13 +355,85 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
     let users = world.raw_docs("users").await;
     assert_eq!(users.keys().collect::<Vec<_>>(), vec!["good"]);
     let dead = world.raw_docs("_fireshift_dead_letters").await;
-    assert_eq!(dead.len(), 1);
+    assert_eq!(dead.len(), 3);
     let dl = dead[&world.full_name("users/bad")].to_document().unwrap();
     assert_eq!(dl.get_str("collection").unwrap(), "users");
     assert_eq!(dl.get_str("rule").unwrap(), "identity");
     assert_eq!(dl.get_str("field").unwrap(), "_id");
     assert!(dl.get_str("reason").unwrap().contains("clashes"));
     assert!(!dl.get_binary_generic("raw").unwrap().is_empty());
+
+    // The identical rerun has nothing left to copy, and still reports the job's dead
+    // letters with their exit code (it used to exit 0).
+    let again = world.migrate(&[]);
+    assert_eq!(
+        again.status.code(),
+        Some(common::EXIT_DEAD_LETTERS),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stdout(&again).contains("3 dead-lettered documents from earlier runs"),
+        "{}",
+        stdout(&again)
+    );
+
+    // One document is fixed at the source, one deleted, one left as it was:
+    // --retry-dead-letters copies the fixed one and forgets the deleted one.
+    world
+        .write(
+            vec![doc_at(
+                "users/bad",
+                vec![("name", v(ValueType::StringValue("fixed".into())))],
+            )]
+            .into_iter(),
+        )
+        .await;
+    world.delete("users/bad2").await;
+    let retried = world.migrate(&["--retry-dead-letters"]);
+    assert_eq!(
+        retried.status.code(),
+        Some(common::EXIT_DEAD_LETTERS),
+        "one is still dead: {}",
+        stderr(&retried)
+    );
+    assert!(
+        stdout(&retried).contains("1 landed, 1 deleted from the source since, 1 still dead"),
+        "{}",
+        stdout(&retried)
+    );
+    let users = world.raw_docs("users").await;
+    assert_eq!(users.keys().collect::<Vec<_>>(), vec!["bad", "good"]);
+    assert_eq!(
+        users["bad"].to_document().unwrap().get_str("name").unwrap(),
+        "fixed"
+    );
+    let dead = world.raw_docs("_fireshift_dead_letters").await;
+    assert_eq!(
+        dead.keys().cloned().collect::<Vec<_>>(),
+        vec![world.full_name("users/bad3")]
+    );
+    // The last one fixed too: the job is clean, exit 0.
+    world
+        .write(
+            vec![doc_at(
+                "users/bad3",
+                vec![("name", v(ValueType::StringValue("fixed too".into())))],
+            )]
+            .into_iter(),
+        )
+        .await;
+    let clean = world.migrate(&["--retry-dead-letters"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert!(world.raw_docs("_fireshift_dead_letters").await.is_empty());
+    assert_eq!(
+        world.raw_docs("users").await["bad3"]
+            .to_document()
+            .unwrap()
+            .get_str("name")
+            .unwrap(),
+        "fixed too"
+    );
 }
 
 #[tokio::test]

@@ -93,6 +93,9 @@ pub struct JobOutcome {
     pub ranges_copied: usize,
     /// Whether any range of the job had made progress before this run.
     pub resumed: bool,
+    /// Every range of the job is done (by this run, earlier runs or other shards): the
+    /// job's result is final (see [`crate::migrate::retry_dead::count`]).
+    pub all_done: bool,
 }
 
 /// Runs (or resumes) a job to completion for this shard.
@@ -212,14 +215,18 @@ pub async fn run<S: Source>(
     if !options.pipeline.dry_run && !options.allow_empty && !resumed && summary.read == 0 {
         forget_if_empty(&store, &job, source.root()).await?;
     }
+    let mut all_done = false;
     if !options.pipeline.dry_run {
         summary.indexes = build_indexes(sink, transformer, &store, &job).await?;
+        let ranges = store.load_ranges(&job.job).await?;
+        all_done = ranges.len() == job.ranges.len() && ranges.iter().all(|r| r.state.is_done());
     }
     Ok(JobOutcome {
         summary,
         ranges_already_done: already_done,
         ranges_copied: copied,
         resumed,
+        all_done,
     })
 }
 

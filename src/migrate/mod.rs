@@ -8,9 +8,11 @@
 //! * [`lease`] one process per range: leases in the range records, renewed while a run
 //!   lasts, taken over once expired.
 //! * [`progress`] the counters a run reports (per collection and overall).
+//! * [`retry_dead`] `--retry-dead-letters`: a job's dead letters read and written again.
 
 pub mod checkpoint;
 pub mod job;
 pub mod lease;
 pub mod pipeline;
 pub mod progress;
+pub mod retry_dead;

@@ -7,6 +7,7 @@ use clap::Args;
 use fireshift::migrate::job::{self, JobOptions};
 use fireshift::migrate::pipeline::{PipelineConfig, Summary};
 use fireshift::migrate::progress::Progress;
+use fireshift::migrate::retry_dead;
 use fireshift::sink::{MongoSink, SinkConfig};
 use fireshift::source::FirestoreSource;
 
@@ -45,6 +46,11 @@ pub struct MigrateArgs {
     /// this; without it the run always goes to the end and reports them (exit 3).
     #[arg(long)]
     pub max_dead_letters: Option<u64>,
+    /// Once every range is copied, read the job's dead-lettered documents again from
+    /// the source and write them with the current mappings; the ones that land (or
+    /// that were deleted from the source since) leave the dead-letter collection.
+    #[arg(long)]
+    pub retry_dead_letters: bool,
     /// Read and transform, write nothing; report what would be written.
     #[arg(long)]
     pub dry_run: bool,
@@ -234,8 +240,38 @@ async fn migrate_on(
             "{refused} of the mappings' indexes were refused or clash (see above): `fireshift indexes` builds them alone once fixed"
         );
     }
+    // The job's result, not only this run's: a rerun with nothing left to copy must not
+    // turn earlier dead letters into a success. Counted where they are, so the ones a
+    // retry cleared no longer count.
+    let mut job_dead = 0;
+    if outcome.all_done {
+        if args.retry_dead_letters {
+            let r = retry_dead::retry(
+                source,
+                sink,
+                transformer,
+                &args.dead_letter_collection,
+                &options.pipeline.run_id,
+            )
+            .await?;
+            println!(
+                "dead letters retried: {} landed, {} deleted from the source since, {} still dead",
+                r.landed, r.gone, r.still_dead
+            );
+        }
+        job_dead = retry_dead::count(sink, &args.dead_letter_collection, source.root()).await?;
+        let earlier = job_dead.saturating_sub(summary.dead_lettered);
+        if earlier > 0 && !args.retry_dead_letters {
+            println!(
+                "job `{}` holds {earlier} dead-lettered documents from earlier runs: see {}.{}; once the data or the mappings are fixed, --retry-dead-letters copies them",
+                options.job, ep.mongo.database, args.dead_letter_collection
+            );
+        }
+    } else if args.retry_dead_letters {
+        println!("dead letters are retried once every range of the job is copied (other shards are still copying)");
+    }
     // Dead letters first: a document that did not land weighs more than an index.
-    Ok(if summary.dead_lettered > 0 {
+    Ok(if summary.dead_lettered > 0 || job_dead > 0 {
         ExitCode::DeadLetters
     } else if refused > 0 {
         ExitCode::IndexesNotBuilt
