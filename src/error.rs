@@ -88,6 +88,16 @@ pub enum Error {
         "no documents found in {root}: is --project right? (--allow-empty accepts an empty source)"
     )]
     EmptySource { root: String },
+    /// A new job's target collections already hold documents it did not write.
+    #[error(
+        "the target database `{database}` already holds documents where this job would write: {collections}. \
+         A second copy would sit beside them (other identities, refused unique indexes). \
+         --drop-target drops exactly these collections first; --allow-existing writes into them (same _id replaced)"
+    )]
+    TargetNotEmpty {
+        database: String,
+        collections: String,
+    },
     /// A live process holds the lease of a range this run was to copy.
     #[error(
         "range {range} is being copied by another process ({holder}). Two processes on one job would read everything twice: \
@@ -125,6 +135,7 @@ impl Error {
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. }
             | Error::EmptySource { .. }
+            | Error::TargetNotEmpty { .. }
             | Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }
             | Error::Interrupted => false,

@@ -17,6 +17,7 @@ use crate::migrate::checkpoint::{
 use crate::migrate::lease::Leases;
 use crate::migrate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
 use crate::migrate::progress::Progress;
+use crate::migrate::target::{self, Existing};
 use crate::sink::MongoSink;
 use crate::source::{Range, Source};
 
@@ -74,6 +75,8 @@ pub struct JobOptions {
     pub force: bool,
     /// Forget the job's checkpoints and start over.
     pub restart: bool,
+    /// What a new job does when its target collections hold documents.
+    pub existing: Existing,
     /// Accept a source without documents (otherwise the job is forgotten and the run
     /// fails with [`Error::EmptySource`]).
     pub allow_empty: bool,
@@ -118,7 +121,16 @@ pub async fn run<S: Source>(
         });
     }
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
+    let hash = transformer.fingerprint();
+    // A restart with the same source and mappings replays the job's own copy: the same
+    // documents under the same identities, replaced in place, so the target needs no
+    // protection from it. With other mappings it is a new copy like any other.
+    let mut replays_own_copy = false;
     if options.restart && !options.pipeline.dry_run {
+        replays_own_copy = store
+            .load_job(&options.job)
+            .await?
+            .is_some_and(|old| old.mappings_hash == hash && old.source == source.root());
         // Deleting the checkpoints under a running process would let it write on
         // while this run copies everything again.
         if let Some(r) = store
@@ -134,8 +146,8 @@ pub async fn run<S: Source>(
         }
         store.delete_job(&options.job).await?;
     }
-    let hash = transformer.fingerprint();
-    let job = load_or_create(source, &store, options, &hash).await?;
+    let protect = !replays_own_copy;
+    let job = load_or_create(source, sink, transformer, &store, options, &hash, protect).await?;
     let mut checkpoints = store.load_ranges(&options.job).await?;
     let resumed = checkpoints
         .iter()
@@ -284,13 +296,22 @@ async fn build_indexes(
 
 async fn load_or_create<S: Source>(
     source: &S,
+    sink: &MongoSink,
+    transformer: &Transformer,
     store: &CheckpointStore,
     options: &JobOptions,
     hash: &str,
+    protect: bool,
 ) -> Result<JobRecord> {
     let job = match store.load_job(&options.job).await? {
         Some(job) => job,
         None => {
+            if protect && !options.pipeline.dry_run {
+                // A new job: what it would write into must not hold another copy.
+                let roots = source.root_collections().await?;
+                let occupied = target::occupied(sink.database(), transformer, &roots).await?;
+                target::protect(sink.database(), occupied, options.existing).await?;
+            }
             let ranges = source.split(options.ranges).await?;
             let record = JobRecord {
                 job: options.job.clone(),

@@ -8,6 +8,8 @@
 //! * [`lease`] one process per range: leases in the range records, renewed while a run
 //!   lasts, taken over once expired.
 //! * [`progress`] the counters a run reports (per collection and overall).
+//! * [`target`] a new job refuses (or drops, or writes into) target collections that
+//!   already hold documents.
 //! * [`retry_dead`] `--retry-dead-letters`: a job's dead letters read and written again.
 
 pub mod checkpoint;
@@ -16,3 +18,4 @@ pub mod lease;
 pub mod pipeline;
 pub mod progress;
 pub mod retry_dead;
+pub mod target;

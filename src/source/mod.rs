@@ -131,6 +131,10 @@ pub trait Source: Clone + Send + Sync + 'static {
         capacity: usize,
     ) -> mpsc::Receiver<Result<(Change, Position)>>;
 
+    /// The ids of the root collections, for the target collections a job may write
+    /// (see [`crate::migrate::target`]).
+    fn root_collections(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
     /// The current state of each named document (`None`: it does not exist), for the
     /// verifier's recheck of suspects.
     fn read_back(

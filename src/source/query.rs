@@ -362,6 +362,10 @@ impl super::Source for FirestoreSource {
         self.count_all().await.map(Some)
     }
 
+    async fn root_collections(&self) -> Result<Vec<String>> {
+        FirestoreSource::root_collections(self).await
+    }
+
     fn stream(
         &self,
         range: &super::Range,

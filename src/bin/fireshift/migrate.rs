@@ -8,6 +8,7 @@ use fireshift::migrate::job::{self, JobOptions};
 use fireshift::migrate::pipeline::{PipelineConfig, Summary};
 use fireshift::migrate::progress::Progress;
 use fireshift::migrate::retry_dead;
+use fireshift::migrate::target::Existing;
 use fireshift::sink::{MongoSink, SinkConfig};
 use fireshift::source::FirestoreSource;
 
@@ -97,6 +98,15 @@ pub struct MigrateArgs {
     /// Forget the job's checkpoints and copy everything again.
     #[arg(long)]
     pub restart: bool,
+    /// A new job whose target collections already hold documents: drop exactly those
+    /// collections (each logged) before the copy. Without it, or --allow-existing, such
+    /// a job stops before reading, naming them.
+    #[arg(long, conflicts_with = "allow_existing")]
+    pub drop_target: bool,
+    /// A new job may write into target collections that already hold documents
+    /// (documents with the same _id are replaced). Implied by --guard-update-time.
+    #[arg(long)]
+    pub allow_existing: bool,
     /// How long a range's lease lasts without renewal (seconds): a second process on
     /// the job is refused while it lasts; after a crash, the next run takes the ranges
     /// over once it has expired. Renewed every quarter of it.
@@ -175,6 +185,14 @@ async fn migrate_on(
         force: args.force,
         restart: args.restart,
         allow_empty: args.allow_empty,
+        existing: if args.drop_target {
+            Existing::Drop
+        } else if args.allow_existing || args.guard_update_time {
+            // A guarded backfill writes beside the API's dual writes by design.
+            Existing::Allow
+        } else {
+            Existing::Refuse
+        },
         lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
         pipeline,
     };
@@ -206,6 +224,14 @@ async fn migrate_on(
             "{e} (endpoint {}); nothing was kept, so the next run starts afresh",
             source.endpoint()
         );
+    }
+    // Refused before any copy: there is nothing to resume, the message says what to do.
+    if let Err(
+        e @ (fireshift::error::Error::TargetNotEmpty { .. }
+        | fireshift::error::Error::LeaseHeld { .. }),
+    ) = &result
+    {
+        bail!("job `{}`: {e}", options.job);
     }
     let outcome = result.with_context(|| {
         format!(

@@ -106,6 +106,17 @@ impl Source for MemSource {
         rx
     }
 
+    async fn root_collections(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .docs
+            .iter()
+            .filter_map(|d| d.name.strip_prefix(&format!("{ROOT}/")))
+            .filter_map(|rel| rel.split('/').next().map(str::to_string))
+            .collect();
+        ids.dedup();
+        Ok(ids)
+    }
+
     async fn read_back(&self, _names: &[String]) -> Result<HashMap<String, Option<Document>>> {
         Ok(HashMap::new())
     }

@@ -1,0 +1,128 @@
+//! The target is protected, through the real binary: after a plain copy, switching to
+//! the seed app's mappings with `--restart` is refused while the first copy's documents
+//! are there (naming the collections), `--drop-target` drops exactly the collections
+//! the job writes (an app's own collection survives) and the copy then holds each user
+//! once; `--allow-existing` writes into them.
+
+mod common;
+
+use std::path::Path;
+
+use common::{stderr, stdout, World, EXIT_INDEXES_NOT_ALL_BUILT};
+use mongodb::bson::{doc, Document};
+
+const USERS: usize = 12;
+
+fn mixillo() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("mappings/mixillo")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn a_new_job_refuses_an_occupied_target_and_drop_target_drops_exactly_its_collections() {
+    let world = World::new("target").await;
+    world.write_demo(USERS).await;
+    // An app's own collection in the same database: never the job's to refuse or drop.
+    world
+        .db
+        .collection::<Document>("app_only_logins")
+        .insert_one(doc! { "_id": "s1", "user": "u1" })
+        .await
+        .unwrap();
+
+    let plain = world.migrate(&["--quiet"]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert_eq!(world.raw_docs("users").await.len(), USERS);
+
+    // The mappings change the identities: a restart would copy every user a second time.
+    let mappings = mixillo();
+    let restart = world.migrate(&["--quiet", "--mappings", &mappings, "--restart"]);
+    let err = stderr(&restart);
+    assert_eq!(restart.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already holds documents")
+            && err.contains(" collections, ")
+            && err.contains("follows ("),
+        "names the occupied collections: {err}"
+    );
+    assert!(err.contains("--drop-target"), "offers the way out: {err}");
+    assert!(
+        !err.contains("rerun the same command"),
+        "nothing to resume: {err}"
+    );
+    assert!(
+        !err.contains("app_only_logins"),
+        "the app's own collection is not the job's: {err}"
+    );
+    assert_eq!(
+        world.raw_docs("users").await.len(),
+        USERS,
+        "nothing was written before the refusal"
+    );
+
+    let dropped = world.migrate(&[
+        "--quiet",
+        "--mappings",
+        &mappings,
+        "--restart",
+        "--drop-target",
+    ]);
+    assert_eq!(
+        dropped.status.code(),
+        Some(EXIT_INDEXES_NOT_ALL_BUILT),
+        "the test server refuses text indexes: {}\n{}",
+        stderr(&dropped),
+        stdout(&dropped)
+    );
+    assert!(
+        stderr(&dropped).contains("dropping a target collection"),
+        "each dropped collection is logged: {}",
+        stderr(&dropped)
+    );
+    // Each user once, with the mappings' identities (no string `_id` left beside them).
+    let users = world.db.collection::<Document>("users");
+    let all: Vec<Document> = {
+        use futures::TryStreamExt;
+        users
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert_eq!(all.len(), USERS, "one document per user");
+    assert!(
+        all.iter().all(|d| d.get_object_id("_id").is_ok()),
+        "every user carries the mapped identity: {:?}",
+        all.iter().map(|d| d.get("_id")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        world
+            .db
+            .collection::<Document>("app_only_logins")
+            .count_documents(doc! {})
+            .await
+            .unwrap(),
+        1,
+        "the app's own collection survives --drop-target"
+    );
+
+    // Writing into the occupied target on purpose.
+    let allowed = world.migrate(&[
+        "--quiet",
+        "--mappings",
+        &mappings,
+        "--restart",
+        "--allow-existing",
+    ]);
+    assert_eq!(
+        allowed.status.code(),
+        Some(EXIT_INDEXES_NOT_ALL_BUILT),
+        "{}",
+        stderr(&allowed)
+    );
+    assert_eq!(users.count_documents(doc! {}).await.unwrap(), USERS as u64);
+}
