@@ -90,6 +90,12 @@ fn status(world: &World) -> Vec<(String, String)> {
         .collect()
 }
 
+fn status_json(world: &World) -> serde_json::Value {
+    let out = world.fireshift(&["status", "--json", "--database", &world.database], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("status --json prints one JSON object")
+}
+
 #[tokio::test]
 async fn a_second_process_on_a_running_job_is_refused_naming_the_holder() {
     let world = World::new("lease-second").await;
@@ -119,6 +125,15 @@ async fn a_second_process_on_a_running_job_is_refused_naming_the_holder() {
             .any(|(s, h)| s == "running" && h.ends_with(&format!("pid {pid}"))),
         "status shows the running range and its holder: {ranges:?}"
     );
+    // The same for machines: `status --json`.
+    let json = status_json(&world);
+    let job = &json["jobs"][0];
+    assert_eq!(job["done"], false, "{json}");
+    assert!(
+        job["ranges"].as_array().unwrap().iter().any(|r| r["state"] == "running"
+            && r["holder"]["pid"].as_u64() == Some(u64::from(pid))),
+        "{json}"
+    );
     let out = finish(first, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // The refused process read nothing: the first read every document once.
@@ -131,6 +146,18 @@ async fn a_second_process_on_a_running_job_is_refused_naming_the_holder() {
     assert!(
         after.iter().all(|(_, h)| h.is_empty()),
         "a finished run holds no lease: {after:?}"
+    );
+    let json = status_json(&world);
+    let job = &json["jobs"][0];
+    assert_eq!(job["done"], true, "{json}");
+    assert_eq!(job["written"].as_u64(), Some(total), "{json}");
+    assert!(
+        job["ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["holder"].is_null()),
+        "{json}"
     );
 }
 

@@ -14,6 +14,9 @@ pub struct StatusArgs {
     /// Only this job (default: every job in the database).
     #[arg(long)]
     pub job: Option<String>,
+    /// One JSON object on stdout instead of the table (for scripts and probes).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `status`: prints every range of the job(s) from the checkpoint collection.
@@ -39,6 +42,47 @@ fn shown_state(r: &fireshift::migrate::checkpoint::RangeCheckpoint) -> &'static 
     }
 }
 
+/// A job and its ranges as `status --json` prints them (every range of the split, those
+/// without a record as `pending`).
+fn job_json(
+    job: &fireshift::migrate::checkpoint::JobRecord,
+    ranges: &[fireshift::migrate::checkpoint::RangeCheckpoint],
+) -> serde_json::Value {
+    let time = |t: &mongodb::bson::DateTime| t.try_to_rfc3339_string().unwrap_or_default();
+    let rows: Vec<serde_json::Value> = (0..job.ranges.len())
+        .map(|i| match ranges.iter().find(|r| r.index as usize == i) {
+            Some(r) => serde_json::json!({
+                "index": i,
+                "state": shown_state(r),
+                "written": r.counts.written,
+                "dead_lettered": r.counts.dead_lettered,
+                "docs_per_sec": r.rate,
+                "updated_at": time(&r.updated_at),
+                "holder": r.lease.as_ref().filter(|l| l.is_held()).map(|l| serde_json::json!({
+                    "host": l.host,
+                    "pid": l.pid,
+                    "since": time(&l.since),
+                    "expires_at": time(&l.expires_at),
+                })),
+                "last_error": r.last_error,
+            }),
+            None => serde_json::json!({ "index": i, "state": "pending" }),
+        })
+        .collect();
+    let done = ranges.iter().filter(|r| r.state.is_done()).count();
+    serde_json::json!({
+        "job": job.job,
+        "source": job.source,
+        "mappings_hash": job.mappings_hash,
+        "ranges_total": job.ranges.len(),
+        "ranges_done": done,
+        "done": done == job.ranges.len(),
+        "written": ranges.iter().map(|r| r.counts.written).sum::<u64>(),
+        "dead_lettered": ranges.iter().map(|r| r.counts.dead_lettered).sum::<u64>(),
+        "ranges": rows,
+    })
+}
+
 async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCode> {
     use fireshift::migrate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
@@ -46,6 +90,22 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
         Some(j) => store.load_job(j).await?.into_iter().collect(),
         None => store.jobs().await?,
     };
+    if args.json {
+        let mut out = Vec::new();
+        for job in &jobs {
+            let ranges = store.load_ranges(&job.job).await?;
+            out.push(job_json(job, &ranges));
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "jobs": out }))?
+        );
+        return Ok(if jobs.is_empty() && args.job.is_some() {
+            ExitCode::Error
+        } else {
+            ExitCode::Ok
+        });
+    }
     if jobs.is_empty() {
         println!(
             "no migration jobs in {} ({})",
