@@ -929,6 +929,51 @@ async fn indexes_clashing_with_existing_ones_are_reported_by_name_and_left_alone
 }
 
 #[test]
+fn a_broken_file_is_reported_alone_and_a_folder_without_mappings_is_an_error() {
+    let run = |dir: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_fireshift"))
+            .arg("check")
+            .arg("--mappings")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    // The seed app's mappings with one syntax error in users.toml, which dozens of
+    // other files reference.
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/mixillo");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let users = dir.path().join("users.toml");
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(
+        &users,
+        text.replacen("target = \"users\"", "target = = \"users\"", 1),
+    )
+    .unwrap();
+    let out = run(dir.path());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("users.toml:") && err.contains("TOML syntax error"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 error in 1 file"),
+        "no follow-on errors: {err}"
+    );
+    // The folder above the datasets, by mistake: an error, naming them.
+    let parent = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let out = run(&parent);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no mapping files"), "{err}");
+    assert!(err.contains("mappings/mixillo"), "{err}");
+}
+
+#[test]
 fn check_accepts_the_examples_and_reports_every_error_with_file_line_and_fix() {
     let run = |dir: &str| {
         Command::new(env!("CARGO_BIN_EXE_fireshift"))

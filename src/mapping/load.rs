@@ -137,6 +137,9 @@ pub struct Loaded {
     /// `collection` values of files that failed to parse: known to exist, so references
     /// to them are not reported as unmapped on top of the file's own error.
     pub broken_collections: Vec<String>,
+    /// A mapping file failed to parse and its `collection` could not be read either: any
+    /// reference to an unmapped collection may be to it, so none is reported.
+    pub broken_unknown: bool,
     pub errors: Vec<MappingError>,
 }
 
@@ -176,6 +179,30 @@ pub fn load_dir(dir: &Path) -> Loaded {
         })
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        // Most likely the folder above a dataset's (`mappings` for `mappings/mixillo`).
+        let below: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut below = below;
+        below.sort();
+        loaded.errors.push(dir_error(
+            "no mapping files (*.toml) in this directory".to_string(),
+            &if below.is_empty() {
+                "pass --mappings mappings/<dataset>, a directory of *.toml mapping files"
+                    .to_string()
+            } else {
+                format!("pass one dataset's directory: {}", below.join(", "))
+            },
+        ));
+        return loaded;
+    }
     for path in paths {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -218,6 +245,14 @@ fn parse<T: for<'de> serde::Deserialize<'de>>(
                 format!("TOML syntax error: {}", e.message().trim()),
                 "see https://toml.io for the syntax; strings need double quotes",
             ));
+            // Its collection still exists: references to it elsewhere are not errors of
+            // their own (they would bury this one under follow-ons).
+            if !is_dataset {
+                match collection_of_unparsed(&file.text) {
+                    Some(c) => loaded.broken_collections.push(c),
+                    None => loaded.broken_unknown = true,
+                }
+            }
             return None;
         }
     };
@@ -248,6 +283,20 @@ fn parse<T: for<'de> serde::Deserialize<'de>>(
             None
         }
     }
+}
+
+/// The `collection` of a file TOML cannot parse, read leniently: the first line whose
+/// key is `collection` and that holds a quoted string.
+fn collection_of_unparsed(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("collection")?;
+        if !rest.trim_start().starts_with('=') {
+            return None;
+        }
+        let start = rest.find('"')? + 1;
+        let len = rest[start..].find('"')?;
+        Some(rest[start..start + len].to_string())
+    })
 }
 
 /// A serde error, with a suggestion when it names an unknown key or value.

@@ -21,6 +21,9 @@ pub struct RuleContext<'a> {
     pub file: &'a SourceFile,
     /// Patterns that have a mapping file (and can therefore be referenced).
     pub known: &'a BTreeSet<CollectionPattern>,
+    /// A file that failed to parse may map any collection: references to unmapped
+    /// collections are not reported (they may be follow-ons of that file's error).
+    pub any_known: bool,
 }
 
 /// Compiles the `[fields]` table of one file; problems go to `errors`.
@@ -284,6 +287,9 @@ fn compile_ref(
         ));
         return None;
     };
+    if !cx.known.contains(&pattern) && cx.any_known {
+        return None;
+    }
     if !cx.known.contains(&pattern) {
         let mapped: Vec<String> = cx.known.iter().map(|p| p.to_string()).collect();
         let suggestion =

@@ -67,7 +67,14 @@ pub fn compile(mut loaded: Loaded) -> Result<MappingSet, MappingErrors> {
 
     let mut compiled: BTreeMap<CollectionPattern, CompiledMapping> = BTreeMap::new();
     for (pattern, m) in &first_file {
-        let c = compile_one(m, pattern, &dataset, &known, &mut errors);
+        let c = compile_one(
+            m,
+            pattern,
+            &dataset,
+            &known,
+            loaded.broken_unknown,
+            &mut errors,
+        );
         compiled.insert(pattern.clone(), c);
     }
     check_across(&compiled, &mut errors);

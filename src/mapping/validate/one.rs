@@ -21,6 +21,7 @@ pub(super) fn compile_one(
     pattern: &CollectionPattern,
     dataset: &Dataset,
     known: &BTreeSet<CollectionPattern>,
+    any_known: bool,
     errors: &mut Vec<MappingError>,
 ) -> CompiledMapping {
     let f = &m.file;
@@ -146,7 +147,15 @@ pub(super) fn compile_one(
     }
 
     // Rules.
-    let rules = rules::compile_fields(&RuleContext { file: f, known }, &s.fields, errors);
+    let rules = rules::compile_fields(
+        &RuleContext {
+            file: f,
+            known,
+            any_known,
+        },
+        &s.fields,
+        errors,
+    );
 
     // Identity.
     let id = s.id.as_ref().map(|i| i.get_ref());

@@ -577,3 +577,63 @@ fn errors_of_all_files_are_collected_in_file_and_line_order() {
     // c.toml's reference to `a` is not reported: `a` is mapped, though its file is broken.
     assert_eq!(at, vec!["a.toml:2:1", "b.toml:3:13", "b.toml:4:33"]);
 }
+
+#[test]
+fn a_syntax_error_is_reported_alone_without_its_follow_ons() {
+    // The collection line survives: references to `a` are not "unmapped".
+    let got = run(&[
+        ("a.toml", "collection = \"a\"\ntarget = = \"x\"\n"),
+        (
+            "b.toml",
+            "collection = \"b\"\n[fields]\nx = { ref = \"a\" }\n",
+        ),
+        (
+            "c.toml",
+            "collection = \"c\"\n[fields]\ny = { ref = \"a\" }\n",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].starts_with("a.toml:2:"), "{got:#?}");
+    // The collection line itself is broken: no reference to an unmapped collection is
+    // reported, since any of them may be that file's.
+    let got = run(&[
+        ("a.toml", "collection = a\n"),
+        (
+            "b.toml",
+            "collection = \"b\"\n[fields]\nx = { ref = \"a\" }\n",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].starts_with("a.toml:1:"), "{got:#?}");
+    // Without a broken file the same reference is an error.
+    let got = run(&[(
+        "b.toml",
+        "collection = \"b\"\n[fields]\nx = { ref = \"a\" }\n",
+    )])
+    .unwrap_err();
+    assert!(
+        got[0].contains("names a collection that has no mapping file"),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn a_directory_without_mapping_files_is_an_error_naming_the_datasets_below() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("shop")).unwrap();
+    std::fs::write(
+        dir.path().join("shop/users.toml"),
+        "collection = \"users\"\n",
+    )
+    .unwrap();
+    let err = compile(load_dir(dir.path())).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert!(err.0[0].message.contains("no mapping files"), "{err}");
+    assert!(err.0[0].help.contains("shop"), "{err}");
+    // A dataset file alone is a set: its settings apply to every collection.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dataset.toml"), "").unwrap();
+    assert!(compile(load_dir(dir.path())).is_ok());
+}
