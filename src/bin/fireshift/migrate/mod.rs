@@ -1,4 +1,10 @@
-//! `fireshift migrate`: the flags, the run, the summary.
+//! `fireshift migrate`: the flags, the run, and the exit code of its outcome.
+//!
+//! * [`report`] the summary table and `--summary-json`;
+//! * [`watchdog`] the stall watchdog.
+
+mod report;
+mod watchdog;
 
 use std::path::PathBuf;
 
@@ -198,20 +204,20 @@ async fn migrate_on(
     };
     let result = tokio::select! {
         r = job::run(source, sink, transformer, &options, &progress) => r,
-        stalled = watchdog(&progress, args.stall_warning, args.stall_timeout) => Err(stalled),
+        stalled = watchdog::watchdog(&progress, args.stall_warning, args.stall_timeout) => Err(stalled),
     };
     display.finish(&progress);
     if let Err(e @ fireshift::error::Error::DeadLetterLimit { .. }) = &result {
         let summary = Summary::from_progress(&progress);
-        print_summary(&summary, &ep.mongo.database, args);
-        write_summary_json(args.summary_json.as_deref(), &summary)?;
+        report::print_summary(&summary, &ep.mongo.database, args);
+        report::write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!("error: job `{}`: {e}", options.job);
         return Ok(ExitCode::DeadLetterLimit);
     }
     if let (Err(fireshift::error::Error::Interrupted), Some(code)) = (&result, stop.exit_code()) {
         let summary = Summary::from_progress(&progress);
-        print_summary(&summary, &ep.mongo.database, args);
-        write_summary_json(args.summary_json.as_deref(), &summary)?;
+        report::print_summary(&summary, &ep.mongo.database, args);
+        report::write_summary_json(args.summary_json.as_deref(), &summary)?;
         eprintln!(
             "job `{}` stopped on request after {}; every acknowledged document is checkpointed: rerun the same command to resume",
             options.job,
@@ -247,8 +253,8 @@ async fn migrate_on(
             options.job, outcome.ranges_already_done, outcome.ranges_copied
         );
     }
-    print_summary(summary, &ep.mongo.database, args);
-    write_summary_json(args.summary_json.as_deref(), summary)?;
+    report::print_summary(summary, &ep.mongo.database, args);
+    report::write_summary_json(args.summary_json.as_deref(), summary)?;
     if !summary.accounted_for() {
         bail!(
             "{} documents read but {} written and {} dead-lettered: some documents are unaccounted for",
@@ -304,98 +310,4 @@ async fn migrate_on(
     } else {
         ExitCode::Ok
     })
-}
-
-fn write_summary_json(path: Option<&std::path::Path>, summary: &Summary) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        std::fs::write(path, serde_json::to_vec_pretty(summary)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn print_summary(s: &Summary, database: &str, args: &MigrateArgs) {
-    let w = s
-        .collections
-        .iter()
-        .map(|c| c.pattern.len().max(c.target.len()))
-        .max()
-        .unwrap_or(10)
-        .max(10);
-    println!();
-    println!(
-        "{:<w$}  {:<w$}  {:>10}  {:>10}  {:>13}",
-        "collection", "target", "read", "written", "dead-lettered"
-    );
-    for c in &s.collections {
-        println!(
-            "{:<w$}  {:<w$}  {:>10}  {:>10}  {:>13}",
-            c.pattern, c.target, c.read, c.written, c.dead_lettered
-        );
-    }
-    println!(
-        "{:<w$}  {:<w$}  {:>10}  {:>10}  {:>13}",
-        "total", "", s.read, s.written, s.dead_lettered
-    );
-    let rate = s.read as f64 / s.elapsed_secs.max(1e-3);
-    let verb = if args.dry_run {
-        "would be written (dry run)"
-    } else {
-        "written"
-    };
-    println!(
-        "{} documents read, {} {verb} in {:.1} s ({rate:.0} docs/s)",
-        s.read, s.written, s.elapsed_secs
-    );
-    if s.dead_lettered > 0 {
-        println!(
-            "{} documents dead-lettered: see {database}.{} (source path, rule, reason, raw document)",
-            s.dead_lettered, args.dead_letter_collection
-        );
-    }
-    if let Some(reports) = s.indexes.as_deref().filter(|r| !r.is_empty()) {
-        println!();
-        println!("{}", fireshift::mapping::indexes::render_report(reports));
-    }
-}
-
-/// Watches the run's progress: past `warn_after` seconds without a document
-/// acknowledged it logs what each range waits on (and again every `warn_after`), past
-/// `stop_after` it returns the error that stops the run. The checkpoints are as last
-/// saved: a rerun resumes. 0 disables either.
-async fn watchdog(
-    progress: &Progress,
-    warn_after: u64,
-    stop_after: u64,
-) -> fireshift::error::Error {
-    let mut last = progress.done();
-    let mut since = std::time::Instant::now();
-    let mut warned_at = 0u64;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let now = progress.done();
-        if now != last {
-            (last, since, warned_at) = (now, std::time::Instant::now(), 0);
-            continue;
-        }
-        let idle = since.elapsed().as_secs();
-        if stop_after > 0 && idle >= stop_after {
-            return fireshift::error::Error::Stalled {
-                secs: idle,
-                waiting: progress.activities().join("; "),
-            };
-        }
-        if warn_after > 0 && idle >= warned_at + warn_after {
-            warned_at = idle;
-            tracing::warn!(
-                "no document acknowledged for {idle}s ({}); {}",
-                progress.line(),
-                match progress.activities() {
-                    a if a.is_empty() => "no range is running".to_string(),
-                    a => a.join("; "),
-                }
-            );
-        }
-    }
 }
