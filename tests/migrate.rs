@@ -488,9 +488,23 @@ async fn unreachable_mongodb_is_a_clear_error_without_leaking_the_password() {
 #[tokio::test]
 async fn wrong_project_is_a_clear_error() {
     let world = World::new("e2e-empty").await;
-    let out = world.migrate(&[]);
+    let summary = tempfile::NamedTempFile::new().unwrap();
+    let out = world.migrate(&["--summary-json", summary.path().to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // A run that stopped before any copy still reports how it ended.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "empty_source", "{json}");
+    assert_eq!(json["exit_code"].as_i64(), Some(1), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("no documents found"),
+        "{json}"
+    );
+    assert_eq!(json["read"].as_u64(), Some(0), "{json}");
     assert!(
         err.contains("no documents found")
             && err.contains(&world.project)

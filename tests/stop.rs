@@ -12,7 +12,8 @@ use common::proxy::TcpProxy;
 use common::{assert_target_is_exact, checkpointed, stderr, World, SLOW};
 use fireshift_demo as demo;
 
-/// A slow migrate (see [`SLOW`]) with its stdout and stderr kept.
+/// A slow migrate (see [`SLOW`]) with its stdout and stderr kept, its report in
+/// `summary` and its events (one a second) in `summary` + `.ndjson`.
 fn spawn(world: &World, uri: &str, summary: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fireshift"))
         .args([
@@ -25,8 +26,12 @@ fn spawn(world: &World, uri: &str, summary: &std::path::Path) -> Child {
             uri,
             "--batch-size",
             "25",
-            "--summary-json",
+            "--progress-every",
+            "1",
+            "--progress-json",
         ])
+        .arg(events_path(summary))
+        .arg("--summary-json")
         .arg(summary)
         .args(SLOW)
         .env("FIRESHIFT_LOG", "warn")
@@ -34,6 +39,18 @@ fn spawn(world: &World, uri: &str, summary: &std::path::Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn fireshift")
+}
+
+fn events_path(summary: &std::path::Path) -> std::path::PathBuf {
+    summary.with_extension("ndjson")
+}
+
+/// The `--progress-json` events of a run, parsed line by line.
+fn events(summary: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(events_path(summary)).expect("the events file");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 fn signal(child: &Child, name: &str) {
@@ -98,6 +115,16 @@ async fn sigterm_and_sigint_stop_gracefully_and_the_rerun_resumes() {
         let summary = tempfile::NamedTempFile::new().unwrap();
         let mut child = spawn(&world, &uri, summary.path());
         wait_for_progress(&world, &mut child, before).await;
+        // Events flow while the run goes on, not only at its end.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(events_path(summary.path()))
+            .unwrap_or_default()
+            .contains(r#""event":"progress""#)
+        {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+            assert!(Instant::now() < deadline, "no progress event within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         signal(&child, name);
         let out = wait_at_most(child, Duration::from_secs(60));
         assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
@@ -126,6 +153,42 @@ async fn sigterm_and_sigint_stop_gracefully_and_the_rerun_resumes() {
             serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
         assert_eq!(json["written"].as_u64(), Some(saved - before), "{json}");
         assert_eq!(json["read"], json["written"], "{json}");
+        // The report says how the run ended, for a wrapper that must not guess.
+        assert_eq!(json["outcome"], "interrupted", "{json}");
+        assert_eq!(json["exit_code"].as_i64(), Some(i64::from(code)), "{json}");
+        assert_eq!(json["project"].as_str(), Some(world.project.as_str()));
+        assert_eq!(json["database"].as_str(), Some(world.database.as_str()));
+        assert!(
+            json["job"].as_str().unwrap().contains(&world.project),
+            "{json}"
+        );
+        assert!(json["error"].is_null(), "{json}");
+        // The events: a start, progress that only grows, an end carrying the report.
+        let events = events(summary.path());
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+        assert!(
+            kinds.contains(&"progress"),
+            "a progress event a second: {kinds:?}"
+        );
+        assert!(
+            events.iter().all(|e| e["run_id"] == json["run_id"]),
+            "{events:?}"
+        );
+        let reads: Vec<u64> = events
+            .iter()
+            .filter(|e| e["event"] == "progress")
+            .map(|e| e["read"].as_u64().unwrap())
+            .collect();
+        assert!(reads.windows(2).all(|w| w[0] <= w[1]), "{reads:?}");
+        let end = events.last().unwrap();
+        assert_eq!(end["outcome"], json["outcome"], "{end}");
+        assert_eq!(end["written"], json["written"], "{end}");
+        assert_eq!(end["exit_code"], json["exit_code"], "{end}");
         let states = states(&world);
         assert!(
             states.iter().any(|s| s == "interrupted"),
@@ -148,6 +211,8 @@ async fn sigterm_and_sigint_stop_gracefully_and_the_rerun_resumes() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(summary.path()).unwrap()).unwrap();
     assert_eq!(json["written"].as_u64(), Some(total - before), "{json}");
+    assert_eq!(json["outcome"], "clean", "{json}");
+    assert_eq!(json["exit_code"].as_i64(), Some(0), "{json}");
     assert_eq!(checkpointed(&world.db).await, total);
     assert_target_is_exact(&world, users).await;
 }

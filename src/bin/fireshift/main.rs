@@ -24,7 +24,7 @@ use cli::{Cli, Command};
 use exit::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// Log lines go to stderr (stdout carries summaries): text with colours only on a
+/// Log lines go to stderr (stdout carries summaries), above the progress bars when drawn: text with colours only on a
 /// terminal and never under `NO_COLOR` (so redirected logs hold no escape codes), or
 /// JSON objects.
 fn init_logs(args: &Cli) {
@@ -33,7 +33,7 @@ fn init_logs(args: &Cli) {
     let filter = EnvFilter::try_new(&args.log).expect("validated --log filter");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(progress::logs::Stderr);
     match args.log_format {
         cli::LogFormat::Json => builder.json().init(),
         cli::LogFormat::Text => {

@@ -41,13 +41,13 @@ impl Stop {
                 if !first {
                     // The operator does not want to wait for the drain: the checkpoints
                     // as last saved stay valid (they never pass an unacknowledged write).
-                    eprintln!(
-                        "second signal: exiting now; the checkpoints as last saved stay valid"
+                    crate::progress::logs::say(
+                        "second signal: exiting now; the checkpoints as last saved stay valid",
                     );
                     std::process::exit(code.code());
                 }
-                eprintln!(
-                    "stopping: no further reads; writing what is in flight and saving checkpoints (signal again to exit at once)"
+                crate::progress::logs::say(
+                    "stopping: no further reads; writing what is in flight and saving checkpoints (signal again to exit at once)",
                 );
                 handler.token.cancel();
             }

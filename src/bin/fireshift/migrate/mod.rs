@@ -1,6 +1,6 @@
 //! `fireshift migrate`: the flags, the run, and the exit code of its outcome.
 //!
-//! * [`report`] the summary table and `--summary-json`;
+//! * [`report`] the summary table and `--summary-json`, on every way out;
 //! * [`watchdog`] the stall watchdog.
 
 mod report;
@@ -21,6 +21,7 @@ use fireshift::source::FirestoreSource;
 use crate::cli::Endpoints;
 use crate::exit::ExitCode;
 use crate::parse;
+use crate::progress::events::Events;
 use crate::progress::Display;
 
 #[derive(Debug, Args)]
@@ -72,9 +73,18 @@ pub struct MigrateArgs {
     /// No progress bars (log lines are used when stderr is not a terminal anyway).
     #[arg(long)]
     pub quiet: bool,
-    /// Also write the summary as JSON to this file.
+    /// Also write the run's report as JSON to this file, however the run ends: job, run
+    /// id, project, outcome, exit code, error, counts per collection.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Append the run as NDJSON events to this file (a path or a FIFO): `start`, then
+    /// `progress` every --progress-every seconds, then `end` with the --summary-json
+    /// report.
+    #[arg(long, value_name = "FILE")]
+    pub progress_json: Option<PathBuf>,
+    /// Seconds between progress log lines (when no bars are drawn) and `progress` events.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub progress_every: u64,
     /// Job name: checkpoints are kept under it in `_fireshift_checkpoints` of the target
     /// database. Default: `migrate:<project>/<firestore database>`.
     #[arg(long)]
@@ -120,8 +130,35 @@ pub struct MigrateArgs {
     pub lease_seconds: u64,
 }
 
-/// Runs `migrate`; returns the process exit code.
+/// Runs `migrate`; returns the process exit code. Whatever way the run ends (done,
+/// dead letters, a signal, an error before or after the copy), `--summary-json` and the
+/// last `--progress-json` event say how, with the exit code.
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let progress = Progress::new();
+    let mut facts = report::Facts::new(&args);
+    let events = match Events::open(args.progress_json.as_deref(), &facts.run_id) {
+        Ok(events) => events,
+        Err(e) => return report::conclude(&args, &progress, facts, Err(e), None),
+    };
+    events.start(serde_json::json!({
+        "job": facts.job,
+        "project": facts.project,
+        "firestore_database": facts.firestore_database,
+        "database": facts.database,
+        "dry_run": facts.dry_run,
+    }));
+    let result = connect_and_copy(&args, &progress, &events, &mut facts).await;
+    report::conclude(&args, &progress, facts, result, Some(&events))
+}
+
+/// Connects to both ends and copies; the shutdown of the MongoDB client is awaited on
+/// every path, so the driver's clean-up never races the runtime's end.
+async fn connect_and_copy(
+    args: &MigrateArgs,
+    progress: &Progress,
+    events: &Events,
+    facts: &mut report::Facts,
+) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     // Mappings are validated before any I/O: a broken file stops the run here.
     let transformer = crate::mappings::transformer(args.mappings.as_deref())?;
@@ -140,8 +177,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("connecting to Firestore")?;
     let sink = ep.mongo.connect(sink_config).await?;
-    let outcome = migrate_on(&args, &transformer, &source, &sink).await;
-    // Every path ends here, so the driver's clean-up never races the runtime's end.
+    let outcome = migrate_on(args, &transformer, &source, &sink, progress, events, facts).await;
     sink.shutdown().await;
     outcome
 }
@@ -152,6 +188,9 @@ async fn migrate_on(
     transformer: &fireshift::mapping::transform::Transformer,
     source: &FirestoreSource,
     sink: &MongoSink,
+    progress: &Progress,
+    events: &Events,
+    facts: &mut report::Facts,
 ) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     tracing::info!(
@@ -160,28 +199,19 @@ async fn migrate_on(
     );
 
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
-    let progress = Progress::new();
-    let display = Display::start(&progress, args.quiet);
+    let display = Display::start(progress, args.quiet, events, args.progress_every);
     let pipeline = PipelineConfig {
         read_ahead: args.read_ahead,
         in_flight: args.in_flight,
         dead_letter_collection: args.dead_letter_collection.clone(),
-        run_id: format!(
-            "migrate-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        ),
+        run_id: facts.run_id.clone(),
         dry_run: args.dry_run,
         max_dead_letters: args.max_dead_letters,
         stop: stop.token.clone(),
         ..PipelineConfig::default()
     };
     let options = JobOptions {
-        job: args.job.clone().unwrap_or_else(|| {
-            format!(
-                "migrate:{}/{}",
-                ep.firestore.project, ep.firestore.firestore_database
-            )
-        }),
+        job: facts.job.clone(),
         ranges: args
             .ranges
             .unwrap_or(args.parallel * args.shard.count)
@@ -203,21 +233,17 @@ async fn migrate_on(
         pipeline,
     };
     let result = tokio::select! {
-        r = job::run(source, sink, transformer, &options, &progress) => r,
-        stalled = watchdog::watchdog(&progress, args.stall_warning, args.stall_timeout) => Err(stalled),
+        r = job::run(source, sink, transformer, &options, progress) => r,
+        stalled = watchdog::watchdog(progress, args.stall_warning, args.stall_timeout) => Err(stalled),
     };
-    display.finish(&progress);
+    display.finish().await;
     if let Err(e @ fireshift::error::Error::DeadLetterLimit { .. }) = &result {
-        let summary = Summary::from_progress(&progress);
-        report::print_summary(&summary, &ep.mongo.database, args);
-        report::write_summary_json(args.summary_json.as_deref(), &summary)?;
+        report::print_summary(&Summary::from_progress(progress), &ep.mongo.database, args);
         eprintln!("error: job `{}`: {e}", options.job);
         return Ok(ExitCode::DeadLetterLimit);
     }
     if let (Err(fireshift::error::Error::Interrupted), Some(code)) = (&result, stop.exit_code()) {
-        let summary = Summary::from_progress(&progress);
-        report::print_summary(&summary, &ep.mongo.database, args);
-        report::write_summary_json(args.summary_json.as_deref(), &summary)?;
+        report::print_summary(&Summary::from_progress(progress), &ep.mongo.database, args);
         eprintln!(
             "job `{}` stopped on request after {}; every acknowledged document is checkpointed: rerun the same command to resume",
             options.job,
@@ -226,6 +252,7 @@ async fn migrate_on(
         return Ok(code);
     }
     if let Err(e @ fireshift::error::Error::EmptySource { .. }) = &result {
+        facts.outcome = Some(report::Outcome::EmptySource);
         bail!(
             "{e} (endpoint {}); nothing was kept, so the next run starts afresh",
             source.endpoint()
@@ -237,6 +264,7 @@ async fn migrate_on(
         | fireshift::error::Error::LeaseHeld { .. }),
     ) = &result
     {
+        facts.outcome = Some(report::Outcome::Refused);
         bail!("job `{}`: {e}", options.job);
     }
     let outcome = result.with_context(|| {
@@ -247,6 +275,9 @@ async fn migrate_on(
         )
     })?;
     let summary = &outcome.summary;
+    facts.ranges_already_done = Some(outcome.ranges_already_done);
+    facts.ranges_copied = Some(outcome.ranges_copied);
+    facts.summary = Some(summary.clone());
     if outcome.ranges_already_done > 0 {
         println!(
             "job `{}`: {} of this shard's ranges were already copied by an earlier run; {} copied now",
@@ -254,7 +285,6 @@ async fn migrate_on(
         );
     }
     report::print_summary(summary, &ep.mongo.database, args);
-    report::write_summary_json(args.summary_json.as_deref(), summary)?;
     if !summary.accounted_for() {
         bail!(
             "{} documents read but {} written and {} dead-lettered: some documents are unaccounted for",
@@ -286,12 +316,14 @@ async fn migrate_on(
                 &options.pipeline.run_id,
             )
             .await?;
+            facts.dead_letters_retried = Some(r);
             println!(
                 "dead letters retried: {} landed, {} deleted from the source since, {} still dead",
                 r.landed, r.gone, r.still_dead
             );
         }
         job_dead = retry_dead::count(sink, &args.dead_letter_collection, source.root()).await?;
+        facts.job_dead_lettered = Some(job_dead);
         let earlier = job_dead.saturating_sub(summary.dead_lettered);
         if earlier > 0 && !args.retry_dead_letters {
             println!(
