@@ -1,0 +1,103 @@
+//! The progress display on a real terminal: the binary runs on a pseudo-terminal
+//! (`script` from util-linux, present on every Debian system) and the test reads what it
+//! drew. A database of ~66 collections must fit on a screen: an overall line, the 8
+//! busiest collections, the rest summed on one line; rates read like numbers.
+
+mod common;
+
+use std::process::Command;
+
+use common::World;
+
+/// Removes ANSI escape sequences (colours, cursor moves) from a terminal's output.
+fn plain(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters, then one final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(if c == '\r' { '\n' } else { c });
+    }
+    out
+}
+
+/// A collection line of the display: `pattern  read N  written M …/s`.
+fn is_collection_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.windows(4).any(|w| {
+        w[0] == "read"
+            && w[1].chars().all(|c| c.is_ascii_digit() || c == ',')
+            && w[2] == "written"
+            && w[3].chars().all(|c| c.is_ascii_digit() || c == ',')
+    })
+}
+
+#[tokio::test]
+async fn a_terminal_shows_the_busiest_collections_and_sums_the_rest() {
+    let world = World::new("terminal").await;
+    world.write_demo(20).await;
+    let command = format!(
+        "{} migrate --project {} --database {} --mongodb-uri '{}' --batch-size 50 --in-flight 1 --page-size 100 --log warn",
+        env!("CARGO_BIN_EXE_fireshift"),
+        world.project,
+        world.database,
+        common::mongodb_uri()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "160")
+        .env("LINES", "50")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run `script` (util-linux)");
+    let screen = plain(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // What was drawn before the summary table: the bars' redraws.
+    let drawn = screen
+        .split("\ncollection ")
+        .next()
+        .expect("output before the summary");
+    let frames: Vec<&str> = drawn.split("all collections").skip(1).collect();
+    assert!(!frames.is_empty(), "an overall line is drawn: {drawn}");
+    for frame in &frames {
+        let lines = frame.lines().filter(|l| is_collection_line(l)).count();
+        assert!(
+            lines <= 9,
+            "at most 8 collections and one line for the rest, got {lines}:{frame}"
+        );
+    }
+    assert!(
+        drawn.contains("other collections"),
+        "the collections beyond the 8 busiest are summed: {drawn}"
+    );
+    let last = frames.last().unwrap();
+    assert!(last.contains("docs/s"), "{last}");
+    // The final frame shows every document landed, counted per document.
+    let total = fireshift_demo::expected_count(20);
+    let landed = format!("{}/{} documents landed", thousands(total), thousands(total));
+    assert!(last.contains(&landed), "{landed} in {last}");
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
