@@ -49,7 +49,7 @@ impl Outcome {
 
 /// What the run learnt on its way, filled in as it goes: an early error leaves the
 /// later fields empty (`null` in the JSON), never guessed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Facts {
     pub job: String,
     pub run_id: String,
@@ -58,6 +58,7 @@ pub struct Facts {
     pub database: String,
     pub dry_run: bool,
     /// Set where the exit code alone cannot tell (an empty source, a refusal).
+    #[serde(skip)]
     pub outcome: Option<Outcome>,
     pub ranges_already_done: Option<usize>,
     pub ranges_copied: Option<usize>,
@@ -65,6 +66,7 @@ pub struct Facts {
     pub job_dead_lettered: Option<u64>,
     pub dead_letters_retried: Option<Retried>,
     /// This run's counts and index reports, once the job finished.
+    #[serde(skip)]
     pub summary: Option<Summary>,
 }
 
@@ -97,20 +99,15 @@ impl Facts {
 /// The report `--summary-json` holds and the `end` event carries.
 #[derive(Debug, Serialize)]
 pub struct RunReport<'a> {
-    pub job: &'a str,
-    pub run_id: &'a str,
-    pub project: &'a str,
-    pub firestore_database: &'a str,
-    pub database: &'a str,
-    pub dry_run: bool,
+    /// `job`, `run_id`, `project`, `firestore_database`, `database`, `dry_run`,
+    /// `ranges_already_done`, `ranges_copied`, `job_dead_lettered`,
+    /// `dead_letters_retried`.
+    #[serde(flatten)]
+    pub facts: &'a Facts,
     pub outcome: Outcome,
     pub exit_code: i32,
     /// The error that stopped the run, as printed (secrets redacted like every message).
     pub error: Option<String>,
-    pub ranges_already_done: Option<usize>,
-    pub ranges_copied: Option<usize>,
-    pub job_dead_lettered: Option<u64>,
-    pub dead_letters_retried: Option<Retried>,
     /// This run's counts: `read`, `written`, `dead_lettered`, `elapsed_secs`,
     /// `collections`, `indexes`.
     #[serde(flatten)]
@@ -128,19 +125,10 @@ pub fn conclude(
 ) -> anyhow::Result<ExitCode> {
     let code = *result.as_ref().unwrap_or(&ExitCode::Error);
     let report = RunReport {
-        job: &facts.job,
-        run_id: &facts.run_id,
-        project: &facts.project,
-        firestore_database: &facts.firestore_database,
-        database: &facts.database,
-        dry_run: facts.dry_run,
+        facts: &facts,
         outcome: facts.outcome.unwrap_or(Outcome::of(code)),
         exit_code: code.code(),
         error: result.as_ref().err().map(|e| format!("{e:#}")),
-        ranges_already_done: facts.ranges_already_done,
-        ranges_copied: facts.ranges_copied,
-        job_dead_lettered: facts.job_dead_lettered,
-        dead_letters_retried: facts.dead_letters_retried,
         summary: facts
             .summary
             .clone()
