@@ -42,6 +42,8 @@ fn every_invalid_flag_value_is_a_bad_command_line_before_any_io() {
         ("migrate", &["--parallel", "0"]),
         ("migrate", &["--ranges", "0"]),
         ("migrate", &["--shard", "3/2"]),
+        // No engine variable in the test's environment: `auto` has nothing to use.
+        ("migrate", &["--shard", "auto"]),
         ("verify", &["--sample", "0"]),
         ("verify", &["--sample", "1.5"]),
         ("verify", &["--chunk-size", "0"]),

@@ -116,3 +116,112 @@ mod tests {
         assert!(log_filter("fireshift=loud").is_err());
     }
 }
+
+/// `--shard`: `K/N`, or `auto` for K and N from the engine that started this process.
+#[derive(Debug, Clone)]
+pub struct ShardChoice {
+    pub shard: fireshift::migrate::job::Shard,
+    /// For `auto`: where K and N came from, e.g. `JOB_COMPLETION_INDEX=1, FIRESHIFT_SHARD_COUNT=4`.
+    pub from: Option<String>,
+}
+
+pub fn shard(s: &str) -> Result<ShardChoice, String> {
+    if s.trim() == "auto" {
+        return shard_from_env(|name| std::env::var(name).ok());
+    }
+    Ok(ShardChoice {
+        shard: s.parse()?,
+        from: None,
+    })
+}
+
+/// K and N from a Cloud Run job (`CLOUD_RUN_TASK_INDEX`, `CLOUD_RUN_TASK_COUNT`) or a
+/// Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`, with N in `FIRESHIFT_SHARD_COUNT`, which
+/// the manifest sets to the Job's completions: Kubernetes does not pass it). Both
+/// engines count from 0; shards count from 1.
+fn shard_from_env(get: impl Fn(&str) -> Option<String>) -> Result<ShardChoice, String> {
+    let (index_var, count_var) = if get("CLOUD_RUN_TASK_INDEX").is_some() {
+        ("CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT")
+    } else if get("JOB_COMPLETION_INDEX").is_some() {
+        ("JOB_COMPLETION_INDEX", "FIRESHIFT_SHARD_COUNT")
+    } else {
+        return Err("auto: neither CLOUD_RUN_TASK_INDEX (a Cloud Run job) nor JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) is set; give --shard K/N".into());
+    };
+    let number = |var: &str| -> Result<usize, String> {
+        let v = get(var).ok_or_else(|| {
+            format!("auto: {index_var} is set but {count_var} is not (set it to the number of tasks/completions)")
+        })?;
+        v.trim()
+            .parse()
+            .map_err(|_| format!("auto: {var}=`{v}` is not a whole number"))
+    };
+    let (index, count) = (number(index_var)?, number(count_var)?);
+    if index >= count {
+        return Err(format!(
+            "auto: {index_var}={index} is not below {count_var}={count}"
+        ));
+    }
+    Ok(ShardChoice {
+        shard: fireshift::migrate::job::Shard {
+            index: index + 1,
+            count,
+        },
+        from: Some(format!("{index_var}={index}, {count_var}={count}")),
+    })
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn auto_shard_comes_from_cloud_run_or_an_indexed_job() {
+        let s = shard_from_env(env(&[
+            ("CLOUD_RUN_TASK_INDEX", "0"),
+            ("CLOUD_RUN_TASK_COUNT", "3"),
+        ]))
+        .unwrap();
+        assert_eq!((s.shard.index, s.shard.count), (1, 3));
+        assert_eq!(
+            s.from.as_deref(),
+            Some("CLOUD_RUN_TASK_INDEX=0, CLOUD_RUN_TASK_COUNT=3")
+        );
+        let s = shard_from_env(env(&[
+            ("JOB_COMPLETION_INDEX", "3"),
+            ("FIRESHIFT_SHARD_COUNT", "4"),
+        ]))
+        .unwrap();
+        assert_eq!((s.shard.index, s.shard.count), (4, 4));
+    }
+
+    #[test]
+    fn auto_shard_refuses_what_it_cannot_use() {
+        let e = shard_from_env(env(&[])).unwrap_err();
+        assert!(
+            e.contains("CLOUD_RUN_TASK_INDEX") && e.contains("JOB_COMPLETION_INDEX"),
+            "{e}"
+        );
+        let e = shard_from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).unwrap_err();
+        assert!(e.contains("FIRESHIFT_SHARD_COUNT"), "{e}");
+        let e = shard_from_env(env(&[
+            ("JOB_COMPLETION_INDEX", "4"),
+            ("FIRESHIFT_SHARD_COUNT", "4"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("not below"), "{e}");
+        let e = shard_from_env(env(&[
+            ("CLOUD_RUN_TASK_INDEX", "x"),
+            ("CLOUD_RUN_TASK_COUNT", "4"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("not a whole number"), "{e}");
+    }
+}

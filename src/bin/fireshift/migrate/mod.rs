@@ -97,9 +97,11 @@ pub struct MigrateArgs {
     /// Ranges copied at once by this process.
     #[arg(long, default_value_t = 1, value_parser = parse::at_least_one)]
     pub parallel: usize,
-    /// Run only share K of N of the ranges (N processes or machines run one job).
-    #[arg(long, default_value = "1/1")]
-    pub shard: fireshift::migrate::job::Shard,
+    /// Run only share K of N of the ranges (N processes or machines run one job). `auto`:
+    /// K and N from a Cloud Run job (CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_COUNT) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with N in FIRESHIFT_SHARD_COUNT).
+    #[arg(long, default_value = "1/1", value_parser = parse::shard)]
+    pub shard: parse::ShardChoice,
     /// Resume although the mappings changed since the job started.
     #[arg(long)]
     pub force: bool,
@@ -198,6 +200,10 @@ async fn migrate_on(
         dry_run = args.dry_run, "migrating"
     );
 
+    if let Some(from) = &args.shard.from {
+        let s = args.shard.shard;
+        tracing::info!("--shard auto: shard {}/{} ({from})", s.index, s.count);
+    }
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
     let display = Display::start(progress, args.quiet, events, args.progress_every);
     let pipeline = PipelineConfig {
@@ -214,10 +220,10 @@ async fn migrate_on(
         job: facts.job.clone(),
         ranges: args
             .ranges
-            .unwrap_or(args.parallel * args.shard.count)
+            .unwrap_or(args.parallel * args.shard.shard.count)
             .max(1),
         parallel: args.parallel.max(1),
-        shard: args.shard,
+        shard: args.shard.shard,
         force: args.force,
         restart: args.restart,
         allow_empty: args.allow_empty,

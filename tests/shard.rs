@@ -1,0 +1,75 @@
+//! `--shard auto`: each process of a Kubernetes Indexed Job or a Cloud Run job takes its
+//! share from the engine's environment, says which it took, and the shares together copy
+//! every document once.
+
+mod common;
+
+use std::process::Command;
+
+use common::{assert_target_is_exact, stderr, World};
+
+fn shard_auto(world: &World, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fireshift"));
+    cmd.args([
+        "migrate",
+        "--project",
+        &world.project,
+        "--database",
+        &world.database,
+        "--mongodb-uri",
+        &common::mongodb_uri(),
+        "--shard",
+        "auto",
+        "--quiet",
+    ])
+    .env("FIRESHIFT_LOG", "info")
+    .env("NO_COLOR", "1");
+    for var in [
+        "CLOUD_RUN_TASK_INDEX",
+        "CLOUD_RUN_TASK_COUNT",
+        "JOB_COMPLETION_INDEX",
+        "FIRESHIFT_SHARD_COUNT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run fireshift")
+}
+
+#[tokio::test]
+async fn indexed_job_and_cloud_run_shards_share_the_job() {
+    for (engine, index_var, count_var) in [
+        ("k8s", "JOB_COMPLETION_INDEX", "FIRESHIFT_SHARD_COUNT"),
+        ("cloudrun", "CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT"),
+    ] {
+        let world = World::new(&format!("shard-auto-{engine}")).await;
+        let users = 10;
+        world.write_demo(users).await;
+        let mut written = 0;
+        for index in ["1", "0"] {
+            let out = shard_auto(&world, &[(index_var, index), (count_var, "2")]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "{err}");
+            let k = index.parse::<usize>().unwrap() + 1;
+            let said = format!("shard {k}/2 ({index_var}={index}, {count_var}=2)");
+            assert!(
+                err.contains(&said),
+                "says which share it took: {said} in {err}"
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            written += stdout
+                .lines()
+                .find(|l| l.starts_with("total"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("a summary total line: {stdout}"));
+        }
+        // Each share copied its own ranges: together every document, once.
+        assert_eq!(
+            written,
+            fireshift_demo::expected_count(users),
+            "the two shares wrote each document once"
+        );
+        assert_target_is_exact(&world, users).await;
+    }
+}
