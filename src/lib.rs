@@ -44,6 +44,8 @@
 //! * [`path`] Firestore document names and the identities they derive in MongoDB.
 //! * [`own`] the names of fireshift's own collections.
 //! * [`retry`] the one retry loop: exponential backoff, full jitter, a deadline.
+//! * [`throttle`] rate limits (documents read and written per second) shared by a
+//!   process's ranges.
 //! * [`redact`] keeps secrets in connection strings out of logs and reports.
 //! * [`error`] typed errors, classified retryable or fatal.
 
@@ -63,5 +65,6 @@ pub mod sink;
 pub mod source;
 #[cfg(test)]
 mod test_support;
+pub mod throttle;
 pub mod tls;
 pub mod verify;

@@ -26,6 +26,19 @@ pub fn lease_seconds(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// A rate limit: a positive number of documents per second (fractions allowed, for a
+/// trickle).
+pub fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of documents per second"))?;
+    if !(r.is_finite() && r > 0.0) {
+        return Err("must be a positive number of documents per second".into());
+    }
+    Ok(r)
+}
+
 /// A page size: 1 to `i32::MAX` (Firestore's `limit` is an int32).
 pub fn page_size(s: &str) -> Result<i32, String> {
     let n = at_least_one(s)?;

@@ -99,6 +99,13 @@ impl Batches<'_> {
             self.config.count_dead_letters(1)?;
         }
         self.progress.read(&pattern, 1);
+        if let Some(reads) = &self.config.reads {
+            // Holding the next document back holds the source back too: its bounded
+            // channel fills and its stream stops pulling from Firestore.
+            self.progress
+                .note(&self.config.label, "held by --max-reads-per-second");
+            reads.take(1).await;
+        }
         let bytes = item.command_bytes();
         for g in self.groups.push(collection, (item, pattern), seq, bytes) {
             self.send(g).await?;

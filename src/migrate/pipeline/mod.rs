@@ -72,6 +72,12 @@ pub struct PipelineConfig {
     /// it holds is written and checkpointed, and the run ends with
     /// [`Error::Interrupted`].
     pub stop: tokio_util::sync::CancellationToken,
+    /// `--max-reads-per-second`: taken for each document read from the source, shared
+    /// by every range of the process.
+    pub reads: Option<Arc<crate::throttle::Throttle>>,
+    /// `--max-writes-per-second`: taken for each document of a batch before it is
+    /// written (dead letters included: they are writes too).
+    pub writes: Option<Arc<crate::throttle::Throttle>>,
 }
 
 impl PipelineConfig {
@@ -100,6 +106,8 @@ impl Default for PipelineConfig {
             dead_letters: Arc::new(AtomicU64::new(0)),
             label: String::new(),
             stop: tokio_util::sync::CancellationToken::new(),
+            reads: None,
+            writes: None,
         }
     }
 }

@@ -39,7 +39,11 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
         .map(|o| {
             let sink = sink.clone();
             let dry_run = config.dry_run;
+            let writes = config.writes.clone();
             async move {
+                if let Some(writes) = writes {
+                    writes.take(o.batch.items.len() as u64).await;
+                }
                 let result = if dry_run {
                     Ok(crate::sink::BatchResult {
                         written: o.batch.items.len(),

@@ -7,6 +7,7 @@ mod report;
 mod watchdog;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -17,6 +18,7 @@ use fireshift::migrate::retry_dead;
 use fireshift::migrate::target::Existing;
 use fireshift::sink::{MongoSink, SinkConfig};
 use fireshift::source::FirestoreSource;
+use fireshift::throttle::Throttle;
 
 use crate::cli::Endpoints;
 use crate::exit::ExitCode;
@@ -125,6 +127,18 @@ pub struct MigrateArgs {
     /// (documents with the same _id are replaced). Implied by --guard-update-time.
     #[arg(long)]
     pub allow_existing: bool,
+    /// Firestore documents read per second, for the whole job: each of N shards takes
+    /// 1/N (see --limits-per-process). Smooth, not in bursts.
+    #[arg(long, value_name = "N", value_parser = parse::rate)]
+    pub max_reads_per_second: Option<f64>,
+    /// MongoDB documents written per second, for the whole job: each of N shards takes
+    /// 1/N (see --limits-per-process). Write batches shrink to a fifth of a second's worth
+    /// so writes stay smooth.
+    #[arg(long, value_name = "N", value_parser = parse::rate)]
+    pub max_writes_per_second: Option<f64>,
+    /// The --max-*-per-second limits are this process's own, not the job's share.
+    #[arg(long)]
+    pub limits_per_process: bool,
     /// How long a range's lease lasts without renewal (seconds): a second process on
     /// the job is refused while it lasts; after a crash, the next run takes the ranges
     /// over once it has expired. Renewed every quarter of it.
@@ -164,8 +178,9 @@ async fn connect_and_copy(
     let ep = &args.endpoints;
     // Mappings are validated before any I/O: a broken file stops the run here.
     let transformer = crate::mappings::transformer(args.mappings.as_deref())?;
+    let limits = Limits::of(args);
     let sink_config = SinkConfig {
-        max_batch_docs: args.batch_size,
+        max_batch_docs: limits.batch_docs(args.batch_size),
         max_batch_bytes: args.batch_bytes,
         retry: ep.retry(),
         guard_field: args
@@ -205,7 +220,17 @@ async fn migrate_on(
         tracing::info!("--shard auto: shard {}/{} ({from})", s.index, s.count);
     }
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
-    let display = Display::start(progress, args.quiet, events, args.progress_every);
+    let limits = Limits::of(args);
+    if let Some(said) = limits.describe() {
+        tracing::info!("rate limits of this process: {said}");
+    }
+    let display = Display::start(
+        progress,
+        args.quiet,
+        events,
+        args.progress_every,
+        limits.describe(),
+    );
     let pipeline = PipelineConfig {
         read_ahead: args.read_ahead,
         in_flight: args.in_flight,
@@ -214,6 +239,8 @@ async fn migrate_on(
         dry_run: args.dry_run,
         max_dead_letters: args.max_dead_letters,
         stop: stop.token.clone(),
+        reads: limits.reads.map(|r| Arc::new(Throttle::new(r))),
+        writes: limits.writes.map(|w| Arc::new(Throttle::new(w))),
         ..PipelineConfig::default()
     };
     let options = JobOptions {
@@ -348,4 +375,46 @@ async fn migrate_on(
     } else {
         ExitCode::Ok
     })
+}
+
+/// This process's rate limits: the job's, divided among the shards unless
+/// `--limits-per-process`.
+struct Limits {
+    reads: Option<f64>,
+    writes: Option<f64>,
+}
+
+impl Limits {
+    fn of(args: &MigrateArgs) -> Self {
+        let share = if args.limits_per_process {
+            1.0
+        } else {
+            args.shard.shard.count as f64
+        };
+        Self {
+            reads: args.max_reads_per_second.map(|r| r / share),
+            writes: args.max_writes_per_second.map(|w| w / share),
+        }
+    }
+
+    /// A write batch holds at most a fifth of a second's worth of writes, so a limited
+    /// run writes steadily instead of a large batch at a time.
+    fn batch_docs(&self, batch_size: usize) -> usize {
+        match self.writes {
+            Some(w) => batch_size.min(((w / 5.0) as usize).max(1)),
+            None => batch_size,
+        }
+    }
+
+    fn describe(&self) -> Option<String> {
+        let fmt = |r: f64, what: &str| format!("{} {what}/s", crate::progress::rate::per_sec(r));
+        let parts: Vec<String> = [
+            self.reads.map(|r| fmt(r, "reads")),
+            self.writes.map(|w| fmt(w, "writes")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| format!("limited to {}", parts.join(", ")))
+    }
 }

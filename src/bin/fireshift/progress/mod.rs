@@ -33,7 +33,14 @@ pub struct Display {
 impl Display {
     /// Bars when stderr is a terminal and `quiet` is off, log lines every `every_secs`
     /// otherwise; `progress` events every `every_secs` either way.
-    pub fn start(progress: &Progress, quiet: bool, events: &Events, every_secs: u64) -> Self {
+    /// `note` (e.g. the rate limits) ends every status line.
+    pub fn start(
+        progress: &Progress,
+        quiet: bool,
+        events: &Events,
+        every_secs: u64,
+        note: Option<String>,
+    ) -> Self {
         let tty = !quiet && std::io::stderr().is_terminal();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let (progress, events) = (progress.clone(), events.clone());
@@ -52,18 +59,22 @@ impl Display {
                 rate.sample(now, read(&progress));
                 let per_sec = rate.per_sec();
                 if let Some(bars) = bars.as_mut() {
-                    bars.sync(&progress, now, status(&progress, per_sec));
+                    bars.sync(&progress, now, status(&progress, per_sec, note.as_deref()));
                 }
                 if now.duration_since(last_report) >= every {
                     last_report = now;
                     if bars.is_none() {
-                        tracing::info!("progress: {}", status(&progress, per_sec));
+                        tracing::info!("progress: {}", status(&progress, per_sec, note.as_deref()));
                     }
                     events.progress(&progress, per_sec);
                 }
             }
             if let Some(bars) = bars.as_mut() {
-                bars.sync(&progress, Instant::now(), status(&progress, rate.per_sec()));
+                bars.sync(
+                    &progress,
+                    Instant::now(),
+                    status(&progress, rate.per_sec(), note.as_deref()),
+                );
             }
             bars
         });
@@ -92,7 +103,7 @@ fn read(progress: &Progress) -> u64 {
 
 /// The run in one line: written of expected, read, the rate over the last seconds, the
 /// ETA at that rate, the elapsed time, dead letters.
-fn status(progress: &Progress, per_sec: f64) -> String {
+fn status(progress: &Progress, per_sec: f64, note: Option<&str>) -> String {
     let stats = progress.snapshot();
     let read: u64 = stats.iter().map(|s| s.read).sum();
     let dead: u64 = stats.iter().map(|s| s.dead_lettered).sum();
@@ -123,6 +134,10 @@ fn status(progress: &Progress, per_sec: f64) -> String {
     };
     if dead > 0 {
         line.push_str(&format!(", {} dead-lettered", rate::count(dead)));
+    }
+    if let Some(note) = note {
+        line.push_str(", ");
+        line.push_str(note);
     }
     line
 }
