@@ -1,5 +1,5 @@
 //! The command line itself: bad values are a bad command line (exit 2) before any I/O,
-//! every command's `--help` shows the exit codes, `--version` names the commit, and
+//! every command's `--help` shows an example and the exit codes, `--version` names the commit, and
 //! logs are fit for machines (no escape codes off a terminal, JSON on request).
 
 mod common;
@@ -107,6 +107,28 @@ fn every_commands_help_lists_every_exit_code() {
             assert!(
                 help.contains(&format!("\n  {code}  ")),
                 "{command} --help lacks exit code {code}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_commands_help_shows_an_example_of_itself() {
+    for command in ["migrate", "status", "verify", "check", "indexes", "plan"] {
+        for flag in ["--help", "-h"] {
+            let out = fireshift(&[command, flag]);
+            assert_eq!(out.status.code(), Some(0));
+            let help = stdout(&out);
+            let example = help
+                .find("Examples:\n")
+                .unwrap_or_else(|| panic!("{command} {flag} has no example:\n{help}"));
+            assert!(
+                help[example..].contains(&format!("\n  fireshift {command} --")),
+                "{command} {flag}: the example runs the command:\n{help}"
+            );
+            assert!(
+                example < help.find("Exit codes").unwrap(),
+                "the example comes before the exit codes:\n{help}"
             );
         }
     }

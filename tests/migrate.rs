@@ -319,9 +319,55 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
                     vec![("name", v(ValueType::StringValue("ok".into())))],
                 ),
                 // `_id` would overwrite the target identity: refused, never silently lost.
+                // It holds every kind of value, to read its raw form back below.
                 doc_at(
                     "users/bad",
-                    vec![("_id", v(ValueType::StringValue("other".into())))],
+                    vec![
+                        ("_id", v(ValueType::StringValue("other".into()))),
+                        ("nothing", v(ValueType::NullValue(0))),
+                        ("yes", v(ValueType::BooleanValue(true))),
+                        ("big", v(ValueType::IntegerValue(i64::MIN))),
+                        ("half", v(ValueType::DoubleValue(0.5))),
+                        ("nan", v(ValueType::DoubleValue(f64::NAN))),
+                        ("inf", v(ValueType::DoubleValue(f64::INFINITY))),
+                        ("ninf", v(ValueType::DoubleValue(f64::NEG_INFINITY))),
+                        (
+                            "at",
+                            v(ValueType::TimestampValue(Timestamp {
+                                seconds: 1_700_000_000,
+                                nanos: 123_456_000,
+                            })),
+                        ),
+                        ("bytes", v(ValueType::BytesValue(vec![0, 255, 1]))),
+                        (
+                            "ref",
+                            v(ValueType::ReferenceValue(world.full_name("users/good"))),
+                        ),
+                        (
+                            "geo",
+                            v(ValueType::GeoPointValue(LatLng {
+                                latitude: 1.5,
+                                longitude: -2.25,
+                            })),
+                        ),
+                        (
+                            "list",
+                            v(ValueType::ArrayValue(ArrayValue {
+                                values: vec![
+                                    v(ValueType::IntegerValue(1)),
+                                    v(ValueType::StringValue("two".into())),
+                                ],
+                            })),
+                        ),
+                        (
+                            "map",
+                            v(ValueType::MapValue(MapValue {
+                                fields: [("k".to_string(), v(ValueType::BooleanValue(false)))]
+                                    .into(),
+                            })),
+                        ),
+                        ("empty", v(ValueType::MapValue(MapValue::default()))),
+                    ],
                 ),
                 doc_at(
                     "users/bad2",
@@ -361,7 +407,38 @@ async fn unconvertible_document_is_dead_lettered_with_its_reason_and_exit_is_non
     assert_eq!(dl.get_str("rule").unwrap(), "identity");
     assert_eq!(dl.get_str("field").unwrap(), "_id");
     assert!(dl.get_str("reason").unwrap().contains("clashes"));
-    assert!(!dl.get_binary_generic("raw").unwrap().is_empty());
+    // The raw document, as Firestore's REST API writes it (it used to be Rust debug
+    // text): every kind of value in its typed form, the times in RFC 3339.
+    let raw = dl.get_document("raw").unwrap();
+    assert_eq!(raw.get_str("name").unwrap(), world.full_name("users/bad"));
+    assert_eq!(
+        raw.get_document("fields").unwrap(),
+        &doc! {
+            "_id": { "stringValue": "other" },
+            "nothing": { "nullValue": null },
+            "yes": { "booleanValue": true },
+            "big": { "integerValue": "-9223372036854775808" },
+            "half": { "doubleValue": 0.5 },
+            "nan": { "doubleValue": "NaN" },
+            "inf": { "doubleValue": "Infinity" },
+            "ninf": { "doubleValue": "-Infinity" },
+            "at": { "timestampValue": "2023-11-14T22:13:20.123456Z" },
+            "bytes": { "bytesValue": "AP8B" },
+            "ref": { "referenceValue": world.full_name("users/good") },
+            "geo": { "geoPointValue": { "latitude": 1.5, "longitude": -2.25 } },
+            "list": { "arrayValue": { "values": [ { "integerValue": "1" }, { "stringValue": "two" } ] } },
+            "map": { "mapValue": { "fields": { "k": { "booleanValue": false } } } },
+            "empty": { "mapValue": {} },
+        }
+    );
+    for time in ["createTime", "updateTime"] {
+        let t = raw.get_str(time).unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "{time}: {t}"
+        );
+    }
+    assert!(dl.get("rawText").is_none(), "{dl}");
 
     // The identical rerun has nothing left to copy, and still reports the job's dead
     // letters with their exit code (it used to exit 0).

@@ -126,3 +126,99 @@ async fn a_new_job_refuses_an_occupied_target_and_drop_target_drops_exactly_its_
     );
     assert_eq!(users.count_documents(doc! {}).await.unwrap(), USERS as u64);
 }
+
+/// Building the mappings' indexes touches only collections that received documents: a
+/// three-collection source with the app's 66 mappings leaves three collections (and
+/// fireshift's own), not one empty collection per mapping; `fireshift indexes` the same.
+#[tokio::test]
+async fn indexes_are_built_only_on_collections_that_received_documents() {
+    use common::doc_at;
+    use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
+    let s = |x: &str| Value {
+        value_type: Some(ValueType::StringValue(x.into())),
+    };
+    let world = World::new("target-ix").await;
+    let mut docs = Vec::new();
+    for i in 0..3 {
+        let u = format!("u{i}");
+        docs.push(doc_at(
+            &format!("users/{u}"),
+            vec![
+                ("username", s(&u)),
+                ("email", s(&format!("{u}@example.com"))),
+                ("displayName", s(&u.to_uppercase())),
+            ],
+        ));
+    }
+    docs.push(doc_at("tags/t1", vec![("name", s("cats"))]));
+    docs.push(doc_at("tags/t2", vec![("name", s("dogs"))]));
+    docs.push(doc_at("languages/en", vec![("code", s("en"))]));
+    world.write(docs.into_iter()).await;
+
+    let mappings = mixillo();
+    let out = world.migrate(&["--mappings", &mappings]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_INDEXES_NOT_ALL_BUILT),
+        "the test server refuses the text index of users: {}",
+        stderr(&out)
+    );
+    let collections = || async {
+        let mut names = world.db.list_collection_names().await.unwrap();
+        names.retain(|n| !n.starts_with(fireshift::own::PREFIX));
+        names.sort();
+        names
+    };
+    assert_eq!(collections().await, ["languages", "tags", "users"]);
+    let text = stdout(&out);
+    let set = fireshift::mapping::MappingSet::load(Path::new(&mappings)).unwrap();
+    let declared = set.indexes();
+    let built = declared
+        .iter()
+        .filter(|ix| ["languages", "tags", "users"].contains(&ix.collection.as_str()))
+        .count();
+    let skipped = declared.len() - built;
+    let skipped_collections: std::collections::BTreeSet<&str> = declared
+        .iter()
+        .map(|ix| ix.collection.as_str())
+        .filter(|c| !["languages", "tags", "users"].contains(c))
+        .collect();
+    assert!(
+        text.contains(&format!(
+            "skipped {skipped} indexes of {} collections no document landed in",
+            skipped_collections.len()
+        )) && text.contains(&format!(", {skipped} skipped (no documents)")),
+        "the summary counts the skipped indexes: {text}"
+    );
+    // The collections that got documents have their indexes.
+    let names: Vec<String> = world
+        .db
+        .collection::<Document>("users")
+        .list_index_names()
+        .await
+        .unwrap();
+    assert!(names.iter().any(|n| n == "username_1"), "{names:?}");
+    let tags: Vec<String> = world
+        .db
+        .collection::<Document>("tags")
+        .list_index_names()
+        .await
+        .unwrap();
+    assert!(tags.iter().any(|n| n == "trending_tags"), "{tags:?}");
+    assert!(built > 0 && skipped > 0);
+
+    // `fireshift indexes`: the same rule.
+    let again = world.indexes(&mappings);
+    assert_eq!(
+        again.status.code(),
+        Some(EXIT_INDEXES_NOT_ALL_BUILT),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stdout(&again).contains(&format!("skipped {skipped} indexes")),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(collections().await, ["languages", "tags", "users"]);
+}

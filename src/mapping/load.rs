@@ -230,8 +230,9 @@ pub fn load_dir(dir: &Path) -> Loaded {
     loaded
 }
 
-/// Parses one file: syntax, then every unknown key (all of them), then types (serde
-/// stops at its first error, reported unless it repeats an unknown key found above).
+/// Parses one file: syntax, then every unknown key (all of them), then types: serde
+/// stops at its first error, so [`type_errors`] takes each one out and reads the file
+/// again to find the next (an error repeating an unknown key found above is left out).
 fn parse<T: for<'de> serde::Deserialize<'de>>(
     file: &Arc<SourceFile>,
     is_dataset: bool,
@@ -269,11 +270,10 @@ fn parse<T: for<'de> serde::Deserialize<'de>>(
         Ok(spec) if !found_unknown => Some(spec),
         Ok(_) => None,
         Err(e) => {
-            let message = e.message().trim().to_string();
-            if !(found_unknown && message.starts_with("unknown field")) {
-                loaded
-                    .errors
-                    .push(schema_error(file, e.span().unwrap_or(0..0), &message));
+            for (span, message) in type_errors::<T>(&file.text, e) {
+                if !(found_unknown && message.starts_with("unknown field")) {
+                    loaded.errors.push(schema_error(file, span, &message));
+                }
             }
             if !is_dataset {
                 if let Some(c) = doc.get("collection").and_then(|c| c.as_str()) {
@@ -283,6 +283,75 @@ fn parse<T: for<'de> serde::Deserialize<'de>>(
             None
         }
     }
+}
+
+/// Most type errors one file reports; a file with more has bigger problems than a list
+/// can help with.
+const MAX_TYPE_ERRORS: usize = 20;
+
+/// Every type error of a file that TOML parses, `first` (serde's) included, in file
+/// order as serde meets them. serde stops at the first error, so each error's line is
+/// blanked out (spaces, so the offsets of the rest stay) and the text read again; a
+/// `missing field` error for a key blanked that way is a follow-on and is left out.
+/// Stops at an error that does not sit on key-value lines of its own (a missing key of a
+/// whole table, a table header), at the first blanking TOML cannot parse, and at
+/// [`MAX_TYPE_ERRORS`].
+fn type_errors<T: for<'de> serde::Deserialize<'de>>(
+    text: &str,
+    first: toml::de::Error,
+) -> Vec<(Range<usize>, String)> {
+    let mut out = Vec::new();
+    let mut text = text.to_string();
+    let mut blanked: Vec<String> = Vec::new();
+    let mut error = first;
+    loop {
+        let span = error.span().unwrap_or(0..0);
+        let message = error.message().trim().to_string();
+        let follow_on = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .is_some_and(|k| blanked.iter().any(|b| b == k));
+        if !follow_on {
+            out.push((span.clone(), message.clone()));
+        }
+        if out.len() >= MAX_TYPE_ERRORS || message.starts_with("missing field") {
+            return out;
+        }
+        let Some((lines, key)) = own_lines(&text, &span) else {
+            return out;
+        };
+        let mut next = text.clone();
+        // Spaces keep every later offset, hence every later line and column, as it was.
+        next.replace_range(lines.clone(), &" ".repeat(lines.len()));
+        if ImDocument::parse(next.as_str()).is_err() {
+            return out;
+        }
+        blanked.push(key);
+        text = next;
+        error = match toml::from_str::<T>(&text) {
+            Ok(_) => return out,
+            Err(e) => e,
+        };
+    }
+}
+
+/// The byte range of the whole lines `span` lies on (newlines excluded) and the key of
+/// the first one, when the first is a `key = value` line (not a table header).
+fn own_lines(text: &str, span: &Range<usize>) -> Option<(Range<usize>, String)> {
+    if span.end > text.len() || span.is_empty() {
+        return None;
+    }
+    let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[span.end..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end + i);
+    let first = text[start..].lines().next()?.trim_start();
+    if first.starts_with('[') {
+        return None;
+    }
+    let (key, _) = first.split_once('=')?;
+    let key = key.trim().trim_matches('"').trim_matches('\'').to_string();
+    Some((start..end, key))
 }
 
 /// The `collection` of a file TOML cannot parse, read leniently: the first line whose
@@ -481,6 +550,58 @@ mod tests {
         assert!(l.errors[0].message.contains("missing field `collection`"));
         let l = load_text("a.toml", "collection = 5\n");
         assert_eq!((l.errors[0].line, l.errors[0].column), (1, 14));
+    }
+
+    #[test]
+    fn every_type_error_of_a_file_is_reported_with_its_line() {
+        let l = load_text(
+            "a.toml",
+            "collection = \"a\"\n\n[fields.x]\ncast = \"datetime\"\n\n[fields.y]\nrequired = \"yes\"\n\n[[indexes]]\nkeys = { a = 1 }\nunique = 3\n",
+        );
+        let shown: Vec<(usize, &str)> = l
+            .errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(shown.len(), 3, "{:#?}", l.errors);
+        assert_eq!(shown[0].0, 4);
+        assert!(
+            shown[0].1.contains("unknown variant `datetime`"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[1].0, 7);
+        assert!(
+            shown[1].1.contains("invalid type: string \"yes\""),
+            "{shown:?}"
+        );
+        assert_eq!(shown[2].0, 11);
+        assert!(
+            shown[2].1.contains("invalid type: integer `3`"),
+            "{shown:?}"
+        );
+        assert!(l.mappings.is_empty());
+        assert_eq!(l.broken_collections, vec!["a"]);
+    }
+
+    #[test]
+    fn a_blanked_required_key_is_not_reported_missing_as_well() {
+        let l = load_text(
+            "a.toml",
+            "collection = 5
+target = 6
+",
+        );
+        let shown: Vec<(usize, &str)> = l
+            .errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
+        assert_eq!(shown.len(), 2, "{:#?}", l.errors);
+        assert_eq!((shown[0].0, shown[1].0), (1, 2));
+        assert!(
+            shown.iter().all(|(_, m)| !m.contains("missing field")),
+            "{shown:?}"
+        );
     }
 
     #[test]

@@ -141,7 +141,6 @@ mod tests {
     use super::*;
     use crate::test_support::typed_doc as document;
     use gcloud_sdk::google::firestore::v1::value::ValueType;
-    use gcloud_sdk::prost::Message;
     use mongodb::bson::doc;
 
     #[test]
@@ -202,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn dead_letter_keeps_path_rule_reason_and_lossless_raw() {
+    fn dead_letter_keeps_path_rule_reason_and_the_raw_document_as_typed_json() {
         let raw = document("users/u1", vec![("bad\0name", ValueType::IntegerValue(5))]);
         let r = Transformer::default().apply(&raw).unwrap_err();
         assert_eq!(r.rule, "convert");
@@ -214,7 +213,23 @@ mod tests {
         assert_eq!(dl.get_str("_id").unwrap(), raw.name);
         assert_eq!(dl.get_str("collection").unwrap(), "users");
         assert!(dl.get_str("reason").unwrap().contains("NUL"));
-        let bytes = &dl.get_binary_generic("raw").unwrap()[..];
-        assert_eq!(Document::decode(bytes).unwrap(), raw);
+        // A NUL cannot be a BSON key: the typed JSON is kept as text.
+        let text = dl.get_str("raw").unwrap();
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(json["name"], raw.name.as_str());
+        assert_eq!(json["fields"]["bad\0name"]["integerValue"], "5");
+
+        let raw = document("users/u2", vec![("_id", ValueType::DoubleValue(f64::NAN))]);
+        let r = Transformer::default().apply(&raw).unwrap_err();
+        let dl = r
+            .dead_letter(Some(&raw), "run-1")
+            .doc
+            .to_document()
+            .unwrap();
+        assert_eq!(
+            dl.get_document("raw").unwrap(),
+            &doc! { "name": &raw.name, "fields": { "_id": { "doubleValue": "NaN" } } }
+        );
+        assert!(dl.get("rawText").is_none() && dl.get("rawProtobuf").is_none());
     }
 }

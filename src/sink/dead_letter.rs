@@ -1,6 +1,7 @@
 //! Dead letters: a document that cannot be converted, or that the server refuses, is
 //! stored in the dead-letter collection with its source path, the rule, the field, the
-//! reason and the raw document, and counted; never dropped silently.
+//! reason and the raw document (as Firestore's REST API writes it, [`typed_json`]), and
+//! counted; never dropped silently.
 
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Document, Value};
 use gcloud_sdk::prost::Message;
@@ -9,17 +10,21 @@ use mongodb::bson::{spec::BinarySubtype, Binary, Bson, DateTime, RawDocumentBuf}
 use crate::mapping::item::{WriteItem, WriteKind};
 use crate::mapping::outcome::Rejection;
 use crate::mapping::value::{to_bson, ConvertOptions};
+use crate::sink::typed_json;
 
 /// Default collection for documents that cannot be converted or written.
 pub const DEAD_LETTER_COLLECTION: &str = crate::own::DEAD_LETTERS;
-/// Longest readable rendering of a raw document kept in a dead letter (the lossless
-/// protobuf bytes are kept whole).
-const MAX_RAW_TEXT: usize = 16 * 1024;
+/// Largest typed-JSON rendering of a raw document a dead letter holds. A Firestore
+/// document is at most 1 MiB, but its typed form can be many times that (a million
+/// booleans in an array take some 30 bytes each): past this bound the record keeps the
+/// protobuf bytes instead, so it stays under MongoDB's 16 MiB and is still lossless.
+const MAX_RAW_BYTES: usize = 12 * 1024 * 1024;
 
 // The record is built here, where it is stored, although a rejection is the mapping's.
 impl Rejection {
     /// The dead-letter record: keyed by source path so a rerun replaces rather than
-    /// duplicates it; keeps the raw document losslessly (protobuf bytes) and readably.
+    /// duplicates it; keeps the raw document losslessly and readably, as Firestore's
+    /// typed JSON.
     pub fn dead_letter(&self, raw: Option<&Document>, run_id: &str) -> WriteItem {
         let mut d = mongodb::bson::Document::new();
         d.insert("_id", self.source_path.clone());
@@ -37,41 +42,64 @@ impl Rejection {
         );
         d.insert("reason", self.reason.clone());
         if let Some(raw) = raw {
-            // The offending value itself, converted without any mapping (or as text
-            // when even that fails), so the reason can be read next to it.
+            // The offending value itself, converted without any mapping (or in its
+            // typed form when even that fails), so the reason can be read next to it.
             if let Some(v) = self.field.as_deref().and_then(|f| value_at(&raw.fields, f)) {
                 let shown = to_bson(v, &ConvertOptions::default())
-                    .unwrap_or_else(|_| Bson::String(format!("{v:?}")));
+                    .unwrap_or_else(|_| typed(typed_json::value(v)));
                 d.insert("value", shown);
             }
-            d.insert(
-                "raw",
-                Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: raw.encode_to_vec(),
-                },
-            );
-            let mut text = format!("{:?}", raw.fields);
-            if text.len() > MAX_RAW_TEXT {
-                let mut cut = MAX_RAW_TEXT;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
+            let raw_typed = typed(typed_json::document(raw));
+            let size = match &raw_typed {
+                Bson::Document(doc) => {
+                    RawDocumentBuf::from_document(doc).map(|r| r.as_bytes().len())
                 }
-                text.truncate(cut);
-                text.push('…');
+                Bson::String(text) => Ok(text.len()),
+                _ => unreachable!("typed() makes a document or a string"),
+            };
+            match size {
+                Ok(n) if n <= MAX_RAW_BYTES => {
+                    d.insert("raw", raw_typed);
+                }
+                _ => {
+                    d.insert(
+                        "rawProtobuf",
+                        Binary {
+                            subtype: BinarySubtype::Generic,
+                            bytes: raw.encode_to_vec(),
+                        },
+                    );
+                    d.insert(
+                        "rawNote",
+                        format!(
+                            "the typed JSON of this document exceeds {} MiB; rawProtobuf holds it as google.firestore.v1.Document bytes",
+                            MAX_RAW_BYTES >> 20
+                        ),
+                    );
+                }
             }
-            d.insert("rawText", text);
         }
         d.insert("runId", run_id);
         d.insert("at", DateTime::now());
         WriteItem {
             source_path: self.source_path.clone(),
             id: Bson::String(self.source_path.clone()),
-            // A document built from strings, binaries and dates always encodes.
+            // A document built from strings, binaries, dates and a raw document bounded
+            // above always encodes.
             doc: RawDocumentBuf::from_document(&d).expect("dead letter encodes"),
             literal: false,
             kind: WriteKind::Replace,
         }
+    }
+}
+
+/// The typed form as an embedded document, or as JSON text when its keys cannot be
+/// BSON keys (see [`typed_json`]).
+fn typed(doc: mongodb::bson::Document) -> Bson {
+    if typed_json::is_storable(&doc) {
+        Bson::Document(doc)
+    } else {
+        Bson::String(typed_json::text(&doc))
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod dead_letter;
 pub mod guard;
+pub mod typed_json;
 
 use mongodb::bson::{doc, rawdoc, Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf};
 use mongodb::Database;

@@ -45,26 +45,26 @@ pub enum LogFormat {
 pub enum Command {
     /// Copy every collection and subcollection of a Firestore database into MongoDB.
     /// Resumable: rerun the same command after any stop and it continues.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::migrate())]
     Migrate(crate::migrate::MigrateArgs),
     /// Show every range of a job: state, documents done, rate, last error.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::status())]
     Status(crate::status::StatusArgs),
     /// Compare the target with the source document by document (canonical hashes, field
     /// diffs); write a parity report. Exit 0 on full parity, 4 on mismatches.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::verify())]
     Verify(crate::verify::VerifyArgs),
     /// Validate a mapping directory (no I/O beyond reading it). Exit 0 when valid, 1 with
     /// every error as file:line:column, what is wrong and how to fix it.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::check())]
     Check(crate::mappings::CheckArgs),
     /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
     /// when all exist, 5 when some were refused or clash.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::indexes())]
     Indexes(crate::mappings::IndexesArgs),
     /// Sample every collection: patterns, counts, field types with frequencies and
     /// conflicts, a Firestore read estimate; write skeleton mappings and a report.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = crate::help::plan())]
     Plan(crate::plan::PlanArgs),
 }
 

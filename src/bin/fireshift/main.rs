@@ -10,6 +10,7 @@
 
 mod cli;
 mod exit;
+mod help;
 mod mappings;
 mod migrate;
 mod parse;

@@ -8,6 +8,15 @@
 //! and message; one that clashes with an existing index (same keys under another name,
 //! code 85, or the same name with other keys or options, code 86) is reported as a
 //! clash. Nothing is ever dropped: resolving a clash is the operator's call.
+//!
+//! Only collections that exist get their indexes: `createIndexes` creates the
+//! collection it names, so building every declared index would leave an empty
+//! collection for each mapping whose source had no document (some sixty of them for a
+//! three-collection source with an app's full mappings). A copy creates a collection
+//! with its first document, so after a copy "exists" means "received documents" (or was
+//! made by the operator, whose collection gets its indexes and clash reports). The
+//! indexes of a missing collection are reported as skipped; `fireshift indexes` builds
+//! them once documents have landed.
 
 use std::time::Duration;
 
@@ -20,31 +29,41 @@ use super::report::{IndexOutcome, IndexReport};
 use crate::mapping::MappingSet;
 use crate::retry::RetryPolicy;
 
-/// Builds every index of the set (idempotent: existing identical indexes are left as
-/// they are). Never stops at a refusal: each index gets its own report.
+/// Builds every index of the set whose collection exists (idempotent: existing
+/// identical indexes are left as they are); the others are reported as
+/// [`IndexOutcome::NoDocuments`]. Never stops at a refusal: each index gets its own
+/// report.
 ///
 /// An index whose name already exists is compared with the declaration first, ignoring
 /// what servers add on their own (`v`, `2dsphereIndexVersion`, number types), because
 /// not every server does that comparison itself when asked to create it again.
 pub async fn build(db: &Database, set: &MappingSet) -> Vec<IndexReport> {
     let mut out = Vec::new();
-    let mut existing: std::collections::BTreeMap<String, Vec<Document>> = Default::default();
+    // Per collection: its indexes, or `None` when it does not exist.
+    let mut existing: std::collections::BTreeMap<String, Option<Vec<Document>>> =
+        Default::default();
     for ix in set.indexes() {
         if !existing.contains_key(&ix.collection) {
-            existing.insert(
-                ix.collection.clone(),
-                list_indexes(db, &ix.collection).await,
-            );
+            let listed = if exists(db, &ix.collection).await {
+                Some(list_indexes(db, &ix.collection).await)
+            } else {
+                None
+            };
+            existing.insert(ix.collection.clone(), listed);
         }
-        let same_name = existing[&ix.collection]
-            .iter()
-            .find(|e| e.get_str("name").ok() == Some(ix.name.as_str()));
         let report = |outcome| IndexReport {
             collection: ix.collection.clone(),
             name: ix.name.clone(),
             spec: ix.describe(),
             outcome,
         };
+        let Some(listed) = &existing[&ix.collection] else {
+            out.push(report(IndexOutcome::NoDocuments));
+            continue;
+        };
+        let same_name = listed
+            .iter()
+            .find(|e| e.get_str("name").ok() == Some(ix.name.as_str()));
         out.push(match same_name {
             Some(e) if equivalent(e, ix) => report(IndexOutcome::AlreadyExisted),
             Some(e) => report(IndexOutcome::Clashes {
@@ -58,6 +77,16 @@ pub async fn build(db: &Database, set: &MappingSet) -> Vec<IndexReport> {
         });
     }
     out
+}
+
+/// Whether the collection exists. When that cannot be asked, it is assumed to (the
+/// `createIndexes` that follows then reports the real problem rather than a skip
+/// hiding it).
+async fn exists(db: &Database, collection: &str) -> bool {
+    db.list_collection_names()
+        .filter(doc! { "name": collection })
+        .await
+        .map_or(true, |names| !names.is_empty())
 }
 
 /// The collection's indexes; none when it does not exist (or cannot be listed: the
