@@ -88,6 +88,12 @@ pub enum Error {
         "no documents found in {root}: is --project right? (--allow-empty accepts an empty source)"
     )]
     EmptySource { root: String },
+    /// `plan` would go past its read budget: it stops before the call that could.
+    #[error(
+        "plan stopped before going over --max-reads {budget} billed reads ({billed} so far, {next} more needed next); \
+         nothing was written: raise --max-reads or add --yes"
+    )]
+    ReadBudget { budget: u64, billed: u64, next: u64 },
     /// A new job's target collections already hold documents it did not write.
     #[error(
         "the target database `{database}` already holds documents where this job would write: {collections}. \
@@ -135,6 +141,7 @@ impl Error {
             | Error::Io { .. }
             | Error::DeadLetterLimit { .. }
             | Error::EmptySource { .. }
+            | Error::ReadBudget { .. }
             | Error::TargetNotEmpty { .. }
             | Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }

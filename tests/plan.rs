@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{doc_at, stdout, World, DB_ID};
+use common::{doc_at, stderr, stdout, World, DB_ID};
 use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 use serde_json::Value as Json;
@@ -467,4 +467,72 @@ async fn an_empty_database_is_an_error_and_writes_nothing() {
     assert!(common::stderr(&o).contains("no collections found"));
     assert!(!dir.path().join("mappings").exists());
     assert!(!dir.path().join("plan.json").exists());
+}
+
+#[tokio::test]
+async fn plan_says_its_cost_before_reading_and_keeps_to_its_read_budget() {
+    let world = World::new("plan-budget").await;
+    let users = 20;
+    world.write_demo(users).await;
+    let total = fireshift_demo::expected_count(users) as u64;
+    let run = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = world.fireshift(
+            &[
+                "plan",
+                "--project",
+                &world.project,
+                "--out",
+                dir.path().join("mappings").to_str().unwrap(),
+                "--report",
+                dir.path().join("plan").to_str().unwrap(),
+            ],
+            extra,
+        );
+        let wrote = dir.path().join("plan.json").exists();
+        (out, wrote)
+    };
+    // A full scan past the budget is refused after its count, before it reads.
+    let (out, wrote) = run(&["--full-scan", "--max-reads", "500"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--max-reads 500")
+            && err.contains("--yes")
+            && err.contains(&format!("{total} more needed")),
+        "{err}"
+    );
+    assert!(!wrote, "nothing is written when the budget stops the plan");
+    // Sampled discovery stops before the call that would pass a tiny budget.
+    let (out, wrote) = run(&["--max-reads", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--max-reads 5"), "{}", stderr(&out));
+    assert!(!wrote);
+    // Within budget: the cost is said before reading, the bill after.
+    let (out, wrote) = run(&["--price-per-100k-reads", "0.18"]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(wrote);
+    assert!(
+        said.contains(
+            "at most 100000 billed reads (--max-reads), ≈ $0.1800 at $0.18 per 100,000 reads"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("plan read "), "{said}");
+    // --yes lifts the budget: the full scan reads every document (plus its count).
+    let (out, wrote) = run(&["--full-scan", "--max-reads", "500", "--yes"]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(wrote && said.contains("no read budget (--yes)"), "{said}");
+    let billed: u64 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("plan read "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the bill: {said}"));
+    assert!(
+        billed > total,
+        "every document and the count are billed: {billed}"
+    );
 }

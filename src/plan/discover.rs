@@ -127,9 +127,9 @@ struct Found {
 }
 
 /// Discovers, samples and counts with bounded reads (see the module docs).
-pub async fn sampled(source: &FirestoreSource, sample: usize) -> Result<Plan> {
+pub async fn sampled(source: &FirestoreSource, sample: usize, budget: Option<u64>) -> Result<Plan> {
     let mut plan = empty_plan(source, sample, false);
-    let reader = Reader::new(source);
+    let reader = Reader::new(source, budget);
     let root = reader.root().to_string();
     let mut roots = reader.collection_ids(&root).await?;
     roots.sort();
@@ -478,10 +478,20 @@ pub fn split_counts(total: u64, weights: &[u64], n: u64) -> Vec<u64> {
 /// Streams every document once (the kindless query), counting per pattern and sampling
 /// the first `sample` documents of each pattern in `__name__` order. Memory: one
 /// [`PatternStats`] per pattern, at most [`MAX_PATTERNS`].
-pub async fn full_scan(source: &FirestoreSource, sample: usize) -> Result<Plan> {
+pub async fn full_scan(
+    source: &FirestoreSource,
+    sample: usize,
+    budget: Option<u64>,
+) -> Result<Plan> {
     let mut plan = empty_plan(source, sample, true);
-    let reader = Reader::new(source);
+    let reader = Reader::new(source, budget);
     let root = reader.root().to_string();
+    // The whole scan is billed one read per document: counted first (one read per 1000
+    // documents), so a scan past the budget is refused before it reads.
+    let total = reader
+        .count(&root, kindless_query(&KeyRange::default(), None))
+        .await?;
+    reader.within_budget(query_reads(total))?;
     let mut patterns: BTreeMap<CollectionPattern, PatternPlan> = BTreeMap::new();
     // Root collections without documents of their own are listed too.
     for r in reader.collection_ids(&root).await? {

@@ -70,13 +70,31 @@ pub struct UsageSnapshot {
 pub struct Reader<'a> {
     source: &'a FirestoreSource,
     pub usage: Usage,
+    /// Billed reads this run may spend; a call that could go past it is not made.
+    budget: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(source: &'a FirestoreSource) -> Self {
+    pub fn new(source: &'a FirestoreSource, budget: Option<u64>) -> Self {
         Self {
             source,
             usage: Usage::default(),
+            budget,
+        }
+    }
+
+    /// Fails before a call that may bill `next` more reads past the budget. A count's
+    /// bill is known only after it ran (one read per 1000 entries): it is checked for its
+    /// minimum of 1, so a count may pass the budget by what it covers / 1000.
+    pub fn within_budget(&self, next: u64) -> Result<()> {
+        let billed = self.usage.billed_reads.load(Ordering::Relaxed);
+        match self.budget {
+            Some(budget) if billed + next > budget => Err(crate::error::Error::ReadBudget {
+                budget,
+                billed,
+                next,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -92,6 +110,7 @@ impl<'a> Reader<'a> {
     /// The ids of the collections directly under `parent` (the database root or a full
     /// document name; the document need not exist).
     pub async fn collection_ids(&self, parent: &str) -> Result<Vec<String>> {
+        self.within_budget(1)?;
         let (ids, pages) = self.source.collection_ids(parent).await?;
         // One call and one billed read per page.
         for _ in 0..pages {
@@ -104,6 +123,7 @@ impl<'a> Reader<'a> {
     /// limit: this is for samples, never for whole collections.
     pub async fn documents(&self, parent: &str, query: StructuredQuery) -> Result<Vec<Document>> {
         debug_assert!(query.limit.is_some(), "plan queries are bounded");
+        self.within_budget(query.limit.map_or(1, |l| l.max(1) as u64))?;
         let docs = self
             .source
             .config()
@@ -128,6 +148,7 @@ impl<'a> Reader<'a> {
     /// Counts the documents `query` matches under `parent` (an aggregation: no document
     /// is read).
     pub async fn count(&self, parent: &str, query: StructuredQuery) -> Result<u64> {
+        self.within_budget(1)?;
         let n = self.source.count_under(parent, query).await?;
         self.usage.add(&self.usage.counts, count_reads(n));
         Ok(n)

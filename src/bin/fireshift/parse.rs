@@ -39,6 +39,18 @@ pub fn rate(s: &str) -> Result<f64, String> {
     Ok(r)
 }
 
+/// A price in USD: a finite number, not negative.
+pub fn price(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a price"))?;
+    if !(p.is_finite() && p >= 0.0) {
+        return Err("must be a price of 0 or more".into());
+    }
+    Ok(p)
+}
+
 /// A page size: 1 to `i32::MAX` (Firestore's `limit` is an int32).
 pub fn page_size(s: &str) -> Result<i32, String> {
     let n = at_least_one(s)?;

@@ -33,6 +33,19 @@ pub struct PlanArgs {
     /// Replace skeleton files of the same name already in --out (other files are kept).
     #[arg(long)]
     pub overwrite: bool,
+    /// Billed Firestore reads plan may spend (documents returned, one per 1000 entries of
+    /// a count, one per ListCollectionIds page): it stops before a call that could go
+    /// past it, having written nothing. A --full-scan is counted first and refused
+    /// before it reads when the database is larger.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_reads: u64,
+    /// No read budget: read what the plan needs (for a --full-scan of a large database).
+    #[arg(long)]
+    pub yes: bool,
+    /// Price of 100,000 document reads in USD, for the cost printed before reading
+    /// (check your database location's price).
+    #[arg(long, default_value_t = 0.06, value_parser = crate::parse::price)]
+    pub price_per_100k_reads: f64,
     /// Give up on an unreachable service after retrying this long (seconds).
     #[arg(long, default_value_t = 300)]
     pub retry_timeout: u64,
@@ -51,12 +64,19 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("connecting to Firestore")?;
     tracing::info!(source = %source.root(), endpoint = %source.endpoint(), sample = args.sample, full_scan = args.full_scan, "planning");
+    let budget = (!args.yes).then_some(args.max_reads);
+    println!("{}", cost_notice(&args));
     let mut plan = if args.full_scan {
-        discover::full_scan(&source, args.sample).await
+        discover::full_scan(&source, args.sample, budget).await
     } else {
-        discover::sampled(&source, args.sample).await
+        discover::sampled(&source, args.sample, budget).await
     }
     .context("reading Firestore")?;
+    println!(
+        "plan read {} billed reads (≈ ${:.4})",
+        plan.usage.billed_reads,
+        cost(plan.usage.billed_reads, args.price_per_100k_reads)
+    );
     if plan.patterns.is_empty() {
         anyhow::bail!(
             "no collections found in {} ({}): is --project right? Nothing was written",
@@ -102,4 +122,27 @@ fn with_suffix(prefix: &std::path::Path, ext: &str) -> PathBuf {
     s.push(".");
     s.push(ext);
     PathBuf::from(s)
+}
+
+/// What the run will cost at most, said before the first read.
+fn cost_notice(args: &PlanArgs) -> String {
+    let price = args.price_per_100k_reads;
+    let how = if args.full_scan {
+        "a full scan reads every document once (counted first: one read per 1,000 documents)"
+    } else {
+        "sampled discovery reads up to --sample documents per collection pattern, and counts"
+    };
+    if args.yes {
+        format!("plan: {how}; no read budget (--yes), at ${price} per 100,000 reads")
+    } else {
+        format!(
+            "plan: {how}; at most {} billed reads (--max-reads), ≈ ${:.4} at ${price} per 100,000 reads",
+            args.max_reads,
+            cost(args.max_reads, price)
+        )
+    }
+}
+
+fn cost(reads: u64, price_per_100k: f64) -> f64 {
+    reads as f64 / 100_000.0 * price_per_100k
 }
