@@ -45,6 +45,13 @@ async fn after_a_migrate_verify_reports_parity_with_the_demo_counts() {
     let world = World::new("v-parity").await;
     let users = 12;
     let total = migrated_demo(&world, users).await as u64;
+    let before: BTreeSet<String> = world
+        .db
+        .list_collection_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let (out, report) = verify(&world, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -94,22 +101,105 @@ async fn after_a_migrate_verify_reports_parity_with_the_demo_counts() {
     assert_eq!(r["mismatches_omitted"], 0);
     let s = stdout(&out);
     assert!(s.contains("PARITY"), "{s}");
-    // The scratch collection is gone; the run is recorded as done.
-    let names = world.db.list_collection_names().await.unwrap();
+    // Verify wrote nothing to the target: its collections are the migrated ones and
+    // migrate's own, exactly as before the run.
+    let after: BTreeSet<String> = world
+        .db
+        .list_collection_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(after, before);
+    assert!(!after.iter().any(|n| n.starts_with("_fireshift_verify")));
+    // Its state is in the state database: the run is recorded as done there, and the
+    // scratch collection is gone.
+    let state = state_db(&world).await;
+    let names = state.list_collection_names().await.unwrap();
     assert!(
         !names
             .iter()
             .any(|n| n.starts_with("_fireshift_verify_seen")),
         "{names:?}"
     );
-    let run = world
-        .db
+    let run = state
         .collection::<Document>("_fireshift_verify_runs")
         .find_one(doc! {})
         .await
         .unwrap()
         .unwrap();
     assert_eq!(run.get_str("state").unwrap(), "done");
+    assert_eq!(r["target"]["state_database"], state.name());
+}
+
+/// The default state database of `world`'s verify runs.
+async fn state_db(world: &World) -> mongodb::Database {
+    world
+        .db
+        .client()
+        .database(&format!("{}_fireshift", world.database))
+}
+
+#[tokio::test]
+async fn verify_of_a_missing_database_is_an_error_that_creates_no_database() {
+    let world = World::new("v-missing").await;
+    migrated_demo(&world, 2).await;
+    let typo = format!("{}x", world.database);
+    let client = world.db.client().clone();
+    let before = client.list_database_names().await.unwrap();
+    assert!(before.contains(&world.database), "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("report");
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &typo,
+            "--report",
+            prefix.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the database `{typo}` does not exist")),
+        "{err}"
+    );
+    assert!(err.contains("is --database right?"), "{err}");
+    // The databases that do exist are named, the right one among them.
+    assert!(err.contains("Databases on this server: "), "{err}");
+    assert!(err.contains(&world.database), "{err}");
+    // Neither the mistyped database nor a state database for it was created, and no
+    // report was written.
+    let after = client.list_database_names().await.unwrap();
+    for name in [typo.clone(), format!("{typo}_fireshift")] {
+        assert!(!after.contains(&name), "{name} created: {after:?}");
+    }
+    assert!(!dir.path().join("report.json").exists());
+
+    // The state database can be named, but never be the verified one (a bad command
+    // line, before any I/O).
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--state-database",
+            &world.database,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is the verified database"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// (kind, collection, id) of a finding, or (path, expected type, actual type) of a diff.

@@ -76,6 +76,10 @@ pub struct VerifyArgs {
     /// Collection where migrate put documents it could not convert or write.
     #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
+    /// Database where verify keeps its runs and mismatches (default: `<database>_fireshift`).
+    /// Never the verified database: verify only reads that one.
+    #[arg(long, value_name = "DB")]
+    pub state_database: Option<String>,
 }
 
 /// The transform verify compares against: the one `migrate` applies, from the same
@@ -104,6 +108,17 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ..VerifyConfig::default()
     };
     config.validate()?;
+    let state_database = fireshift::verify::databases::state_database_name(
+        &ep.mongo.database,
+        args.state_database.as_deref(),
+    );
+    let state_database = match state_database {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::Usage);
+        }
+    };
     let transformer = transformer(&args)?;
 
     let mut source_config = ep.source_config();
@@ -113,7 +128,16 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .context("connecting to Firestore")?;
     // The sink's connect: same options, same ping with retries, same redaction.
     let target = ep.mongo.connect(SinkConfig::default()).await?;
-    let outcome = run_on(&args, config, transformer, source, &target, started).await;
+    let outcome = run_on(
+        &args,
+        config,
+        transformer,
+        source,
+        &target,
+        &state_database,
+        started,
+    )
+    .await;
     // Every path ends here, so the driver's clean-up never races the runtime's end.
     target.shutdown().await;
     outcome
@@ -126,21 +150,25 @@ async fn run_on(
     transformer: Transformer,
     source: FirestoreSource,
     target: &fireshift::sink::MongoSink,
+    state_database: &str,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     let db = target.database().clone();
     let uri = target.uri().to_string();
+    // Before anything is read or written: a mistyped --database stops here.
+    fireshift::verify::databases::require_existing(&db, &uri).await?;
+    let state = db.client().database(state_database);
 
-    let mut run = open_run(args, &db, &uri, &transformer, args.sample).await?;
+    let mut run = open_run(args, &state, &uri, &transformer, args.sample).await?;
     run.invocations += 1;
-    let store = Store::new(db.clone(), uri.clone(), run.id.clone(), config.retry);
+    let store = Store::new(state, db.clone(), uri.clone(), run.id.clone(), config.retry)?;
     store.save_run(&mut run).await?;
     store.ensure_indexes().await?;
     tracing::info!(
         run = %run.id, source = %source.root(), endpoint = %source.endpoint(), target = %uri,
         database = %ep.mongo.database, sample = args.sample, state = ?run.state,
-        cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
+        state_database, cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
     );
     let verifier = Verifier::new(source, db, uri.clone(), transformer, config)?;
 
@@ -236,6 +264,7 @@ async fn run_on(
             uri: uri.clone(),
             database: ep.mongo.database.clone(),
             dead_letter_collection: args.dead_letter_collection.clone(),
+            state_database: state_database.to_string(),
         },
         options: report::OptionsInfo {
             sample: args.sample,
@@ -429,7 +458,7 @@ async fn open_run(
         let Some(r) = Store::load_run(db, uri, id).await? else {
             bail!(
                 "no verify run `{id}` in {}.{}",
-                ep.mongo.database,
+                db.name(),
                 fireshift::verify::store::RUNS_COLLECTION
             );
         };

@@ -59,7 +59,7 @@ pub(super) fn html_head(h: &ReportHead) -> String {
         e(&h.result.summary)
     );
     let _ = writeln!(s, "<dl class=\"meta\">");
-    let rows: [(&str, String); 8] = [
+    let rows: [(&str, String); 9] = [
         ("run", h.run.id.clone()),
         (
             "source",
@@ -72,6 +72,7 @@ pub(super) fn html_head(h: &ReportHead) -> String {
             "target",
             format!("{} database {}", h.target.uri, h.target.database),
         ),
+        ("state database", h.target.state_database.clone()),
         ("started", h.run.started_at.clone()),
         ("finished", h.run.finished_at.clone()),
         (

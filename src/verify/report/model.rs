@@ -161,6 +161,8 @@ pub struct TargetInfo {
     pub uri: String,
     pub database: String,
     pub dead_letter_collection: String,
+    /// Where the run and all its mismatches are kept (never `database`).
+    pub state_database: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

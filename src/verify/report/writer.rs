@@ -30,6 +30,8 @@ pub struct ReportWriter {
     json_path: PathBuf,
     html_path: PathBuf,
     listed: u64,
+    /// Where the unlisted ones are (the state database).
+    state_database: String,
     /// The first few, for the terminal.
     first: Vec<StoredFinding>,
 }
@@ -46,6 +48,7 @@ impl ReportWriter {
             json_path,
             html_path,
             listed: 0,
+            state_database: String::new(),
             first: Vec::new(),
         })
     }
@@ -61,6 +64,7 @@ impl ReportWriter {
         s.truncate(close);
         let s = s.trim_end();
         write!(self.json, "{s},\n  \"mismatches\": [")?;
+        self.state_database = head.target.state_database.clone();
         self.html.write_all(html_head(head).as_bytes())
     }
 
@@ -97,7 +101,9 @@ impl ReportWriter {
             let _ = writeln!(
                 tail,
                 "<p class=\"omitted\">{omitted} more mismatches are not listed (see \
-                 <code>--max-listed</code>; all are in the <code>_fireshift_verify_mismatches</code> collection).</p>"
+                 <code>--max-listed</code>; all are in the <code>_fireshift_verify_mismatches</code> collection \
+                 of the database <code>{}</code>).</p>",
+                super::html::html_escape(&self.state_database)
             );
         }
         tail.push_str("</main></body></html>\n");
