@@ -690,3 +690,112 @@ async fn report_listing_is_capped_and_says_how_many_were_omitted() {
         .collect();
     assert_eq!(ids.len(), 2);
 }
+
+#[tokio::test]
+async fn only_from_report_recopies_exactly_the_listed_documents_and_leaves_extras() {
+    let world = World::new("v-repair").await;
+    let users = 6;
+    migrated_demo(&world, users).await;
+    let user_ids: Vec<String> = world.raw_docs("users").await.into_keys().collect();
+    let gift_ids: Vec<String> = world.raw_docs("gifts").await.into_keys().collect();
+    let (gone1, gone2, changed) = (&user_ids[0], &user_ids[3], &user_ids[4]);
+    let users_coll = world.db.collection::<Document>("users");
+    users_coll
+        .delete_many(doc! {"_id": {"$in": [gone1, gone2]}})
+        .await
+        .unwrap();
+    users_coll
+        .update_one(
+            doc! {"_id": changed},
+            doc! {"$set": {"coins": "not a number", "stray": 1}},
+        )
+        .await
+        .unwrap();
+    world
+        .db
+        .collection::<Document>("gifts")
+        .update_one(
+            doc! {"_id": &gift_ids[0]},
+            doc! {"$set": {"tampered": true}},
+        )
+        .await
+        .unwrap();
+    let follows = world.db.collection::<Document>("follows");
+    follows
+        .insert_one(doc! {"_id": "intruder", "from": "nobody"})
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(common::EXIT_MISMATCHES));
+    let r = report.unwrap();
+    let listed: BTreeSet<(String, String)> = r["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pair = |k: &str, id: &str| (k.to_string(), id.to_string());
+    assert_eq!(
+        listed,
+        BTreeSet::from([
+            pair("missing", gone1),
+            pair("missing", gone2),
+            pair("differing", changed),
+            pair("differing", &gift_ids[0]),
+            pair("extra", "intruder"),
+        ])
+    );
+
+    let report_json = dir.path().join("report.json");
+    let out = world.migrate(&[
+        "--quiet",
+        "--only-from-report",
+        report_json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains("4 listed, 4 landed, 0 dead-lettered, 0 no longer in the source; 1 extras left in place"),
+        "{s}"
+    );
+    // The extra was not deleted: that is the operator's call.
+    assert_eq!(
+        follows
+            .count_documents(doc! {"_id": "intruder"})
+            .await
+            .unwrap(),
+        1
+    );
+    follows.delete_one(doc! {"_id": "intruder"}).await.unwrap();
+    // Every repaired document is byte for byte the conversion of its source, and
+    // nothing else moved.
+    common::assert_target_is_exact(&world, users).await;
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report.unwrap()["result"]["parity"], true);
+
+    // A report of another transform is refused before anything is written.
+    let mut other: Json =
+        serde_json::from_str(&std::fs::read_to_string(&report_json).unwrap()).unwrap();
+    other["options"]["transform"] = Json::String("0123456789abcdef".into());
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let out = world.migrate(&[
+        "--quiet",
+        "--only-from-report",
+        other_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("compared with the transform 0123456789abcdef"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -118,6 +118,10 @@ pub struct MigrateArgs {
     /// over once it has expired. Renewed every quarter of it.
     #[arg(long, default_value_t = 60, value_parser = parse::lease_seconds)]
     pub lease_seconds: u64,
+    /// Instead of the job, re-copy just the documents this verify report (PREFIX.json)
+    /// lists as missing or differing; extras are left (docs/verify-report.md).
+    #[arg(long, value_name = "PREFIX.json", conflicts_with_all = ["restart", "drop_target", "retry_dead_letters", "dry_run"])]
+    pub only_from_report: Option<PathBuf>,
 }
 
 /// Runs `migrate`; returns the process exit code.
@@ -159,6 +163,9 @@ async fn migrate_on(
         dry_run = args.dry_run, "migrating"
     );
 
+    if let Some(report) = &args.only_from_report {
+        return from_report(args, report, transformer, source, sink).await;
+    }
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
     let progress = Progress::new();
     let display = Display::start(&progress, args.quiet);
@@ -307,6 +314,45 @@ async fn migrate_on(
         ExitCode::DeadLetters
     } else if refused > 0 {
         ExitCode::IndexesNotBuilt
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// `--only-from-report`: re-copies what a verify report lists, instead of the job.
+async fn from_report(
+    args: &MigrateArgs,
+    report: &std::path::Path,
+    transformer: &fireshift::mapping::transform::Transformer,
+    source: &FirestoreSource,
+    sink: &MongoSink,
+) -> anyhow::Result<ExitCode> {
+    let run_id = format!(
+        "migrate-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    let r = fireshift::migrate::from_report::recopy(
+        source,
+        sink,
+        transformer,
+        report,
+        &args.dead_letter_collection,
+        &run_id,
+    )
+    .await
+    .with_context(|| format!("re-copying the documents {} lists", report.display()))?;
+    println!(
+        "re-copied from {}: {} listed, {} landed, {} dead-lettered, {} no longer in the source; {} extras left in place (never deleted: review and delete them by hand)",
+        report.display(), r.listed, r.landed, r.dead_lettered, r.gone, r.extras_left
+    );
+    if r.not_listed > 0 {
+        println!(
+            "{} mismatches were counted but not listed in the report: verify again and re-copy from the new report",
+            r.not_listed
+        );
+    }
+    Ok(if r.dead_lettered > 0 {
+        ExitCode::DeadLetters
     } else {
         ExitCode::Ok
     })
