@@ -664,7 +664,7 @@ async fn dead_lettered_documents_count_as_expected_and_a_lost_dead_letter_is_rep
 }
 
 #[tokio::test]
-async fn report_listing_is_capped_and_says_how_many_were_omitted() {
+async fn the_page_lists_failing_collections_first_and_caps_each_while_the_json_keeps_all() {
     let world = World::new("v-cap").await;
     migrated_demo(&world, 3).await;
     world
@@ -680,15 +680,151 @@ async fn report_listing_is_capped_and_says_how_many_were_omitted() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let r = report.unwrap();
     assert_eq!(u(&r["totals"]["differing"]), n);
-    assert_eq!(r["mismatches_listed"], 2);
-    assert_eq!(u(&r["mismatches_omitted"]), n - 2);
+    // The JSON lists every mismatch (what --only-from-report re-copies) …
+    assert_eq!(u(&r["mismatches_listed"]), n);
+    assert_eq!(r["mismatches_omitted"], 0);
     let ids: BTreeSet<&str> = r["mismatches"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len() as u64, n);
+    // … the page lists 2 of the collection and says how many more the JSON holds.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<section class=\"mm\">").count(), 2);
+    assert!(
+        html.contains(&format!("<h3 class=\"mono\">gifts: {n} differing</h3>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "{} more mismatches of this collection are not listed here",
+            n - 2
+        )),
+        "{html}"
+    );
+    // The failing collection comes first in the page's table and on the terminal,
+    // before collections that sort before it by name.
+    let row = |c: &str| html.find(&format!("<td class=\"mono\">{c}</td>")).unwrap();
+    assert!(row("gifts") < row("banners") && row("gifts") < row("categories"));
+    let s = stdout(&out);
+    let line = |c: &str| {
+        s.lines()
+            .position(|l| l.starts_with(&format!("{c} ")))
+            .unwrap_or_else(|| panic!("no {c} line: {s}"))
+    };
+    assert!(line("gifts") < line("banners"), "{s}");
+}
+
+#[tokio::test]
+async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings() {
+    let world = World::new("v-hints").await;
+    // Dates a day ahead: the server's own TTL monitor leaves them alone.
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    let at = |i: i64| {
+        v(ValueType::TimestampValue(
+            gcloud_sdk::prost_types::Timestamp {
+                seconds: ahead + i,
+                nanos: 0,
+            },
+        ))
+    };
+    world
+        .write(
+            vec![
+                doc_at("events/e1", vec![("at", at(1))]),
+                doc_at("events/e2", vec![("at", at(2))]),
+                doc_at(
+                    "notes/n1",
+                    vec![("text", v(ValueType::StringValue("hi".into())))],
+                ),
+            ]
+            .into_iter(),
+        )
+        .await;
+    let maps = tempfile::tempdir().unwrap();
+    std::fs::write(
+        maps.path().join("events.toml"),
+        "collection = \"events\"\n\n[[indexes]]\nkeys = { at = 1 }\nexpire_after_seconds = 3600\nname = \"at_ttl\"\n",
+    )
+    .unwrap();
+    let mappings = maps.path().to_str().unwrap();
+    let out = world.migrate(&["--quiet", "--mappings", mappings]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    world
+        .db
+        .collection::<Document>("events")
+        .delete_one(doc! {"_id": "e1"})
+        .await
+        .unwrap();
+
+    // With the job's mappings: no warning; the TTL index is named beside the missing
+    // document.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &["--mappings", mappings]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let r = report.unwrap();
+    let hint = "a TTL index of the mappings (field at, 3600 s) removes documents: missing ones may be expired";
+    let events = r["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["collection"] == "events")
+        .unwrap()
+        .clone();
+    assert_eq!(events["hints"], serde_json::json!([hint]));
+    assert_eq!(r["result"]["warnings"], serde_json::json!([]));
+    let s = stdout(&out);
+    assert!(s.contains(&format!("hint: events: {hint}")), "{s}");
+    assert!(!s.contains("warning:"), "{s}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains(&format!("hint: {hint}")), "{html}");
+
+    // Without them: warned up front, with the job's name and both hashes.
+    let job_hash = mongodb::bson::from_document::<Json>(
+        world
+            .db
+            .collection::<Document>("_fireshift_checkpoints")
+            .find_one(doc! {"kind": "job"})
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()["mappings_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let default_hash = Transformer::default().fingerprint();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let warning = format!(
+        "the job `migrate:{}/(default)` copied with mappings hash {job_hash}, this verify uses {default_hash} (no --mappings): run with the same --mappings",
+        world.project
+    );
+    assert!(
+        stderr(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stdout(&out)
+    );
+    let r = report.unwrap();
+    let warnings = r["result"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(&warning),
+        "{warnings:?}"
+    );
+    // Without the mappings there is no TTL index to hint at.
+    assert!(!stdout(&out).contains("hint:"));
 }
 
 #[tokio::test]

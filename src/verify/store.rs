@@ -623,12 +623,27 @@ impl Store {
         Ok(out)
     }
 
-    /// The run's confirmed findings in (collection, _id) order, at most `limit`, as a
-    /// cursor (the report writes them as they come).
-    pub async fn confirmed(&self, limit: usize) -> Result<mongodb::Cursor<StoredFinding>> {
+    /// Every confirmed finding of the run in (collection, _id) order, as a cursor (the
+    /// report writes them as they come).
+    pub async fn confirmed(&self) -> Result<mongodb::Cursor<StoredFinding>> {
         self.state
             .collection::<StoredFinding>(MISMATCHES_COLLECTION)
             .find(doc! {"run": &self.run_id, "state": "confirmed"})
+            .sort(doc! {"c": 1, "i": 1})
+            .await
+            .map_err(|e| self.err("find", MISMATCHES_COLLECTION, e))
+    }
+
+    /// The first `limit` confirmed findings that count against `collection` (a report
+    /// row), in `_id` order.
+    pub async fn confirmed_in(
+        &self,
+        collection: &str,
+        limit: usize,
+    ) -> Result<mongodb::Cursor<StoredFinding>> {
+        self.state
+            .collection::<StoredFinding>(MISMATCHES_COLLECTION)
+            .find(doc! {"run": &self.run_id, "state": "confirmed", "counts_as": collection})
             .sort(doc! {"c": 1, "i": 1})
             .limit(limit as i64)
             .await
