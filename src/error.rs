@@ -121,6 +121,11 @@ pub enum Error {
     /// flight landed and was checkpointed.
     #[error("stopped on request; every acknowledged document is checkpointed: rerun the same command to resume")]
     Interrupted,
+    /// A database that must hold data (the one `verify` compares) has no collection:
+    /// most likely a mistyped `--database`. `existing` lists what the server holds, when
+    /// it lets us list it.
+    #[error("the database `{database}` does not exist (it has no collections): is --database right? {existing}")]
+    NoSuchDatabase { database: String, existing: String },
 }
 
 impl Error {
@@ -145,7 +150,8 @@ impl Error {
             | Error::TargetNotEmpty { .. }
             | Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }
-            | Error::Interrupted => false,
+            | Error::Interrupted
+            | Error::NoSuchDatabase { .. } => false,
         }
     }
 }

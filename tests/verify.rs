@@ -45,6 +45,13 @@ async fn after_a_migrate_verify_reports_parity_with_the_demo_counts() {
     let world = World::new("v-parity").await;
     let users = 12;
     let total = migrated_demo(&world, users).await as u64;
+    let before: BTreeSet<String> = world
+        .db
+        .list_collection_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let (out, report) = verify(&world, dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -94,22 +101,105 @@ async fn after_a_migrate_verify_reports_parity_with_the_demo_counts() {
     assert_eq!(r["mismatches_omitted"], 0);
     let s = stdout(&out);
     assert!(s.contains("PARITY"), "{s}");
-    // The scratch collection is gone; the run is recorded as done.
-    let names = world.db.list_collection_names().await.unwrap();
+    // Verify wrote nothing to the target: its collections are the migrated ones and
+    // migrate's own, exactly as before the run.
+    let after: BTreeSet<String> = world
+        .db
+        .list_collection_names()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(after, before);
+    assert!(!after.iter().any(|n| n.starts_with("_fireshift_verify")));
+    // Its state is in the state database: the run is recorded as done there, and the
+    // scratch collection is gone.
+    let state = state_db(&world).await;
+    let names = state.list_collection_names().await.unwrap();
     assert!(
         !names
             .iter()
             .any(|n| n.starts_with("_fireshift_verify_seen")),
         "{names:?}"
     );
-    let run = world
-        .db
+    let run = state
         .collection::<Document>("_fireshift_verify_runs")
         .find_one(doc! {})
         .await
         .unwrap()
         .unwrap();
     assert_eq!(run.get_str("state").unwrap(), "done");
+    assert_eq!(r["target"]["state_database"], state.name());
+}
+
+/// The default state database of `world`'s verify runs.
+async fn state_db(world: &World) -> mongodb::Database {
+    world
+        .db
+        .client()
+        .database(&format!("{}_fireshift", world.database))
+}
+
+#[tokio::test]
+async fn verify_of_a_missing_database_is_an_error_that_creates_no_database() {
+    let world = World::new("v-missing").await;
+    migrated_demo(&world, 2).await;
+    let typo = format!("{}x", world.database);
+    let client = world.db.client().clone();
+    let before = client.list_database_names().await.unwrap();
+    assert!(before.contains(&world.database), "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("report");
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &typo,
+            "--report",
+            prefix.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the database `{typo}` does not exist")),
+        "{err}"
+    );
+    assert!(err.contains("is --database right?"), "{err}");
+    // The databases that do exist are named, the right one among them.
+    assert!(err.contains("Databases on this server: "), "{err}");
+    assert!(err.contains(&world.database), "{err}");
+    // Neither the mistyped database nor a state database for it was created, and no
+    // report was written.
+    let after = client.list_database_names().await.unwrap();
+    for name in [typo.clone(), format!("{typo}_fireshift")] {
+        assert!(!after.contains(&name), "{name} created: {after:?}");
+    }
+    assert!(!dir.path().join("report.json").exists());
+
+    // The state database can be named, but never be the verified one (a bad command
+    // line, before any I/O).
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--state-database",
+            &world.database,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is the verified database"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// (kind, collection, id) of a finding, or (path, expected type, actual type) of a diff.
@@ -574,7 +664,7 @@ async fn dead_lettered_documents_count_as_expected_and_a_lost_dead_letter_is_rep
 }
 
 #[tokio::test]
-async fn report_listing_is_capped_and_says_how_many_were_omitted() {
+async fn the_page_lists_failing_collections_first_and_caps_each_while_the_json_keeps_all() {
     let world = World::new("v-cap").await;
     migrated_demo(&world, 3).await;
     world
@@ -590,13 +680,258 @@ async fn report_listing_is_capped_and_says_how_many_were_omitted() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let r = report.unwrap();
     assert_eq!(u(&r["totals"]["differing"]), n);
-    assert_eq!(r["mismatches_listed"], 2);
-    assert_eq!(u(&r["mismatches_omitted"]), n - 2);
+    // The JSON lists every mismatch (what --only-from-report re-copies) …
+    assert_eq!(u(&r["mismatches_listed"]), n);
+    assert_eq!(r["mismatches_omitted"], 0);
     let ids: BTreeSet<&str> = r["mismatches"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len() as u64, n);
+    // … the page lists 2 of the collection and says how many more the JSON holds.
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<section class=\"mm\">").count(), 2);
+    assert!(
+        html.contains(&format!("<h3 class=\"mono\">gifts: {n} differing</h3>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "{} more mismatches of this collection are not listed here",
+            n - 2
+        )),
+        "{html}"
+    );
+    // The failing collection comes first in the page's table and on the terminal,
+    // before collections that sort before it by name.
+    let row = |c: &str| html.find(&format!("<td class=\"mono\">{c}</td>")).unwrap();
+    assert!(row("gifts") < row("banners") && row("gifts") < row("categories"));
+    let s = stdout(&out);
+    let line = |c: &str| {
+        s.lines()
+            .position(|l| l.starts_with(&format!("{c} ")))
+            .unwrap_or_else(|| panic!("no {c} line: {s}"))
+    };
+    assert!(line("gifts") < line("banners"), "{s}");
+}
+
+#[tokio::test]
+async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings() {
+    let world = World::new("v-hints").await;
+    // Dates a day ahead: the server's own TTL monitor leaves them alone.
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 86_400;
+    let at = |i: i64| {
+        v(ValueType::TimestampValue(
+            gcloud_sdk::prost_types::Timestamp {
+                seconds: ahead + i,
+                nanos: 0,
+            },
+        ))
+    };
+    world
+        .write(
+            vec![
+                doc_at("events/e1", vec![("at", at(1))]),
+                doc_at("events/e2", vec![("at", at(2))]),
+                doc_at(
+                    "notes/n1",
+                    vec![("text", v(ValueType::StringValue("hi".into())))],
+                ),
+            ]
+            .into_iter(),
+        )
+        .await;
+    let maps = tempfile::tempdir().unwrap();
+    std::fs::write(
+        maps.path().join("events.toml"),
+        "collection = \"events\"\n\n[[indexes]]\nkeys = { at = 1 }\nexpire_after_seconds = 3600\nname = \"at_ttl\"\n",
+    )
+    .unwrap();
+    let mappings = maps.path().to_str().unwrap();
+    let out = world.migrate(&["--quiet", "--mappings", mappings]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    world
+        .db
+        .collection::<Document>("events")
+        .delete_one(doc! {"_id": "e1"})
+        .await
+        .unwrap();
+
+    // With the job's mappings: no warning; the TTL index is named beside the missing
+    // document.
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &["--mappings", mappings]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let r = report.unwrap();
+    let hint = "a TTL index of the mappings (field at, 3600 s) removes documents: missing ones may be expired";
+    let events = r["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["collection"] == "events")
+        .unwrap()
+        .clone();
+    assert_eq!(events["hints"], serde_json::json!([hint]));
+    assert_eq!(r["result"]["warnings"], serde_json::json!([]));
+    let s = stdout(&out);
+    assert!(s.contains(&format!("hint: events: {hint}")), "{s}");
+    assert!(!s.contains("warning:"), "{s}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains(&format!("hint: {hint}")), "{html}");
+
+    // Without them: warned up front, with the job's name and both hashes.
+    let job_hash = mongodb::bson::from_document::<Json>(
+        world
+            .db
+            .collection::<Document>("_fireshift_checkpoints")
+            .find_one(doc! {"kind": "job"})
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()["mappings_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let default_hash = Transformer::default().fingerprint();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let warning = format!(
+        "the job `migrate:{}/(default)` copied with mappings hash {job_hash}, this verify uses {default_hash} (no --mappings): run with the same --mappings",
+        world.project
+    );
+    assert!(
+        stderr(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("warning: {warning}")),
+        "{}",
+        stdout(&out)
+    );
+    let r = report.unwrap();
+    let warnings = r["result"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(&warning),
+        "{warnings:?}"
+    );
+    // Without the mappings there is no TTL index to hint at.
+    assert!(!stdout(&out).contains("hint:"));
+}
+
+#[tokio::test]
+async fn only_from_report_recopies_exactly_the_listed_documents_and_leaves_extras() {
+    let world = World::new("v-repair").await;
+    let users = 6;
+    migrated_demo(&world, users).await;
+    let user_ids: Vec<String> = world.raw_docs("users").await.into_keys().collect();
+    let gift_ids: Vec<String> = world.raw_docs("gifts").await.into_keys().collect();
+    let (gone1, gone2, changed) = (&user_ids[0], &user_ids[3], &user_ids[4]);
+    let users_coll = world.db.collection::<Document>("users");
+    users_coll
+        .delete_many(doc! {"_id": {"$in": [gone1, gone2]}})
+        .await
+        .unwrap();
+    users_coll
+        .update_one(
+            doc! {"_id": changed},
+            doc! {"$set": {"coins": "not a number", "stray": 1}},
+        )
+        .await
+        .unwrap();
+    world
+        .db
+        .collection::<Document>("gifts")
+        .update_one(
+            doc! {"_id": &gift_ids[0]},
+            doc! {"$set": {"tampered": true}},
+        )
+        .await
+        .unwrap();
+    let follows = world.db.collection::<Document>("follows");
+    follows
+        .insert_one(doc! {"_id": "intruder", "from": "nobody"})
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(common::EXIT_MISMATCHES));
+    let r = report.unwrap();
+    let listed: BTreeSet<(String, String)> = r["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                m["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pair = |k: &str, id: &str| (k.to_string(), id.to_string());
+    assert_eq!(
+        listed,
+        BTreeSet::from([
+            pair("missing", gone1),
+            pair("missing", gone2),
+            pair("differing", changed),
+            pair("differing", &gift_ids[0]),
+            pair("extra", "intruder"),
+        ])
+    );
+
+    let report_json = dir.path().join("report.json");
+    let out = world.migrate(&[
+        "--quiet",
+        "--only-from-report",
+        report_json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains("4 listed, 4 landed, 0 dead-lettered, 0 no longer in the source; 1 extras left in place"),
+        "{s}"
+    );
+    // The extra was not deleted: that is the operator's call.
+    assert_eq!(
+        follows
+            .count_documents(doc! {"_id": "intruder"})
+            .await
+            .unwrap(),
+        1
+    );
+    follows.delete_one(doc! {"_id": "intruder"}).await.unwrap();
+    // Every repaired document is byte for byte the conversion of its source, and
+    // nothing else moved.
+    common::assert_target_is_exact(&world, users).await;
+    let (out, report) = verify(&world, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report.unwrap()["result"]["parity"], true);
+
+    // A report of another transform is refused before anything is written.
+    let mut other: Json =
+        serde_json::from_str(&std::fs::read_to_string(&report_json).unwrap()).unwrap();
+    other["options"]["transform"] = Json::String("0123456789abcdef".into());
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let out = world.migrate(&[
+        "--quiet",
+        "--only-from-report",
+        other_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("compared with the transform 0123456789abcdef"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -11,8 +11,11 @@
 //! * [`target`] a new job refuses (or drops, or writes into) target collections that
 //!   already hold documents.
 //! * [`retry_dead`] `--retry-dead-letters`: a job's dead letters read and written again.
+//! * [`from_report`] `--only-from-report`: the documents a verify report lists copied
+//!   again.
 
 pub mod checkpoint;
+pub mod from_report;
 pub mod job;
 pub mod lease;
 pub mod pipeline;

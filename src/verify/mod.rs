@@ -5,15 +5,18 @@
 //! pass 1   FirestoreSource ─► transform (same as migrate) ─► per-collection chunks of ids
 //!          ─► find({_id: {$in: chunk}}) ─► canonical compare ─► pending mismatches (store)
 //!                                                           └─► ids seen (scratch collection)
-//! extras   per target collection: $lookup anti-join against the ids seen ─► pending extras
+//! extras   per target collection: its _ids in batches, looked up in the ids seen ─► pending extras
 //! recheck  each pending mismatch: fresh source read + fresh target read ─► confirmed | resolved
 //! report   counts per collection + confirmed mismatches with field diffs ─► JSON, HTML, terminal
 //! ```
 //!
 //! * [`compare`] the canonical form, its hash, field diffs and sampling (pure).
 //! * [`diff_record`] a field diff as stored and reported.
-//! * [`store`] what the verifier keeps in MongoDB: runs (cursor and counts, for resume),
-//!   mismatches (pending → confirmed | resolved) and the scratch collection of seen ids.
+//! * [`databases`] the target (only read; must exist) and the state database (written,
+//!   never the target), checked before any read of the source.
+//! * [`store`] what the verifier keeps in its state database: runs (cursor and counts,
+//!   for resume), mismatches (pending → confirmed | resolved) and the scratch collection
+//!   of seen ids.
 //! * `recheck` judges each suspect again against fresh reads of both sides.
 //! * [`report`] the JSON (`docs/verify-report.md`), HTML and terminal renderings.
 //!
@@ -45,6 +48,7 @@
 
 mod chunk;
 pub mod compare;
+pub mod databases;
 pub mod diff_record;
 mod pass;
 pub mod place;

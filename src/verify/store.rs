@@ -1,5 +1,7 @@
-//! What the verifier keeps in the target database, so that memory stays bounded and a
-//! run can resume:
+//! What the verifier keeps in its *state database*, so that memory stays bounded and a
+//! run can resume. The state database is never the target database: verify only reads
+//! the target (it needs no write access there, and a mistyped `--database` creates
+//! nothing). [`Store`] reads the target through `target` and writes only to `state`.
 //!
 //! * `_fireshift_verify_runs`: one record per run — what it compares (project, databases,
 //!   sample, transform fingerprint), its state (`comparing → extras → recheck → done`),
@@ -10,8 +12,9 @@
 //!   adds the hashes and field diffs. Kept after the run for audit (the report lists at
 //!   most `--max-listed`; the store has them all); drop the collection when done with it.
 //! * `_fireshift_verify_seen_<run>`: scratch, `{c: collection, i: _id}` for every
-//!   expected document found in the target; the extras scan anti-joins each target
-//!   collection against it (`$lookup` on the indexed `i`). Dropped when the run is done.
+//!   expected document found in the target; the extras scan streams each target
+//!   collection's `_id`s and looks each batch up in it (`$in` on the indexed `i`: a
+//!   `$lookup` cannot join across databases). Dropped when the run is done.
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
@@ -118,10 +121,14 @@ pub struct StoredFinding {
     pub diffs_omitted: u64,
 }
 
-/// Access to the verifier's collections for one run.
+/// Access to the verifier's collections for one run: its own in the state database,
+/// the compared ones (read only) in the target database.
 #[derive(Clone)]
 pub struct Store {
-    db: Database,
+    /// Where runs, mismatches and the scratch collection live (written).
+    state: Database,
+    /// The database being verified (only read).
+    target: Database,
     /// Redacted.
     uri: String,
     run_id: String,
@@ -129,13 +136,31 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(db: Database, uri: String, run_id: String, retry: RetryPolicy) -> Self {
-        Self {
-            db,
+    /// `state` must not be `target` (see the module docs); refused otherwise.
+    pub fn new(
+        state: Database,
+        target: Database,
+        uri: String,
+        run_id: String,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
+        if state.name() == target.name() {
+            return Err(Error::Config(format!(
+                "the verifier's state database must not be the verified database `{}`",
+                target.name()
+            )));
+        }
+        Ok(Self {
+            state,
+            target,
             uri,
             run_id,
             retry,
-        }
+        })
+    }
+
+    pub fn state_database(&self) -> &Database {
+        &self.state
     }
 
     pub fn run_id(&self) -> &str {
@@ -146,11 +171,23 @@ impl Store {
         format!("{SEEN_PREFIX}{}", self.run_id)
     }
 
-    fn target(&self, collection: &str) -> String {
-        format!("{}.{collection}", self.db.name())
+    /// `database.collection` of one of the verifier's own collections.
+    fn own(&self, collection: &str) -> String {
+        format!("{}.{collection}", self.state.name())
     }
 
+    /// `database.collection` of a verified collection.
+    fn target(&self, collection: &str) -> String {
+        format!("{}.{collection}", self.target.name())
+    }
+
+    /// An error on one of the verifier's own collections.
     fn err(&self, op: &'static str, collection: &str, e: mongodb::error::Error) -> Error {
+        crate::mongo::error(op, self.own(collection), &self.uri, e)
+    }
+
+    /// An error on a verified collection.
+    fn target_err(&self, op: &'static str, collection: &str, e: mongodb::error::Error) -> Error {
         crate::mongo::error(op, self.target(collection), &self.uri, e)
     }
 
@@ -161,7 +198,7 @@ impl Store {
             .run(
                 || "create the verifier's indexes".into(),
                 || async {
-                    self.db
+                    self.state
                         .collection::<Document>(MISMATCHES_COLLECTION)
                         .create_index(
                             IndexModel::builder()
@@ -175,7 +212,7 @@ impl Store {
                         )
                         .await
                         .map_err(|e| self.err("createIndexes", MISMATCHES_COLLECTION, e))?;
-                    self.db
+                    self.state
                         .collection::<Document>(&seen)
                         .create_index(IndexModel::builder().keys(doc! {"i": 1}).build())
                         .await
@@ -220,7 +257,7 @@ impl Store {
     /// Writes the run record (whole-document replacement, so a retry is harmless).
     pub async fn save_run(&self, run: &mut RunRecord) -> Result<()> {
         run.updated_at = DateTime::now();
-        let coll = self.db.collection::<RunRecord>(RUNS_COLLECTION);
+        let coll = self.state.collection::<RunRecord>(RUNS_COLLECTION);
         self.retry
             .run(
                 || format!("save verify run {}", run.id),
@@ -247,9 +284,9 @@ impl Store {
         let reply = self
             .retry
             .run(
-                || format!("{op} into {}", self.target(collection)),
+                || format!("{op} into {}", self.own(collection)),
                 || async {
-                    self.db
+                    self.state
                         .run_command(cmd.clone())
                         .await
                         .map_err(|e| self.err(op, collection, e))
@@ -266,7 +303,7 @@ impl Store {
                 if !tolerated.contains(&code) {
                     return Err(Error::Mongo {
                         operation: op,
-                        target: self.target(collection),
+                        target: self.own(collection),
                         uri: self.uri.clone(),
                         message: format!(
                             "write error {code}: {}",
@@ -331,12 +368,12 @@ impl Store {
         let mut names = self
             .retry
             .run(
-                || format!("list the collections of {}", self.db.name()),
+                || format!("list the collections of {}", self.target.name()),
                 || async {
-                    self.db
+                    self.target
                         .list_collection_names()
                         .await
-                        .map_err(|e| self.err("listCollections", "*", e))
+                        .map_err(|e| self.target_err("listCollections", "*", e))
                 },
             )
             .await?;
@@ -351,14 +388,14 @@ impl Store {
 
     /// Documents in a collection (exact count).
     pub async fn count(&self, collection: &str) -> Result<u64> {
-        let coll = self.db.collection::<Document>(collection);
+        let coll = self.target.collection::<Document>(collection);
         self.retry
             .run(
                 || format!("count {}", self.target(collection)),
                 || async {
                     coll.count_documents(doc! {})
                         .await
-                        .map_err(|e| self.err("count", collection, e))
+                        .map_err(|e| self.target_err("count", collection, e))
                 },
             )
             .await
@@ -367,7 +404,7 @@ impl Store {
     /// Elements of the array `field` over every document of `collection` (embedded
     /// children); a document without the array holds none.
     pub async fn count_elements(&self, collection: &str, field: &str) -> Result<u64> {
-        let coll = self.db.collection::<Document>(collection);
+        let coll = self.target.collection::<Document>(collection);
         let path = format!("${field}");
         let pipeline = vec![doc! { "$group": {
             "_id": Bson::Null,
@@ -380,11 +417,11 @@ impl Store {
                     let mut cursor = coll
                         .aggregate(pipeline.clone())
                         .await
-                        .map_err(|e| self.err("aggregate", collection, e))?;
+                        .map_err(|e| self.target_err("aggregate", collection, e))?;
                     let first = cursor
                         .try_next()
                         .await
-                        .map_err(|e| self.err("aggregate", collection, e))?;
+                        .map_err(|e| self.target_err("aggregate", collection, e))?;
                     Ok(first.map_or(0, |d| match d.get("n") {
                         Some(Bson::Int32(n)) => *n as u64,
                         Some(Bson::Int64(n)) => *n as u64,
@@ -396,21 +433,15 @@ impl Store {
             .await
     }
 
-    /// Streams the documents of `collection` that no expected document matched (an
-    /// anti-join against the seen ids) into pending `extra` mismatches, `batch` at a
-    /// time. Returns how many. Redone whole on resume: the pending records are keyed,
-    /// so a second scan stores nothing twice.
+    /// Streams the documents of `collection` that no expected document matched into
+    /// pending `extra` mismatches, `batch` at a time: the target's `_id`s are read in
+    /// batches and each batch is looked up in the seen ids of the state database (one
+    /// `$in` on the indexed `i`), so memory holds one batch. Returns how many. Redone
+    /// whole on resume: the pending records are keyed, so a second scan stores nothing
+    /// twice.
     pub async fn scan_extras(&self, collection: &str, batch: usize) -> Result<u64> {
-        let seen = self.seen_collection();
-        let pipeline = vec![
-            doc! {"$project": {"_id": 1}},
-            doc! {"$lookup": {"from": &seen, "localField": "_id", "foreignField": "i", "as": "s"}},
-            // `$ne` on an array path: true when no element has c == collection (or the
-            // array is empty), i.e. this _id was never seen in this collection.
-            doc! {"$match": {"s.c": {"$ne": collection}}},
-            doc! {"$project": {"_id": 1}},
-        ];
-        let coll = self.db.collection::<Document>(collection);
+        let coll = self.target.collection::<Document>(collection);
+        let batch = batch.max(1);
         // A failed scan is restarted from the beginning (idempotent), so the retry
         // wraps the whole scan.
         self.retry
@@ -418,39 +449,79 @@ impl Store {
                 || format!("scan {} for extra documents", self.target(collection)),
                 || async {
                     let mut cursor = coll
-                        .aggregate(pipeline.clone())
+                        .find(doc! {})
+                        .projection(doc! {"_id": 1})
+                        .batch_size(batch as u32)
                         .await
-                        .map_err(|e| self.err("aggregate", collection, e))?;
+                        .map_err(|e| self.target_err("find", collection, e))?;
                     let mut n = 0u64;
-                    let mut pending = Vec::with_capacity(batch);
-                    while let Some(d) = cursor
-                        .try_next()
-                        .await
-                        .map_err(|e| self.err("aggregate", collection, e))?
-                    {
-                        pending.push(Mismatch {
-                            kind: Kind::Extra,
-                            collection: collection.to_string(),
-                            id: d.get("_id").cloned().unwrap_or(Bson::Null),
-                            source_path: None,
-                        });
-                        if pending.len() >= batch {
-                            n += pending.len() as u64;
-                            self.insert_pending(&pending).await?;
-                            pending.clear();
+                    let mut ids = Vec::with_capacity(batch);
+                    loop {
+                        let next = cursor
+                            .try_next()
+                            .await
+                            .map_err(|e| self.target_err("find", collection, e))?;
+                        let end = next.is_none();
+                        if let Some(d) = next {
+                            ids.push(d.get("_id").cloned().unwrap_or(Bson::Null));
+                        }
+                        if ids.len() >= batch || (end && !ids.is_empty()) {
+                            let unseen = self.unseen(collection, &ids).await?;
+                            n += unseen.len() as u64;
+                            let extras: Vec<Mismatch> = unseen
+                                .into_iter()
+                                .map(|id| Mismatch {
+                                    kind: Kind::Extra,
+                                    collection: collection.to_string(),
+                                    id,
+                                    source_path: None,
+                                })
+                                .collect();
+                            self.insert_pending(&extras).await?;
+                            ids.clear();
+                        }
+                        if end {
+                            return Ok(n);
                         }
                     }
-                    n += pending.len() as u64;
-                    self.insert_pending(&pending).await?;
-                    Ok(n)
                 },
             )
             .await
     }
 
+    /// The ids of `ids` that pass 1 did not see in `collection`.
+    async fn unseen(&self, collection: &str, ids: &[Bson]) -> Result<Vec<Bson>> {
+        let seen = self.seen_collection();
+        let found: Vec<Document> = self
+            .state
+            .collection::<Document>(&seen)
+            .find(doc! {"c": collection, "i": {"$in": ids}})
+            .projection(doc! {"_id": 0, "i": 1})
+            .await
+            .map_err(|e| self.err("find", &seen, e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err("find", &seen, e))?;
+        // Compared by canonical bytes (type included), as pass 1 keys ids: `$in`
+        // matches 5 and 5.0 alike, and a seen id has the bytes of the target `_id` it
+        // was found under.
+        let found: std::collections::HashSet<Vec<u8>> = found
+            .iter()
+            .filter_map(|d| d.get("i"))
+            .map(super::id_key)
+            .collect::<Result<_>>()?;
+        let mut out = Vec::new();
+        for id in ids {
+            if !found.contains(&super::id_key(id)?) {
+                out.push(id.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `n` pending mismatches of this run.
     pub async fn pending(&self, n: usize) -> Result<Vec<Mismatch>> {
-        let coll = self.db.collection::<Document>(MISMATCHES_COLLECTION);
+        let coll = self.state.collection::<Document>(MISMATCHES_COLLECTION);
         let docs: Vec<Document> = self
             .retry
             .run(
@@ -513,7 +584,7 @@ impl Store {
             doc! {"$match": {"run": &self.run_id}},
             doc! {"$group": {"_id": {"c": "$counts_as", "k": "$kind", "s": "$state"}, "n": {"$sum": 1}}},
         ];
-        let coll = self.db.collection::<Document>(MISMATCHES_COLLECTION);
+        let coll = self.state.collection::<Document>(MISMATCHES_COLLECTION);
         let rows: Vec<Document> = self
             .retry
             .run(
@@ -552,12 +623,27 @@ impl Store {
         Ok(out)
     }
 
-    /// The run's confirmed findings in (collection, _id) order, at most `limit`, as a
-    /// cursor (the report writes them as they come).
-    pub async fn confirmed(&self, limit: usize) -> Result<mongodb::Cursor<StoredFinding>> {
-        self.db
+    /// Every confirmed finding of the run in (collection, _id) order, as a cursor (the
+    /// report writes them as they come).
+    pub async fn confirmed(&self) -> Result<mongodb::Cursor<StoredFinding>> {
+        self.state
             .collection::<StoredFinding>(MISMATCHES_COLLECTION)
             .find(doc! {"run": &self.run_id, "state": "confirmed"})
+            .sort(doc! {"c": 1, "i": 1})
+            .await
+            .map_err(|e| self.err("find", MISMATCHES_COLLECTION, e))
+    }
+
+    /// The first `limit` confirmed findings that count against `collection` (a report
+    /// row), in `_id` order.
+    pub async fn confirmed_in(
+        &self,
+        collection: &str,
+        limit: usize,
+    ) -> Result<mongodb::Cursor<StoredFinding>> {
+        self.state
+            .collection::<StoredFinding>(MISMATCHES_COLLECTION)
+            .find(doc! {"run": &self.run_id, "state": "confirmed", "counts_as": collection})
             .sort(doc! {"c": 1, "i": 1})
             .limit(limit as i64)
             .await
@@ -570,7 +656,7 @@ impl Store {
     }
 
     async fn drop_collection(&self, name: &str) -> Result<()> {
-        self.db
+        self.state
             .collection::<Document>(name)
             .drop()
             .await
@@ -582,7 +668,7 @@ impl Store {
     /// Unfinished runs keep theirs (they may be resumed).
     pub async fn drop_stale_scratch(&self) -> Result<Vec<String>> {
         let names = self
-            .db
+            .state
             .list_collection_names()
             .await
             .map_err(|e| self.err("listCollections", "*", e))?;
@@ -594,7 +680,7 @@ impl Store {
             if run == self.run_id {
                 continue;
             }
-            let finished = match Self::load_run(&self.db, &self.uri, run).await? {
+            let finished = match Self::load_run(&self.state, &self.uri, run).await? {
                 None => true,
                 Some(r) => r.state == RunState::Done,
             };

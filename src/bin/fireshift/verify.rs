@@ -52,7 +52,8 @@ pub struct VerifyArgs {
     /// (a dual writer's lag) land first.
     #[arg(long, default_value_t = 5.0, value_parser = parse::seconds)]
     pub recheck_delay: f64,
-    /// Mismatches listed in the report (all are counted).
+    /// Mismatches listed per collection in the HTML page (all are counted, and the JSON
+    /// lists every one).
     #[arg(long, default_value_t = 1000, value_parser = parse::at_least_one)]
     pub max_listed: usize,
     /// Stop after this many source documents (resumable: rerun to continue); exit 7.
@@ -76,6 +77,10 @@ pub struct VerifyArgs {
     /// Collection where migrate put documents it could not convert or write.
     #[arg(long, default_value = fireshift::sink::dead_letter::DEAD_LETTER_COLLECTION)]
     pub dead_letter_collection: String,
+    /// Database where verify keeps its runs and mismatches (default: `<database>_fireshift`).
+    /// Never the verified database: verify only reads that one.
+    #[arg(long, value_name = "DB")]
+    pub state_database: Option<String>,
 }
 
 /// The transform verify compares against: the one `migrate` applies, from the same
@@ -104,6 +109,17 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ..VerifyConfig::default()
     };
     config.validate()?;
+    let state_database = fireshift::verify::databases::state_database_name(
+        &ep.mongo.database,
+        args.state_database.as_deref(),
+    );
+    let state_database = match state_database {
+        Ok(name) => name,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::Usage);
+        }
+    };
     let transformer = transformer(&args)?;
 
     let mut source_config = ep.source_config();
@@ -113,7 +129,16 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .context("connecting to Firestore")?;
     // The sink's connect: same options, same ping with retries, same redaction.
     let target = ep.mongo.connect(SinkConfig::default()).await?;
-    let outcome = run_on(&args, config, transformer, source, &target, started).await;
+    let outcome = run_on(
+        &args,
+        config,
+        transformer,
+        source,
+        &target,
+        &state_database,
+        started,
+    )
+    .await;
     // Every path ends here, so the driver's clean-up never races the runtime's end.
     target.shutdown().await;
     outcome
@@ -126,21 +151,31 @@ async fn run_on(
     transformer: Transformer,
     source: FirestoreSource,
     target: &fireshift::sink::MongoSink,
+    state_database: &str,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     let db = target.database().clone();
     let uri = target.uri().to_string();
+    // Before anything is read or written: a mistyped --database stops here.
+    fireshift::verify::databases::require_existing(&db, &uri).await?;
+    let state = db.client().database(state_database);
+    // Said up front: with other mappings than the job's, every finding may be noise.
+    let warnings = mappings_warnings(args, &db, &source, &transformer, config.retry).await?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let ttl = report::hints::ttl_indexes(transformer.mappings());
 
-    let mut run = open_run(args, &db, &uri, &transformer, args.sample).await?;
+    let mut run = open_run(args, &state, &uri, &transformer, args.sample).await?;
     run.invocations += 1;
-    let store = Store::new(db.clone(), uri.clone(), run.id.clone(), config.retry);
+    let store = Store::new(state, db.clone(), uri.clone(), run.id.clone(), config.retry)?;
     store.save_run(&mut run).await?;
     store.ensure_indexes().await?;
     tracing::info!(
         run = %run.id, source = %source.root(), endpoint = %source.endpoint(), target = %uri,
         database = %ep.mongo.database, sample = args.sample, state = ?run.state,
-        cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
+        state_database, cursor = run.cursor.as_deref().unwrap_or("(start)"), "verifying"
     );
     let verifier = Verifier::new(source, db, uri.clone(), transformer, config)?;
 
@@ -205,7 +240,8 @@ async fn run_on(
     // The report.
     let tally = store.tally().await?;
     let sampled = verifier.config().sampled();
-    let (collections, totals) = report::collection_reports(&run.collections, &tally, sampled);
+    let (mut collections, totals) = report::collection_reports(&run.collections, &tally, sampled);
+    report::hints::add_collection_hints(&mut collections, &ttl);
     let parity = totals.parity;
     let exit_code = if parity {
         ExitCode::Ok
@@ -236,6 +272,7 @@ async fn run_on(
             uri: uri.clone(),
             database: ep.mongo.database.clone(),
             dead_letter_collection: args.dead_letter_collection.clone(),
+            state_database: state_database.to_string(),
         },
         options: report::OptionsInfo {
             sample: args.sample,
@@ -250,6 +287,7 @@ async fn run_on(
             exit_code: exit_code.code(),
             mismatches: totals.mismatches(),
             summary: report::verdict(&totals, sampled),
+            warnings,
         },
         totals,
         collections,
@@ -257,16 +295,7 @@ async fn run_on(
     let mut writer = ReportWriter::create(&args.report)
         .with_context(|| format!("creating the report {}.json/.html", args.report.display()))?;
     writer.begin(&head).context("writing the report")?;
-    if args.max_listed > 0 {
-        let mut listed = store.confirmed(args.max_listed).await?;
-        while let Some(f) = listed
-            .try_next()
-            .await
-            .context("reading the confirmed mismatches")?
-        {
-            writer.push(&f).context("writing the report")?;
-        }
-    }
+    write_lists(&store, &mut writer, &head, args.max_listed).await?;
     let (json_path, html_path) = {
         let (j, h) = writer.paths();
         (j.to_path_buf(), h.to_path_buf())
@@ -289,6 +318,68 @@ async fn run_on(
         }
     }
     Ok(exit_code)
+}
+
+/// The mismatch lists: every one into the JSON; per failing collection (failing first)
+/// the first `max_listed` into the HTML page.
+async fn write_lists(
+    store: &Store,
+    writer: &mut ReportWriter,
+    head: &ReportHead,
+    max_listed: usize,
+) -> anyhow::Result<()> {
+    let mut all = store.confirmed().await?;
+    while let Some(f) = all
+        .try_next()
+        .await
+        .context("reading the confirmed mismatches")?
+    {
+        writer.push_json(&f).context("writing the report")?;
+    }
+    for row in report::failing_first(&head.collections) {
+        if row.mismatches() == 0 {
+            continue;
+        }
+        writer.html_collection(row).context("writing the report")?;
+        let mut listed = store.confirmed_in(&row.collection, max_listed).await?;
+        let mut n = 0u64;
+        while let Some(f) = listed
+            .try_next()
+            .await
+            .context("reading the confirmed mismatches")?
+        {
+            writer.push_html(&f).context("writing the report")?;
+            n += 1;
+        }
+        writer
+            .html_collection_end(row, n)
+            .context("writing the report")?;
+    }
+    Ok(())
+}
+
+/// A warning for each migrate job of this source (its record in the target's
+/// checkpoints, only read) that copied with other mappings than this verify uses.
+async fn mappings_warnings(
+    args: &VerifyArgs,
+    db: &mongodb::Database,
+    source: &FirestoreSource,
+    transformer: &Transformer,
+    retry: RetryPolicy,
+) -> anyhow::Result<Vec<String>> {
+    use fireshift::migrate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
+    let jobs: Vec<(String, String)> = CheckpointStore::new(db, CHECKPOINT_COLLECTION, retry)
+        .jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.source == source.root())
+        .map(|j| (j.job, j.mappings_hash))
+        .collect();
+    Ok(report::hints::mappings_warnings(
+        &jobs,
+        &transformer.fingerprint(),
+        args.mappings.is_some(),
+    ))
 }
 
 /// Cleanup running beside the verify, awaited before the process exits.
@@ -429,7 +520,7 @@ async fn open_run(
         let Some(r) = Store::load_run(db, uri, id).await? else {
             bail!(
                 "no verify run `{id}` in {}.{}",
-                ep.mongo.database,
+                db.name(),
                 fireshift::verify::store::RUNS_COLLECTION
             );
         };

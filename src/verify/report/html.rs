@@ -1,11 +1,11 @@
 //! `PREFIX.html`: one self-contained page (inline CSS, no script, nothing fetched),
-//! its head (verdict, run, collections table) written first, then one section per
-//! listed mismatch.
+//! its head (verdict, warnings, run, collections table with the failing ones first)
+//! written first, then per failing collection its counts, hints and first mismatches.
 
 use std::fmt::Write as _;
 
 use super::labels::{change_label, id_text, kind_label};
-use super::model::{ReportHead, SCHEMA_VERSION};
+use super::model::{failing_first, CollectionReport, ReportHead, SCHEMA_VERSION};
 use crate::verify::store::StoredFinding;
 
 /// Escapes text for HTML element content and attribute values.
@@ -27,7 +27,8 @@ pub fn html_escape(s: &str) -> String {
 const CSS: &str = "
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 8px}h3{font-size:15px;margin:0 0 6px}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 8px}h3{font-size:16px;margin:22px 0 6px}h4{font-size:15px;margin:0 0 6px}
+.warning,.hint{padding:8px 12px;border-radius:6px;margin:8px 0;background:#fff7e0;color:#6b4a00;border:1px solid #f0d48a}
 .verdict{padding:12px 16px;border-radius:6px;font-weight:600;margin:12px 0}
 .ok{background:#e3f6e8;color:#14532d;border:1px solid #9ad5aa}.bad{background:#fdeaea;color:#7f1d1d;border:1px solid #f2a7a7}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}dl.meta dt{color:#5b6476}dl.meta dd{margin:0;word-break:break-all}
@@ -58,8 +59,11 @@ pub(super) fn html_head(h: &ReportHead) -> String {
         "<p class=\"verdict {class}\">{}</p>",
         e(&h.result.summary)
     );
+    for w in &h.result.warnings {
+        let _ = writeln!(s, "<p class=\"warning\">warning: {}</p>", e(w));
+    }
     let _ = writeln!(s, "<dl class=\"meta\">");
-    let rows: [(&str, String); 8] = [
+    let rows: [(&str, String); 9] = [
         ("run", h.run.id.clone()),
         (
             "source",
@@ -72,6 +76,7 @@ pub(super) fn html_head(h: &ReportHead) -> String {
             "target",
             format!("{} database {}", h.target.uri, h.target.database),
         ),
+        ("state database", h.target.state_database.clone()),
         ("started", h.run.started_at.clone()),
         ("finished", h.run.finished_at.clone()),
         (
@@ -93,7 +98,10 @@ pub(super) fn html_head(h: &ReportHead) -> String {
     }
     let _ = writeln!(s, "</dl>");
     let _ = writeln!(s, "<h2>Collections</h2>\n<table><thead><tr><th>collection</th><th>source</th><th>dead-lettered</th><th>sampled out</th><th>compared</th><th>expected in target</th><th>target</th><th>missing</th><th>extra</th><th>differing</th><th>dead letters missing</th><th>resolved on recheck</th><th>parity</th></tr></thead><tbody>");
-    for r in h.collections.iter().chain(std::iter::once(&h.totals)) {
+    for r in failing_first(&h.collections)
+        .into_iter()
+        .chain(std::iter::once(&h.totals))
+    {
         let class = if std::ptr::eq(r, &h.totals) {
             " class=\"total\""
         } else if !r.parity {
@@ -128,12 +136,51 @@ pub(super) fn html_head(h: &ReportHead) -> String {
     s
 }
 
+/// A failing collection's heading in the list: its counts and hints.
+pub(super) fn html_collection(r: &CollectionReport) -> String {
+    let e = html_escape;
+    let mut s = String::new();
+    let mut counts = Vec::new();
+    for (n, what) in [
+        (r.missing, "missing"),
+        (r.extra, "extra"),
+        (r.differing, "differing"),
+        (r.dead_letters_missing, "dead letters missing"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {what}"));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<h3 class=\"mono\">{}: {}</h3>",
+        e(&r.collection),
+        e(&counts.join(", "))
+    );
+    for hint in &r.hints {
+        let _ = writeln!(s, "<p class=\"hint\">hint: {}</p>", e(hint));
+    }
+    s
+}
+
+/// The line closing a collection whose list was capped.
+pub(super) fn html_more(more: u64, json_file: &str) -> String {
+    if more == 0 {
+        return String::new();
+    }
+    format!(
+        "<p class=\"omitted\">{more} more mismatches of this collection are not listed here \
+         (<code>--max-listed</code>); <code>{}</code> lists them all.</p>\n",
+        html_escape(json_file)
+    )
+}
+
 pub(super) fn html_mismatch(f: &StoredFinding) -> String {
     let e = html_escape;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<section class=\"mm\"><h3><span class=\"kind\">{}</span><span class=\"mono\">{} / {}</span></h3>",
+        "<section class=\"mm\"><h4><span class=\"kind\">{}</span><span class=\"mono\">{} / {}</span></h4>",
         e(kind_label(f.kind)),
         e(&f.c),
         e(&id_text(&f.i))

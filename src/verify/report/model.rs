@@ -32,12 +32,28 @@ pub struct CollectionReport {
     pub dead_letters_missing: u64,
     pub resolved_on_recheck: u64,
     pub parity: bool,
+    /// Known causes that may explain this collection's findings (see `hints.rs`).
+    pub hints: Vec<String>,
 }
 
 impl CollectionReport {
     pub fn mismatches(&self) -> u64 {
         self.missing + self.extra + self.differing + self.dead_letters_missing
     }
+}
+
+/// The rows for people: collections without parity first, most mismatches first, then
+/// by name (the JSON keeps them by name).
+pub fn failing_first(rows: &[CollectionReport]) -> Vec<&CollectionReport> {
+    let mut rows: Vec<&CollectionReport> = rows.iter().collect();
+    rows.sort_by(|a, b| {
+        (a.parity, std::cmp::Reverse(a.mismatches()), &a.collection).cmp(&(
+            b.parity,
+            std::cmp::Reverse(b.mismatches()),
+            &b.collection,
+        ))
+    });
+    rows
 }
 
 /// Per-collection report lines (sorted by name) and their totals, from the pass-1
@@ -161,6 +177,8 @@ pub struct TargetInfo {
     pub uri: String,
     pub database: String,
     pub dead_letter_collection: String,
+    /// Where the run and all its mismatches are kept (never `database`).
+    pub state_database: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +199,9 @@ pub struct ResultInfo {
     /// Confirmed mismatches (all of them, listed or not).
     pub mismatches: u64,
     pub summary: String,
+    /// Doubts about the run itself, said before any finding (e.g. verify compared with
+    /// other mappings than the job copied with).
+    pub warnings: Vec<String>,
 }
 
 /// Everything in the report but the mismatch list.

@@ -1,16 +1,15 @@
-//! The one-screen terminal summary: the run, the collections with findings first, the
-//! verdict and the first few mismatches.
+//! The one-screen terminal summary: the run, warnings about the run, the collections
+//! with findings first (with their hints), the verdict and the first few mismatches.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::labels::{id_text, kind_label};
-use super::model::{CollectionReport, ReportHead};
+use super::model::{failing_first, ReportHead};
 use crate::verify::compare::truncate;
 use crate::verify::store::StoredFinding;
 use crate::verify::Kind;
 
-/// Longest extended-JSON rendering of one value kept in a diff (characters); longer
 /// Mismatches shown in the terminal summary.
 pub(super) const TERMINAL_MISMATCHES: usize = 8;
 /// Collection rows shown in the terminal summary (those with findings first).
@@ -41,12 +40,13 @@ pub fn terminal_summary(h: &ReportHead, first: &[StoredFinding], paths: (&Path, 
             String::new()
         }
     );
-    let mut rows: Vec<&CollectionReport> = h.collections.iter().collect();
+    for w in &h.result.warnings {
+        let _ = writeln!(s, "\nwarning: {w}");
+    }
     // Findings first, so a long list never pushes them off the screen.
-    rows.sort_by_key(|r| (r.parity, std::cmp::Reverse(r.mismatches())));
+    let mut rows = failing_first(&h.collections);
     let hidden = rows.len().saturating_sub(TERMINAL_ROWS);
     rows.truncate(TERMINAL_ROWS);
-    rows.sort_by(|a, b| a.collection.cmp(&b.collection));
     let w = rows
         .iter()
         .map(|r| r.collection.chars().count())
@@ -86,10 +86,12 @@ pub fn terminal_summary(h: &ReportHead, first: &[StoredFinding], paths: (&Path, 
         );
     }
     if hidden > 0 {
-        let _ = writeln!(
-            s,
-            "… and {hidden} more collections at parity (see the report)"
-        );
+        let _ = writeln!(s, "… and {hidden} more collections (see the report)");
+    }
+    for r in rows.iter().filter(|r| !r.hints.is_empty()) {
+        for hint in &r.hints {
+            let _ = writeln!(s, "hint: {}: {hint}", r.collection);
+        }
     }
     let _ = writeln!(s, "\n{}", h.result.summary);
     for f in first {

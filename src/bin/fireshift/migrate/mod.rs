@@ -144,6 +144,10 @@ pub struct MigrateArgs {
     /// over once it has expired. Renewed every quarter of it.
     #[arg(long, default_value_t = 60, value_parser = parse::lease_seconds)]
     pub lease_seconds: u64,
+    /// Instead of the job, re-copy just the documents this verify report (PREFIX.json)
+    /// lists as missing or differing; extras are left (docs/verify-report.md).
+    #[arg(long, value_name = "PREFIX.json", conflicts_with_all = ["restart", "drop_target", "retry_dead_letters", "dry_run"])]
+    pub only_from_report: Option<PathBuf>,
 }
 
 /// Runs `migrate`; returns the process exit code. Whatever way the run ends (done,
@@ -215,6 +219,9 @@ async fn migrate_on(
         dry_run = args.dry_run, "migrating"
     );
 
+    if let Some(report) = &args.only_from_report {
+        return from_report(args, report, transformer, source, sink, &facts.run_id).await;
+    }
     if let Some(from) = &args.shard.from {
         let s = args.shard.shard;
         tracing::info!("--shard auto: shard {}/{} ({from})", s.index, s.count);
@@ -417,4 +424,40 @@ impl Limits {
         .collect();
         (!parts.is_empty()).then(|| format!("limited to {}", parts.join(", ")))
     }
+}
+
+/// `--only-from-report`: re-copies what a verify report lists, instead of the job.
+async fn from_report(
+    args: &MigrateArgs,
+    report: &std::path::Path,
+    transformer: &fireshift::mapping::transform::Transformer,
+    source: &FirestoreSource,
+    sink: &MongoSink,
+    run_id: &str,
+) -> anyhow::Result<ExitCode> {
+    let r = fireshift::migrate::from_report::recopy(
+        source,
+        sink,
+        transformer,
+        report,
+        &args.dead_letter_collection,
+        run_id,
+    )
+    .await
+    .with_context(|| format!("re-copying the documents {} lists", report.display()))?;
+    println!(
+        "re-copied from {}: {} listed, {} landed, {} dead-lettered, {} no longer in the source; {} extras left in place (never deleted: review and delete them by hand)",
+        report.display(), r.listed, r.landed, r.dead_lettered, r.gone, r.extras_left
+    );
+    if r.not_listed > 0 {
+        println!(
+            "{} mismatches were counted but not listed in the report: verify again and re-copy from the new report",
+            r.not_listed
+        );
+    }
+    Ok(if r.dead_lettered > 0 {
+        ExitCode::DeadLetters
+    } else {
+        ExitCode::Ok
+    })
 }
