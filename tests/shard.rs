@@ -73,3 +73,71 @@ async fn indexed_job_and_cloud_run_shards_share_the_job() {
         assert_target_is_exact(&world, users).await;
     }
 }
+
+/// Starts `migrate --shard auto` as shard `index` of 4 (Indexed Job environment).
+fn spawn_shard(world: &World, index: usize) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fireshift"));
+    cmd.args([
+        "migrate",
+        "--project",
+        &world.project,
+        "--database",
+        &world.database,
+        "--mongodb-uri",
+        &common::mongodb_uri(),
+        "--shard",
+        "auto",
+        "--quiet",
+    ])
+    .env("FIRESHIFT_LOG", "info")
+    .env("NO_COLOR", "1")
+    .env_remove("CLOUD_RUN_TASK_INDEX")
+    .env("JOB_COMPLETION_INDEX", index.to_string())
+    .env("FIRESHIFT_SHARD_COUNT", "4")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("spawn fireshift")
+}
+
+#[tokio::test]
+async fn four_shards_started_at_once_agree_on_one_plan_and_build_indexes_once() {
+    let world = World::new("shard-at-once").await;
+    let users = 20;
+    world.write_demo(users).await;
+    // All four at the same instant on an empty target: before one process claimed the
+    // planning, each checked the target itself and a late one could find the first
+    // one's documents and refuse.
+    let children: Vec<_> = (0..4).map(|i| spawn_shard(&world, i)).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (i, out) in outs.iter().enumerate() {
+        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", stderr(out));
+    }
+    let said = |what: &str| outs.iter().filter(|o| stderr(o).contains(what)).count();
+    assert_eq!(
+        said("this process plans the job"),
+        1,
+        "exactly one shard planned the job"
+    );
+    assert_eq!(
+        said("this process builds the job's indexes"),
+        1,
+        "exactly one shard built the indexes"
+    );
+    let jobs = world
+        .db
+        .collection::<mongodb::bson::Document>("_fireshift_checkpoints")
+        .count_documents(mongodb::bson::doc! { "kind": "job" })
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    // Every document once, and the job as a whole is done.
+    assert_target_is_exact(&world, users).await;
+    let status = world.fireshift(&["status", "--json", "--database", &world.database], &[]);
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let job = &json["jobs"][0];
+    assert_eq!(job["done"], true, "{json}");
+}

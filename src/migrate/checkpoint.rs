@@ -253,7 +253,17 @@ impl CheckpointStore {
         lock.lock_owned().await
     }
 
-    fn no_answer(&self, operation: &'static str) -> Error {
+    /// The checkpoint collection as plain documents, for the records that are neither
+    /// jobs nor ranges (claims).
+    pub(crate) fn records(&self) -> Collection<mongodb::bson::Document> {
+        self.ranges.clone_with_type()
+    }
+
+    pub(crate) fn mongo_error(&self, operation: &'static str, e: mongodb::error::Error) -> Error {
+        self.err(operation, e)
+    }
+
+    pub(crate) fn no_answer(&self, operation: &'static str) -> Error {
         Error::Mongo {
             operation,
             target: self.target.clone(),
@@ -325,8 +335,11 @@ impl CheckpointStore {
     pub async fn delete_job(&self, job: &str) -> Result<()> {
         self.call(
             "delete job",
-            self.ranges
-                .delete_many(doc! { "$or": [ { "_id": job }, { "job": job, "kind": "range" } ] }),
+            self.ranges.delete_many(doc! { "$or": [
+                { "_id": job },
+                { "job": job, "kind": "range" },
+                { "job": job, "kind": "claim" },
+            ] }),
         )
         .await?;
         Ok(())

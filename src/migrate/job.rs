@@ -14,6 +14,7 @@ use crate::mapping::transform::Transformer;
 use crate::migrate::checkpoint::{
     CheckpointStore, JobRecord, RangeCheckpoint, RangeState, CHECKPOINT_COLLECTION, RECORD_VERSION,
 };
+use crate::migrate::claim::{self, Claim, Step};
 use crate::migrate::lease::Leases;
 use crate::migrate::pipeline::{self, Checkpointer, PipelineConfig, Summary};
 use crate::migrate::progress::Progress;
@@ -229,7 +230,7 @@ pub async fn run<S: Source>(
     }
     let mut all_done = false;
     if !options.pipeline.dry_run {
-        summary.indexes = build_indexes(sink, transformer, &store, &job).await?;
+        summary.indexes = build_indexes(sink, transformer, &store, &job, options.lease_ttl).await?;
         let ranges = store.load_ranges(&job.job).await?;
         all_done = ranges.len() == job.ranges.len() && ranges.iter().all(|r| r.state.is_done());
     }
@@ -260,38 +261,58 @@ async fn forget_if_empty(store: &CheckpointStore, job: &JobRecord, source: &str)
 
 /// Once every range of the job is copied (by this process or by other shards), builds
 /// the mappings' indexes and moves the ranges to `indexed`. Indexes come after the bulk
-/// load because maintaining them during it would slow every write; building them is
-/// idempotent, so the last shards to finish may both do it. `None` while other shards
-/// are still copying.
+/// load because maintaining them during it would slow every write. One process builds
+/// them: the shards that finish last race for the step's claim, and the loser (or a
+/// shard that finds the indexes built meanwhile) leaves them to the winner. A rerun of
+/// a finished job builds them again (idempotent), so refused indexes are reported on
+/// every run. `None` when this process did not build them.
 async fn build_indexes(
     sink: &MongoSink,
     transformer: &Transformer,
     store: &CheckpointStore,
     job: &JobRecord,
+    ttl: std::time::Duration,
 ) -> Result<Option<Vec<crate::mapping::indexes::IndexReport>>> {
     let ranges = store.load_ranges(&job.job).await?;
     let copied = ranges.iter().filter(|r| r.state.is_done()).count();
     if copied < job.ranges.len() {
-        tracing::info!(job = %job.job, copied, ranges = job.ranges.len(), "other shards are still copying; they build the indexes");
+        tracing::info!(job = %job.job, copied, ranges = job.ranges.len(), "other shards are still copying; the last to finish builds the indexes");
         return Ok(None);
     }
-    let reports = match transformer.mappings() {
-        Some(set) if !set.indexes().is_empty() => {
-            tracing::info!(job = %job.job, indexes = set.indexes().len(), "every range copied; building the mappings' indexes");
-            crate::mapping::indexes::build(sink.database(), set).await
+    let indexed_before = ranges.iter().all(|r| r.state == RangeState::Indexed);
+    let held = match claim::claim(store, &job.job, Step::Indexes, ttl).await? {
+        Claim::Mine(held) => held,
+        Claim::Theirs(holder) => {
+            tracing::info!(job = %job.job, "another shard builds the indexes ({})", holder.describe());
+            return Ok(None);
         }
-        _ => Vec::new(),
     };
-    // A refused or clashing index is reported, not fatal (the data is all there); the
-    // ranges still move on, and `fireshift indexes` retries the index alone.
-    for mut r in ranges {
-        if r.state != RangeState::Indexed {
-            r.state = RangeState::Indexed;
-            r.updated_at = DateTime::now();
-            store.save(&r).await?;
+    tracing::info!(job = %job.job, "every range copied: this process builds the job's indexes");
+    held.hold_while(async {
+        let ranges = store.load_ranges(&job.job).await?;
+        if !indexed_before && ranges.iter().all(|r| r.state == RangeState::Indexed) {
+            tracing::info!(job = %job.job, "another shard built the indexes meanwhile");
+            return Ok(None);
         }
-    }
-    Ok(Some(reports))
+        let reports = match transformer.mappings() {
+            Some(set) if !set.indexes().is_empty() => {
+                tracing::info!(job = %job.job, indexes = set.indexes().len(), "every range copied; building the mappings' indexes");
+                crate::mapping::indexes::build(sink.database(), set).await
+            }
+            _ => Vec::new(),
+        };
+        // A refused or clashing index is reported, not fatal (the data is all there); the
+        // ranges still move on, and `fireshift indexes` retries the index alone.
+        for mut r in ranges {
+            if r.state != RangeState::Indexed {
+                r.state = RangeState::Indexed;
+                r.updated_at = DateTime::now();
+                store.save(&r).await?;
+            }
+        }
+        Ok(Some(reports))
+    })
+    .await
 }
 
 async fn load_or_create<S: Source>(
@@ -305,28 +326,10 @@ async fn load_or_create<S: Source>(
 ) -> Result<JobRecord> {
     let job = match store.load_job(&options.job).await? {
         Some(job) => job,
-        None => {
-            if protect && !options.pipeline.dry_run {
-                // A new job: what it would write into must not hold another copy.
-                let roots = source.root_collections().await?;
-                let occupied = target::occupied(sink.database(), transformer, &roots).await?;
-                target::protect(sink.database(), occupied, options.existing).await?;
-            }
-            let ranges = source.split(options.ranges).await?;
-            let record = JobRecord {
-                job: options.job.clone(),
-                kind: "job".into(),
-                version: RECORD_VERSION,
-                source: source.root().to_string(),
-                mappings_hash: hash.to_string(),
-                ranges,
-                created_at: DateTime::now(),
-            };
-            if options.pipeline.dry_run {
-                return Ok(record);
-            }
-            store.create_job(record).await?
+        None if options.pipeline.dry_run => {
+            plan_job(source, sink, transformer, options, hash, false).await?
         }
+        None => planned_once(source, sink, transformer, store, options, hash, protect).await?,
     };
     if job.source != source.root() {
         return Err(Error::Config(format!(
@@ -350,6 +353,76 @@ async fn load_or_create<S: Source>(
         }
     }
     Ok(job)
+}
+
+/// A new job, planned by exactly one of the processes that start it at once: the one
+/// that claims the planning checks the target and splits the source; the others wait
+/// for the stored plan and use it (they must not check the target: the planner's shard
+/// may be writing already).
+async fn planned_once<S: Source>(
+    source: &S,
+    sink: &MongoSink,
+    transformer: &Transformer,
+    store: &CheckpointStore,
+    options: &JobOptions,
+    hash: &str,
+    protect: bool,
+) -> Result<JobRecord> {
+    let mut waiting_for: Option<String> = None;
+    loop {
+        if let Some(job) = store.load_job(&options.job).await? {
+            return Ok(job);
+        }
+        match claim::claim(store, &options.job, Step::Plan, options.lease_ttl).await? {
+            Claim::Mine(held) => {
+                let planning = async {
+                    let record =
+                        plan_job(source, sink, transformer, options, hash, protect).await?;
+                    store.create_job(record).await
+                };
+                return held.hold_while(planning).await;
+            }
+            Claim::Theirs(holder) => {
+                if waiting_for.as_deref() != Some(holder.token.as_str()) {
+                    tracing::info!(job = %options.job, "another process is planning the job ({}); waiting for its plan", holder.describe());
+                    waiting_for = Some(holder.token.clone());
+                }
+                tokio::time::sleep(PLAN_POLL).await;
+            }
+        }
+    }
+}
+
+/// How often a process waiting for another's plan looks for it.
+const PLAN_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The plan of a new job: the target checked (unless `protect` is off), the source
+/// split into ranges.
+async fn plan_job<S: Source>(
+    source: &S,
+    sink: &MongoSink,
+    transformer: &Transformer,
+    options: &JobOptions,
+    hash: &str,
+    protect: bool,
+) -> Result<JobRecord> {
+    tracing::info!(job = %options.job, ranges = options.ranges, "this process plans the job: checking the target and splitting the source");
+    if protect && !options.pipeline.dry_run {
+        // A new job: what it would write into must not hold another copy.
+        let roots = source.root_collections().await?;
+        let occupied = target::occupied(sink.database(), transformer, &roots).await?;
+        target::protect(sink.database(), occupied, options.existing).await?;
+    }
+    let ranges = source.split(options.ranges).await?;
+    Ok(JobRecord {
+        job: options.job.clone(),
+        kind: "job".into(),
+        version: RECORD_VERSION,
+        source: source.root().to_string(),
+        mappings_hash: hash.to_string(),
+        ranges,
+        created_at: DateTime::now(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

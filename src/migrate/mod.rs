@@ -7,6 +7,8 @@
 //! * [`checkpoint`] the job and range records in MongoDB and their state machine.
 //! * [`lease`] one process per range: leases in the range records, renewed while a run
 //!   lasts, taken over once expired.
+//! * [`claim`] one process per job-wide step (planning the job, building its indexes),
+//!   so N shards started at the same instant agree on one plan.
 //! * [`progress`] the counters a run reports (per collection and overall).
 //! * [`target`] a new job refuses (or drops, or writes into) target collections that
 //!   already hold documents.
@@ -15,6 +17,7 @@
 //!   again.
 
 pub mod checkpoint;
+pub mod claim;
 pub mod from_report;
 pub mod job;
 pub mod lease;
