@@ -50,6 +50,13 @@ async fn indexed_job_and_cloud_run_shards_share_the_job() {
             let out = shard_auto(&world, &[(index_var, index), (count_var, "2")]);
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(0), "{err}");
+            // The job as a whole is done only once both shares are.
+            let status = world.fireshift(
+                &["status", "--require-done", "--database", &world.database],
+                &[],
+            );
+            let want = if index == "1" { 8 } else { 0 };
+            assert_eq!(status.status.code(), Some(want), "{}", stderr(&status));
             let k = index.parse::<usize>().unwrap() + 1;
             let said = format!("shard {k}/2 ({index_var}={index}, {count_var}=2)");
             assert!(
@@ -135,7 +142,16 @@ async fn four_shards_started_at_once_agree_on_one_plan_and_build_indexes_once() 
     assert_eq!(jobs, 1);
     // Every document once, and the job as a whole is done.
     assert_target_is_exact(&world, users).await;
-    let status = world.fireshift(&["status", "--json", "--database", &world.database], &[]);
+    let status = world.fireshift(
+        &[
+            "status",
+            "--json",
+            "--require-done",
+            "--database",
+            &world.database,
+        ],
+        &[],
+    );
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let job = &json["jobs"][0];

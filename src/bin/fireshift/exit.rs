@@ -24,6 +24,8 @@ pub enum ExitCode {
     DeadLetterLimit = 6,
     /// `verify` paused by `--max-docs` (rerun to continue).
     Paused = 7,
+    /// `status --require-done`: some range of the job is not copied yet.
+    NotDone = 8,
     /// `migrate` stopped by SIGINT (Ctrl-C) after saving its checkpoints (128 + 2, as a
     /// shell reports a process the signal ended).
     Interrupted = 130,
@@ -48,6 +50,7 @@ Exit codes (every command):
   5  migrate or indexes: some index was refused or clashes (the documents all landed)
   6  migrate stopped by --max-dead-letters (checkpoints kept: rerun to resume)
   7  verify paused by --max-docs (rerun to continue)
+  8  status --require-done: the job is not done yet (some range is not copied)
   130  migrate stopped by SIGINT (Ctrl-C), checkpoints saved: rerun to resume
   143  migrate stopped by SIGTERM, checkpoints saved: rerun to resume";
 
@@ -66,6 +69,7 @@ mod tests {
             ExitCode::IndexesNotBuilt,
             ExitCode::DeadLetterLimit,
             ExitCode::Paused,
+            ExitCode::NotDone,
             ExitCode::Interrupted,
             ExitCode::Terminated,
         ];

@@ -17,6 +17,10 @@ pub struct StatusArgs {
     /// One JSON object on stdout instead of the table (for scripts and probes).
     #[arg(long)]
     pub json: bool,
+    /// Exit 8 unless every job shown has every range copied: a readiness check or a
+    /// workflow gate waits on the job as a whole, whichever shard finished last.
+    #[arg(long)]
+    pub require_done: bool,
 }
 
 /// Runs `status`: prints every range of the job(s) from the checkpoint collection.
@@ -92,9 +96,12 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
     };
     if args.json {
         let mut out = Vec::new();
+        let mut all_done = true;
         for job in &jobs {
             let ranges = store.load_ranges(&job.job).await?;
-            out.push(job_json(job, &ranges));
+            let shown = job_json(job, &ranges);
+            all_done &= shown["done"] == true;
+            out.push(shown);
         }
         println!(
             "{}",
@@ -102,6 +109,8 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
         );
         return Ok(if jobs.is_empty() && args.job.is_some() {
             ExitCode::Error
+        } else if args.require_done && !all_done {
+            ExitCode::NotDone
         } else {
             ExitCode::Ok
         });
@@ -118,9 +127,11 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
             ExitCode::Ok
         });
     }
+    let mut all_done = true;
     for job in jobs {
         let ranges = store.load_ranges(&job.job).await?;
         let done = ranges.iter().filter(|r| r.state.is_done()).count();
+        all_done &= done == job.ranges.len();
         println!(
             "job `{}` — source {} — {} of {} ranges copied — mappings {}",
             job.job,
@@ -154,5 +165,9 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
             }
         }
     }
-    Ok(ExitCode::Ok)
+    Ok(if args.require_done && !all_done {
+        ExitCode::NotDone
+    } else {
+        ExitCode::Ok
+    })
 }
