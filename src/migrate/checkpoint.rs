@@ -481,6 +481,29 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// Moves a copied range to `indexed` once the job's indexes are built. Not fenced by
+    /// a lease: every range is copied, so nobody copies this one any more, and the shard
+    /// that copied it may be giving its lease back at this very moment (a save of the
+    /// record as read, lease included, would then fail with [`Error::LeaseLost`]).
+    /// Idempotent, so retried on transient errors.
+    pub async fn mark_indexed(&self, id: &str) -> Result<()> {
+        let now = DateTime::now();
+        self.retry
+            .run(
+                || format!("mark range {id} indexed"),
+                || {
+                    self.update_range(
+                        "mark a range indexed",
+                        id,
+                        doc! { "state": "copied" },
+                        doc! { "$set": { "state": "indexed", "updated_at": now } },
+                    )
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Replaces a range's checkpoint (idempotent, so retried on transient errors). A
     /// leased record is saved only while its lease is still this process's (the save
     /// also renews it); otherwise [`Error::LeaseLost`]: another process took the range.

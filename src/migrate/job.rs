@@ -302,12 +302,12 @@ async fn build_indexes(
             _ => Vec::new(),
         };
         // A refused or clashing index is reported, not fatal (the data is all there); the
-        // ranges still move on, and `fireshift indexes` retries the index alone.
-        for mut r in ranges {
+        // ranges still move on, and `fireshift indexes` retries the index alone. Each moves
+        // by its state alone: the records read above may carry the lease another shard is
+        // giving back after its last range, and a save fenced by that lease would fail.
+        for r in ranges {
             if r.state != RangeState::Indexed {
-                r.state = RangeState::Indexed;
-                r.updated_at = DateTime::now();
-                store.save(&r).await?;
+                store.mark_indexed(&r.id).await?;
             }
         }
         Ok(Some(reports))
