@@ -10,38 +10,59 @@ use std::time::{Duration, Instant};
 /// How far ahead of its schedule a request may go: the largest burst, in time.
 const BURST: Duration = Duration::from_millis(100);
 
-/// A rate limit shared by the tasks of one process.
+/// A rate limit shared by the tasks of one process; it may change while in use (the
+/// writer slows down when MongoDB pushes back).
 #[derive(Debug)]
 pub struct Throttle {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Units a second; infinite: no limit.
     per_sec: f64,
     /// When the units granted so far would all have passed at `per_sec` (the
     /// "theoretical arrival time").
-    tat: Mutex<Option<Instant>>,
+    tat: Option<Instant>,
 }
 
 impl Throttle {
-    /// At most `per_sec` units a second (`per_sec` > 0).
+    /// At most `per_sec` units a second (`per_sec` > 0; infinite for no limit).
     pub fn new(per_sec: f64) -> Self {
         assert!(per_sec > 0.0, "a rate limit must be positive");
         Self {
-            per_sec,
-            tat: Mutex::new(None),
+            state: Mutex::new(State { per_sec, tat: None }),
         }
     }
 
+    /// No limit until [`Throttle::set_per_sec`] sets one.
+    pub fn unlimited() -> Self {
+        Self::new(f64::INFINITY)
+    }
+
     pub fn per_sec(&self) -> f64 {
-        self.per_sec
+        self.state.lock().unwrap().per_sec
+    }
+
+    /// Changes the rate from now on (infinite: no limit).
+    pub fn set_per_sec(&self, per_sec: f64) {
+        assert!(per_sec > 0.0, "a rate limit must be positive");
+        self.state.lock().unwrap().per_sec = per_sec;
     }
 
     /// Reserves `n` units; returns how long to wait before using them. Reservations
     /// are taken in call order, so concurrent callers share the budget fairly.
     pub fn reserve(&self, n: u64, now: Instant) -> Duration {
-        let cost = Duration::from_secs_f64(n as f64 / self.per_sec);
-        let mut tat = self.tat.lock().unwrap();
+        let mut state = self.state.lock().unwrap();
+        if state.per_sec.is_infinite() {
+            state.tat = None;
+            return Duration::ZERO;
+        }
+        let cost = Duration::from_secs_f64(n as f64 / state.per_sec);
         // An idle limit restarts from now: time not used is not saved up (beyond BURST).
-        let start = tat.map_or(now, |t| t.max(now));
+        let start = state.tat.map_or(now, |t| t.max(now));
         let end = start + cost;
-        *tat = Some(end);
+        state.tat = Some(end);
         // A request may use its units once the end of its slot is within BURST of now.
         end.checked_sub(BURST)
             .map_or(Duration::ZERO, |go| go.saturating_duration_since(now))
@@ -58,6 +79,16 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unlimited_throttle_never_waits_until_a_limit_is_set() {
+        let t = Throttle::unlimited();
+        let now = Instant::now();
+        assert_eq!(t.reserve(1_000_000, now), Duration::ZERO);
+        t.set_per_sec(10.0);
+        assert_eq!(t.reserve(1, now), Duration::ZERO);
+        assert!(t.reserve(10, now) > Duration::from_millis(900));
+    }
+
     use super::*;
 
     /// Grants `n` units at a time as fast as the limit allows; returns the grant times.

@@ -258,6 +258,10 @@ pub struct DocFailure {
 pub struct BatchResult {
     pub written: usize,
     pub failures: Vec<DocFailure>,
+    /// Retryable errors the write rode out (throttling, write conflicts, time limits,
+    /// timeouts), and the first one's message: the server pushing back.
+    pub retries: u32,
+    pub pushed_back: Option<String>,
 }
 
 /// Where the pipeline writes batches. Contract: `write` is idempotent (a batch may be
@@ -405,6 +409,8 @@ impl MongoSink {
                         break;
                     }
                     let sample = retry[0].1.clone();
+                    result.retries += 1;
+                    result.pushed_back.get_or_insert_with(|| sample.clone());
                     pending = retry.into_iter().map(|(item, _)| item).collect();
                     backoff
                         .wait(
@@ -421,6 +427,8 @@ impl MongoSink {
                 }
                 Err(e) => {
                     let what = format!("write {} documents to {}", pending.len(), batch.collection);
+                    result.retries += 1;
+                    result.pushed_back.get_or_insert_with(|| e.to_string());
                     backoff.wait(e, &what).await?;
                 }
             }

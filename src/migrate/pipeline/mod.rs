@@ -24,6 +24,7 @@
 
 mod batcher;
 mod islands;
+pub mod pushback;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -75,9 +76,10 @@ pub struct PipelineConfig {
     /// `--max-reads-per-second`: taken for each document read from the source, shared
     /// by every range of the process.
     pub reads: Option<Arc<crate::throttle::Throttle>>,
-    /// `--max-writes-per-second`: taken for each document of a batch before it is
-    /// written (dead letters included: they are writes too).
-    pub writes: Option<Arc<crate::throttle::Throttle>>,
+    /// The write pace: `--max-writes-per-second` (or none), lowered by itself when
+    /// MongoDB pushes back ([`pushback`]); taken for each document of a batch before it
+    /// is written (dead letters included: they are writes too).
+    pub writes: Option<Arc<pushback::Pushback>>,
 }
 
 impl PipelineConfig {

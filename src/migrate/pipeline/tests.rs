@@ -197,6 +197,7 @@ impl Sink for MemSink {
         Ok(BatchResult {
             written: batch.items.len(),
             failures: Vec::new(),
+            ..Default::default()
         })
     }
 }

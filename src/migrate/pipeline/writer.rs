@@ -42,23 +42,36 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
             let writes = config.writes.clone();
             async move {
                 if let Some(writes) = writes {
-                    writes.take(o.batch.items.len() as u64).await;
+                    writes.throttle().take(o.batch.items.len() as u64).await;
                 }
+                let started = std::time::Instant::now();
                 let result = if dry_run {
                     Ok(crate::sink::BatchResult {
                         written: o.batch.items.len(),
                         failures: Vec::new(),
+                        ..Default::default()
                     })
                 } else {
                     sink.write(&o.batch).await
                 };
-                (o, result)
+                (o, result, started.elapsed())
             }
         })
         .buffer_unordered(config.in_flight.max(1));
     let mut results = std::pin::pin!(results);
-    while let Some((o, result)) = results.next().await {
+    while let Some((o, result, took)) = results.next().await {
         let result = result?;
+        if let (Some(pace), false) = (&config.writes, config.dry_run) {
+            let changed = pace.observe(
+                std::time::Instant::now(),
+                o.batch.items.len(),
+                took,
+                result.pushed_back.as_deref(),
+            );
+            if let Some(said) = changed {
+                tracing::warn!("{said}");
+            }
+        }
         let acks = outcomes(&sink, &config, &progress, &o, &result).await?;
         let (position, mut counts, new_island) = {
             let mut w = shared.window.lock().unwrap();

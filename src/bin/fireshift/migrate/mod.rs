@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use fireshift::migrate::job::{self, JobOptions};
+use fireshift::migrate::pipeline::pushback::Pushback;
 use fireshift::migrate::pipeline::{PipelineConfig, Summary};
 use fireshift::migrate::progress::Progress;
 use fireshift::migrate::retry_dead;
@@ -247,7 +248,12 @@ async fn migrate_on(
         max_dead_letters: args.max_dead_letters,
         stop: stop.token.clone(),
         reads: limits.reads.map(|r| Arc::new(Throttle::new(r))),
-        writes: limits.writes.map(|w| Arc::new(Throttle::new(w))),
+        // Always paced: without a limit the pace is unlimited until MongoDB pushes back.
+        writes: Some(Arc::new(Pushback::new(Arc::new(
+            limits
+                .writes
+                .map_or_else(Throttle::unlimited, Throttle::new),
+        )))),
         ..PipelineConfig::default()
     };
     let options = JobOptions {
