@@ -83,6 +83,10 @@ async fn indexed_job_and_cloud_run_shards_share_the_job() {
 
 /// Starts `migrate --shard auto` as shard `index` of 4 (Indexed Job environment).
 fn spawn_shard(world: &World, index: usize) -> std::process::Child {
+    spawn_shard_with(world, index, &[])
+}
+
+fn spawn_shard_with(world: &World, index: usize, extra: &[&str]) -> std::process::Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fireshift"));
     cmd.args([
         "migrate",
@@ -96,6 +100,7 @@ fn spawn_shard(world: &World, index: usize) -> std::process::Child {
         "auto",
         "--quiet",
     ])
+    .args(extra)
     .env("FIRESHIFT_LOG", "info")
     .env("NO_COLOR", "1")
     .env_remove("CLOUD_RUN_TASK_INDEX")
@@ -156,4 +161,47 @@ async fn four_shards_started_at_once_agree_on_one_plan_and_build_indexes_once() 
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let job = &json["jobs"][0];
     assert_eq!(job["done"], true, "{json}");
+}
+
+#[tokio::test]
+async fn each_shard_killed_once_and_restarted_gives_the_same_exact_result() {
+    use rand::Rng;
+    let world = World::new("shard-kill").await;
+    let users = 30;
+    world.write_demo(users).await;
+    // Small batches, one in flight: each shard runs long enough to be killed mid-copy.
+    let slow = [
+        "--batch-size",
+        "10",
+        "--in-flight",
+        "1",
+        "--page-size",
+        "100",
+    ];
+    let mut children: Vec<_> = (0..4).map(|i| spawn_shard_with(&world, i, &slow)).collect();
+    let mut rng = rand::thread_rng();
+    let mut killed_running = 0;
+    for child in children.iter_mut() {
+        // A random moment: during the plan, the copy, or after the shard's own end.
+        tokio::time::sleep(std::time::Duration::from_millis(rng.gen_range(100..1500))).await;
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        let _ = child.kill(); // SIGKILL: no drain, no checkpoint of what is in flight
+        let _ = child.wait();
+    }
+    assert!(killed_running > 0, "at least one shard was killed mid-run");
+    // Every shard restarted (a Job's backoffLimitPerIndex retry): each resumes its own
+    // ranges, a killed planner's claim is taken over at once (same host, pid gone).
+    let restarted: Vec<_> = (0..4).map(|i| spawn_shard_with(&world, i, &slow)).collect();
+    for (i, child) in restarted.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", stderr(&out));
+    }
+    assert_target_is_exact(&world, users).await;
+    let status = world.fireshift(
+        &["status", "--require-done", "--database", &world.database],
+        &[],
+    );
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
 }
