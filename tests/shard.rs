@@ -8,7 +8,9 @@ use std::process::Command;
 
 use common::{assert_target_is_exact, stderr, World};
 
-fn shard_auto(world: &World, env: &[(&str, &str)]) -> std::process::Output {
+/// `migrate --shard auto` of `world` with `env` as the engine would set it (and no other
+/// engine variable) and `extra` flags; stdout and stderr kept.
+fn shard_command(world: &World, env: &[(&str, &str)], extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fireshift"));
     cmd.args([
         "migrate",
@@ -22,6 +24,7 @@ fn shard_auto(world: &World, env: &[(&str, &str)]) -> std::process::Output {
         "auto",
         "--quiet",
     ])
+    .args(extra)
     .env("FIRESHIFT_LOG", "info")
     .env("NO_COLOR", "1");
     for var in [
@@ -32,8 +35,16 @@ fn shard_auto(world: &World, env: &[(&str, &str)]) -> std::process::Output {
     ] {
         cmd.env_remove(var);
     }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("run fireshift")
+    cmd.envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+fn shard_auto(world: &World, env: &[(&str, &str)]) -> std::process::Output {
+    shard_command(world, env, &[])
+        .output()
+        .expect("run fireshift")
 }
 
 #[tokio::test]
@@ -87,28 +98,14 @@ fn spawn_shard(world: &World, index: usize) -> std::process::Child {
 }
 
 fn spawn_shard_with(world: &World, index: usize, extra: &[&str]) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fireshift"));
-    cmd.args([
-        "migrate",
-        "--project",
-        &world.project,
-        "--database",
-        &world.database,
-        "--mongodb-uri",
-        &common::mongodb_uri(),
-        "--shard",
-        "auto",
-        "--quiet",
-    ])
-    .args(extra)
-    .env("FIRESHIFT_LOG", "info")
-    .env("NO_COLOR", "1")
-    .env_remove("CLOUD_RUN_TASK_INDEX")
-    .env("JOB_COMPLETION_INDEX", index.to_string())
-    .env("FIRESHIFT_SHARD_COUNT", "4")
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    cmd.spawn().expect("spawn fireshift")
+    let index = index.to_string();
+    let env = [
+        ("JOB_COMPLETION_INDEX", index.as_str()),
+        ("FIRESHIFT_SHARD_COUNT", "4"),
+    ];
+    shard_command(world, &env, extra)
+        .spawn()
+        .expect("spawn fireshift")
 }
 
 #[tokio::test]

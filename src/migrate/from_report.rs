@@ -155,15 +155,7 @@ async fn copy_chunk(
                 {
                     None => done.landed += 1,
                     Some(f) => {
-                        let rejection = crate::mapping::outcome::Rejection {
-                            source_path: item.source_path.clone(),
-                            pattern: crate::path::DocPath::parse(&item.source_path)
-                                .ok()
-                                .map(|p| p.pattern()),
-                            rule: f.rule,
-                            field: None,
-                            reason: format!("server error {}: {}", f.code, f.message),
-                        };
+                        let rejection = f.rejection(&item.source_path);
                         let raw: Option<&FsDocument> =
                             fetched.get(&item.source_path).and_then(Option::as_ref);
                         dead.push(rejection.dead_letter(raw, run_id));

@@ -376,6 +376,12 @@ async fn planned_once<S: Source>(
         match claim::claim(store, &options.job, Step::Plan, options.lease_ttl).await? {
             Claim::Mine(held) => {
                 let planning = async {
+                    // The claim may have come free because its holder just stored the
+                    // plan: planning again would check a target its shard may be
+                    // writing already.
+                    if let Some(job) = store.load_job(&options.job).await? {
+                        return Ok(job);
+                    }
                     let record =
                         plan_job(source, sink, transformer, options, hash, protect).await?;
                     store.create_job(record).await

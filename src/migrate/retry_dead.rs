@@ -115,15 +115,7 @@ pub async fn retry(
                     }
                     Some(f) => {
                         done.still_dead += 1;
-                        let rejection = crate::mapping::outcome::Rejection {
-                            source_path: item.source_path.clone(),
-                            pattern: crate::path::DocPath::parse(&item.source_path)
-                                .ok()
-                                .map(|p| p.pattern()),
-                            rule: f.rule,
-                            field: None,
-                            reason: format!("server error {}: {}", f.code, f.message),
-                        };
+                        let rejection = f.rejection(&item.source_path);
                         let raw = fetched.get(&item.source_path).and_then(Option::as_ref);
                         again.push(rejection.dead_letter(raw, run_id));
                     }

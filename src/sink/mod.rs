@@ -253,6 +253,26 @@ pub struct DocFailure {
     pub rule: &'static str,
 }
 
+impl DocFailure {
+    /// The refusal as a dead-letter reason for the document at `source_path` (a
+    /// failure names the batch item's path; embedded writes name the parent's).
+    pub fn rejection(&self, source_path: &str) -> crate::mapping::outcome::Rejection {
+        crate::mapping::outcome::Rejection {
+            source_path: source_path.to_string(),
+            pattern: crate::path::DocPath::parse(source_path)
+                .ok()
+                .map(|p| p.pattern()),
+            rule: self.rule,
+            field: None,
+            reason: match self.rule {
+                // The embed-limit message already says what happened and how to fix it.
+                "sink" => format!("server error {}: {}", self.code, self.message),
+                _ => self.message.clone(),
+            },
+        }
+    }
+}
+
 /// What happened to a batch.
 #[derive(Debug, Default)]
 pub struct BatchResult {

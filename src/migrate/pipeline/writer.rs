@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use super::{tally, Checkpointer, Outcome, Outgoing, PipelineConfig, Shared};
 use crate::error::{Error, Result};
 use crate::mapping::item::WriteItem;
-use crate::mapping::outcome::Rejection;
 use crate::migrate::checkpoint::SaveCheckpoint;
 use crate::migrate::checkpoint::{Counts, Island};
 use crate::migrate::progress::Progress;
@@ -193,19 +192,7 @@ async fn store_refused<K: Sink>(
     let mut patterns = Vec::new();
     for (item, pattern, failure) in refused {
         tracing::warn!(path = %item.source_path, code = failure.code, "server refused document: {}", failure.message);
-        let rejection = Rejection {
-            source_path: item.source_path.clone(),
-            pattern: crate::path::DocPath::parse(&item.source_path)
-                .ok()
-                .map(|p| p.pattern()),
-            rule: failure.rule,
-            field: None,
-            reason: match failure.rule {
-                // The embed-limit message already says what happened and how to fix it.
-                "sink" => format!("server error {}: {}", failure.code, failure.message),
-                _ => failure.message.clone(),
-            },
-        };
+        let rejection = failure.rejection(&item.source_path);
         batch.push(rejection.dead_letter(None, &config.run_id));
         patterns.push(pattern);
     }
