@@ -536,3 +536,125 @@ async fn plan_says_its_cost_before_reading_and_keeps_to_its_read_budget() {
         "every document and the count are billed: {billed}"
     );
 }
+
+/// `x` to `1 / per`, as the report rounds seconds (per = 1000) and dollars (per = 1e6).
+fn rounded(x: f64, per: f64) -> f64 {
+    (x * per).round() / per
+}
+
+#[tokio::test]
+async fn plan_forecasts_the_wall_time_and_cost_of_a_sharded_migrate_and_verify() {
+    let world = World::new("plan-forecast").await;
+    let d = world.write_demo(20).await as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = plan(
+        &world,
+        dir.path(),
+        &[
+            "--full-scan",
+            "--shards",
+            "4",
+            "--max-writes-per-second",
+            "2000",
+        ],
+    );
+    let said = stdout(&out);
+    let f = &report["forecast"];
+    assert_eq!(
+        report["totals"]["documents"], d,
+        "the plan counted what was written"
+    );
+    assert_eq!(f["documents"], d);
+    assert_eq!(
+        f["inputs"],
+        serde_json::json!({
+            "shards": 4, "docs_per_second_per_shard": 5000.0,
+            "max_reads_per_second": null, "max_writes_per_second": 2000.0,
+            "price_per_100k_reads": 0.06
+        })
+    );
+    // min(4 shards × 5000, W = 2000): the write limit holds the job.
+    let migrate_secs = rounded(d as f64 / 2000.0, 1e3);
+    assert_eq!(f["migrate"]["docs_per_second"], 2000.0);
+    assert_eq!(f["migrate"]["limited_by"], "max-writes-per-second");
+    assert_eq!(f["migrate"]["processes"], 4);
+    assert_eq!(f["migrate"]["seconds"], migrate_secs);
+    // Reads: every document, one ETA count per shard, and at most the split's counts
+    // (4 ranges: max(2, ceil(16 / roots)) slices per root collection) plus ceil(D/1000).
+    let roots = report["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["depth"] == 1)
+        .count() as u64;
+    assert!(roots > 1, "the demo has several root collections");
+    let per_root = 16u64.div_ceil(roots).max(2);
+    let counts = d.div_ceil(1000);
+    let split = roots * (per_root - 1) + 1 + counts;
+    let migrate_reads = d + 4 * counts + split;
+    assert_eq!(f["migrate_reads"]["split_at_most"], split);
+    assert_eq!(f["migrate"]["reads"], migrate_reads);
+    let migrate_cost = rounded(migrate_reads as f64 / 100_000.0 * 0.06, 1e6);
+    assert_eq!(f["migrate"]["cost_usd"], migrate_cost);
+    // verify: one process at the assumed 5000 docs/s, every document once.
+    let verify_secs = rounded(d as f64 / 5000.0, 1e3);
+    assert_eq!(f["verify"]["seconds"], verify_secs);
+    assert_eq!(f["verify"]["reads"], d);
+    let verify_cost = rounded(d as f64 / 100_000.0 * 0.06, 1e6);
+    assert_eq!(f["verify"]["cost_usd"], verify_cost);
+    assert_eq!(f["total"]["reads"], migrate_reads + d);
+    assert_eq!(
+        f["total"]["cost_usd"],
+        rounded((migrate_reads + d) as f64 / 100_000.0 * 0.06, 1e6)
+    );
+    assert_eq!(
+        f["total"]["seconds"],
+        rounded(migrate_secs + verify_secs, 1e3)
+    );
+    // The same figures on stdout and in the Markdown report.
+    for line in [
+        "forecast for --shards 4 --max-writes-per-second 2000 (assuming 5000 docs/s per shard".to_string(),
+        format!(
+            "  migrate: {d} documents at 2000 docs/s (--max-writes-per-second) ≈ {:.1} s; {migrate_reads} reads ≈ ${migrate_cost:.4}",
+            migrate_secs
+        ),
+        format!(
+            "  verify:  {d} documents at 5000 docs/s (one process) ≈ {:.1} s; {d} reads ≈ ${verify_cost:.4}",
+            verify_secs
+        ),
+    ] {
+        assert!(said.contains(&line), "missing `{line}` in:\n{said}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    let row = format!(
+        "| migrate | 4 | 2000 | --max-writes-per-second | {:.1} s ({migrate_secs} s) | {migrate_reads} | {migrate_cost:.4} |",
+        migrate_secs
+    );
+    assert!(
+        md.contains("## Time and cost forecast") && md.contains(&row),
+        "{row}\n{md}"
+    );
+
+    // Bad input is refused before anything is read.
+    for bad in [
+        &["--shards", "0"][..],
+        &["--docs-per-second-per-shard", "0"][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = world.fireshift(
+            &[
+                "plan",
+                "--project",
+                &world.project,
+                "--out",
+                dir.path().join("m").to_str().unwrap(),
+                "--report",
+                dir.path().join("p").to_str().unwrap(),
+            ],
+            bad,
+        );
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(bad[0]), "{}", stderr(&o));
+        assert!(!dir.path().join("p.json").exists());
+    }
+}

@@ -14,8 +14,11 @@
 //! * `names` the target and file name proposed for each pattern.
 //! * [`skeleton`] pure skeleton mapping files.
 //! * [`report`] the JSON report (a stable schema) and its Markdown rendering.
+//! * [`forecast`] pure: the wall time and read cost of `migrate` (N shards, rate limits)
+//!   and `verify` from the document count and an assumed throughput per shard.
 
 pub mod discover;
+pub mod forecast;
 pub mod infer;
 mod names;
 pub mod query;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::forecast::{self, Forecast};
 use super::infer::{display_path, mapping_path, Segment};
 use super::query::{count_reads, UsageSnapshot};
 use super::suggest::{self, Suggestion, Universe};
@@ -23,6 +24,10 @@ pub struct Report {
     pub elapsed_secs: f64,
     pub totals: Totals,
     pub reads: Reads,
+    /// The wall time and cost of migrate + verify for the shards and rate limits `plan`
+    /// was given ([`Report::with_forecast`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
     pub collections: Vec<CollectionReport>,
     pub conflicts: Vec<ConflictReport>,
     pub warnings: Vec<String>,
@@ -261,10 +266,24 @@ pub fn build(plan: &Plan, generated_at: &str) -> Report {
             plan_full_scan: documents.max(1),
             this_run: plan.usage,
         },
+        forecast: None,
         collections,
         conflicts,
         warnings: plan.warnings.clone(),
         limitations,
+    }
+}
+
+impl Report {
+    /// Adds the forecast of migrate + verify over this report's documents.
+    pub fn with_forecast(mut self, assumptions: &forecast::Assumptions) -> Self {
+        let roots = self.collections.iter().filter(|c| c.depth == 1).count();
+        self.forecast = Some(forecast::forecast(
+            assumptions,
+            self.totals.documents,
+            roots,
+        ));
+        self
     }
 }
 
@@ -407,6 +426,9 @@ pub fn markdown(r: &Report) -> String {
         r.reads.total,
         r.reads.plan_full_scan
     );
+    if let Some(f) = &r.forecast {
+        s.push_str(&forecast::markdown(f));
+    }
     let _ = writeln!(s, "## Fields\n");
     for c in &r.collections {
         let _ = writeln!(

@@ -57,6 +57,23 @@ pub fn group_slices(counts: &[u64], n: usize) -> Vec<usize> {
     cuts
 }
 
+/// Slices per root collection for a split into `n` ranges: enough for the greedy
+/// grouping to balance, bounded so the count queries stay few.
+pub fn slices_per_root(n: usize, roots: usize) -> usize {
+    (4 * n).div_ceil(roots.max(1)).clamp(2, BASE62.len())
+}
+
+/// The aggregation counts a split into `n` ranges of a database with `roots` root
+/// collections runs (one per slice; none for `n ≤ 1`). `plan` prices a sharded job
+/// with it.
+pub fn split_count_queries(n: usize, roots: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    // Each root adds `per_root - 1` boundaries; the slices lie between them.
+    roots * (slices_per_root(n, roots) - 1) + 1
+}
+
 /// Splits the whole database into at most `n` ranges of about equal document counts.
 /// Deterministic for a given data set; stored in the job record, so it is computed once.
 pub async fn split(source: &FirestoreSource, n: usize) -> Result<Vec<KeyRange>> {
@@ -65,9 +82,7 @@ pub async fn split(source: &FirestoreSource, n: usize) -> Result<Vec<KeyRange>> 
     }
     let mut roots = source.root_collections().await?;
     roots.sort();
-    // Enough slices per root for the greedy grouping to balance, bounded so the count
-    // queries stay few.
-    let per_root = (4 * n).div_ceil(roots.len().max(1)).clamp(2, BASE62.len());
+    let per_root = slices_per_root(n, roots.len());
     let mut boundaries = Vec::new();
     for root in &roots {
         boundaries.extend(candidate_boundaries(source.root(), root, per_root));
@@ -146,6 +161,21 @@ mod tests {
         assert!(group_slices(&[0, 0], 3).is_empty());
         assert!(group_slices(&[5, 5], 1).is_empty());
         assert!(group_slices(&[1; 100], 7).len() <= 6);
+    }
+
+    #[test]
+    fn split_count_queries_is_one_per_slice_between_the_boundaries() {
+        assert_eq!(split_count_queries(1, 5), 0);
+        // 1 root, 4 ranges: 16 slices per root, 15 boundaries, 16 slices.
+        assert_eq!(split_count_queries(4, 1), 16);
+        assert_eq!(
+            split_count_queries(4, 1),
+            slices_between(&candidate_boundaries("R", "users", slices_per_root(4, 1))).len()
+        );
+        // 10 roots, 4 ranges: at least 2 slices per root, 1 boundary each.
+        assert_eq!(split_count_queries(4, 10), 11);
+        // Capped at 62 slices per root.
+        assert_eq!(split_count_queries(100, 1), 62);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use fireshift::plan::{discover, report, skeleton};
+use fireshift::plan::{discover, forecast, report, skeleton};
 use fireshift::retry::RetryPolicy;
 use fireshift::source::FirestoreSource;
 
@@ -46,6 +46,22 @@ pub struct PlanArgs {
     /// (check your database location's price).
     #[arg(long, default_value_t = 0.06, value_parser = crate::parse::price)]
     pub price_per_100k_reads: f64,
+    /// Forecast: shard processes the job will run as (`migrate --shard K/N`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub shards: u32,
+    /// Forecast: the job's `migrate --max-reads-per-second` (the whole job's; each
+    /// shard takes 1/N).
+    #[arg(long, value_name = "R", value_parser = crate::parse::rate)]
+    pub max_reads_per_second: Option<f64>,
+    /// Forecast: the job's `migrate --max-writes-per-second` (the whole job's; each
+    /// shard takes 1/N).
+    #[arg(long, value_name = "W", value_parser = crate::parse::rate)]
+    pub max_writes_per_second: Option<f64>,
+    /// Forecast: documents per second one shard process copies (and one verify reads)
+    /// when no limit holds it. An assumption: the default is what scripts/bench measured
+    /// on a small test machine; use your own scripts/bench figure.
+    #[arg(long, value_name = "S", default_value_t = forecast::DEFAULT_DOCS_PER_SECOND_PER_SHARD, value_parser = crate::parse::rate)]
+    pub docs_per_second_per_shard: f64,
     /// Give up on an unreachable service after retrying this long (seconds).
     #[arg(long, default_value_t = 300)]
     pub retry_timeout: u64,
@@ -89,7 +105,13 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     plan.elapsed = started.elapsed();
 
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let report = report::build(&plan, &generated_at);
+    let report = report::build(&plan, &generated_at).with_forecast(&forecast::Assumptions {
+        shards: args.shards,
+        docs_per_second_per_shard: args.docs_per_second_per_shard,
+        max_reads_per_second: args.max_reads_per_second,
+        max_writes_per_second: args.max_writes_per_second,
+        price_per_100k_reads: args.price_per_100k_reads,
+    });
     let files = skeleton::files(&plan, &report, &generated_at);
     skeleton::write(&args.out, &files, planned_dir).context("writing the skeleton mappings")?;
     let md = report::markdown(&report);
@@ -102,6 +124,9 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", json_path.display()))?;
     std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     print!("{}", report::terminal(&report));
+    if let Some(f) = &report.forecast {
+        print!("{}", forecast::terminal(f));
+    }
     println!(
         "{} skeleton mappings in {}; report {} and {}",
         files.len(),
