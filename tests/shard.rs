@@ -92,17 +92,30 @@ async fn indexed_job_and_cloud_run_shards_share_the_job() {
     }
 }
 
-/// Starts `migrate --shard auto` as shard `index` of 4 (Indexed Job environment).
-fn spawn_shard(world: &World, index: usize) -> std::process::Child {
-    spawn_shard_with(world, index, &[])
+/// Starts `migrate --shard auto` as shard `index` of 4 in an Indexed Job's environment.
+fn spawn_shard_with(world: &World, index: usize, extra: &[&str]) -> std::process::Child {
+    spawn_on(world, Engine::Kubernetes, index, extra)
 }
 
-fn spawn_shard_with(world: &World, index: usize, extra: &[&str]) -> std::process::Child {
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Kubernetes,
+    CloudRun,
+}
+
+/// Starts `migrate --shard auto` as task `index` of 4 of `engine`.
+fn spawn_on(world: &World, engine: Engine, index: usize, extra: &[&str]) -> std::process::Child {
     let index = index.to_string();
-    let env = [
-        ("JOB_COMPLETION_INDEX", index.as_str()),
-        ("FIRESHIFT_SHARD_COUNT", "4"),
-    ];
+    let env = match engine {
+        Engine::Kubernetes => [
+            ("JOB_COMPLETION_INDEX", index.as_str()),
+            ("FIRESHIFT_SHARD_COUNT", "4"),
+        ],
+        Engine::CloudRun => [
+            ("CLOUD_RUN_TASK_INDEX", index.as_str()),
+            ("CLOUD_RUN_TASK_COUNT", "4"),
+        ],
+    };
     shard_command(world, &env, extra)
         .spawn()
         .expect("spawn fireshift")
@@ -110,19 +123,27 @@ fn spawn_shard_with(world: &World, index: usize, extra: &[&str]) -> std::process
 
 #[tokio::test]
 async fn four_shards_started_at_once_agree_on_one_plan_and_build_indexes_once() {
-    let world = World::new("shard-at-once").await;
+    for engine in [Engine::Kubernetes, Engine::CloudRun] {
+        four_at_once(engine).await;
+    }
+}
+
+async fn four_at_once(engine: Engine) {
+    let world = World::new(&format!("shard-at-once-{engine:?}").to_lowercase()).await;
     let users = 20;
     world.write_demo(users).await;
-    // All four at the same instant on an empty target: before one process claimed the
-    // planning, each checked the target itself and a late one could find the first
-    // one's documents and refuse.
-    let children: Vec<_> = (0..4).map(|i| spawn_shard(&world, i)).collect();
+    let children: Vec<_> = (0..4).map(|i| spawn_on(&world, engine, i, &[])).collect();
     let outs: Vec<_> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     for (i, out) in outs.iter().enumerate() {
-        assert_eq!(out.status.code(), Some(0), "shard {i}: {}", stderr(out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{engine:?} shard {i}: {}",
+            stderr(out)
+        );
     }
     let said = |what: &str| outs.iter().filter(|o| stderr(o).contains(what)).count();
     assert_eq!(
@@ -158,6 +179,21 @@ async fn four_shards_started_at_once_agree_on_one_plan_and_build_indexes_once() 
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let job = &json["jobs"][0];
     assert_eq!(job["done"], true, "{json}");
+    // And the parity report a reviewer signs off on agrees.
+    let report = tempfile::tempdir().unwrap();
+    let verify = world.fireshift(
+        &[
+            "verify",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--report",
+            report.path().join("verify").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
 }
 
 #[tokio::test]
