@@ -165,6 +165,8 @@ async fn sigterm_and_sigint_stop_gracefully_and_the_rerun_resumes() {
         assert!(json["error"].is_null(), "{json}");
         // The events: a start, progress that only grows, an end carrying the report.
         let events = events(summary.path());
+        // The temporary file's sibling is not removed with it.
+        std::fs::remove_file(events_path(summary.path())).unwrap();
         let kinds: Vec<&str> = events
             .iter()
             .map(|e| e["event"].as_str().unwrap())
@@ -238,4 +240,5 @@ async fn a_second_signal_exits_at_once_when_the_drain_cannot_finish() {
     let out = wait_at_most(child, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
     assert!(stderr(&out).contains("second signal"), "{}", stderr(&out));
+    let _ = std::fs::remove_file(events_path(summary.path()));
 }
