@@ -95,6 +95,10 @@ pub async fn claim(store: &CheckpointStore, job: &str, step: Step, ttl: Duration
             // Released since the insert failed: the next pass inserts.
             continue;
         };
+        // Ours: an insert that timed out here may still have landed.
+        if holder.token == lease.token {
+            return Ok(held(lease));
+        }
         if holder.is_held() {
             return Ok(Claim::Theirs(holder));
         }
