@@ -340,11 +340,8 @@ impl MongoSink {
         };
         // Every write of the copy (documents, checkpoints, leases, claims) is idempotent
         // and retried by fireshift's own loop with a deadline, so the driver's one
-        // automatic retry adds nothing, while its retryable writes tie each write to a
-        // server-side transaction record of the session. Every stall seen on the test
-        // server (a checkpoint save, and each retry of it, never answered) was such a
-        // driver write, never one of the data path's raw commands; turning them off
-        // removes that path. That it was the cause is not proven.
+        // automatic retry adds nothing. (Turning it off was tried against a rare stall of
+        // a checkpoint save on the test server; the stall was seen again without it.)
         options.retry_writes = Some(false);
         // The retry loop below owns the waiting; a short selection timeout per attempt
         // keeps each failure quick to report.
