@@ -126,6 +126,11 @@ pub enum Error {
     /// it lets us list it.
     #[error("the database `{database}` does not exist (it has no collections): is --database right? {existing}")]
     NoSuchDatabase { database: String, existing: String },
+    /// An export that cannot be read as one: a missing or malformed metadata file, a
+    /// damaged or undecodable record. `location` is the file, with `@offset` (the byte
+    /// where the bad record starts) where there is one.
+    #[error("export {location}: {reason}")]
+    Export { location: String, reason: String },
 }
 
 impl Error {
@@ -151,7 +156,8 @@ impl Error {
             | Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }
             | Error::Interrupted
-            | Error::NoSuchDatabase { .. } => false,
+            | Error::NoSuchDatabase { .. }
+            | Error::Export { .. } => false,
         }
     }
 }

@@ -27,9 +27,13 @@ pub struct Retried {
 }
 
 /// Dead letters of the documents under `root` (a job's source) in `collection`.
+/// Counted with them: the records of the source that could not be read at all (an
+/// export's, `--skip-corrupt`), keyed `{root}#{file}@{offset}` (see
+/// [`crate::source::Change::Corrupt`]).
 pub async fn count(sink: &MongoSink, collection: &str, root: &str) -> Result<u64> {
     let dead = sink.database().collection::<Document>(collection);
-    dead.count_documents(under(root))
+    let unreadable = doc! { "_id": { "$gte": format!("{root}#"), "$lt": format!("{root}$") } };
+    dead.count_documents(doc! { "$or": [under(root), unreadable] })
         .await
         .map_err(|e| mongo_err("count dead letters", collection, e))
 }

@@ -93,6 +93,42 @@ impl Rejection {
     }
 }
 
+/// The dead-letter record of a record a source could not read (an export's damaged or
+/// undecodable record, `--skip-corrupt`): keyed by where it is (`file@offset`), so a
+/// rerun replaces it; holds the reason and the record's bytes as read (bounded like a
+/// raw document), so nothing of it is lost and it can be examined.
+pub fn corrupt_record(at: &str, reason: &str, bytes: &[u8], run_id: &str) -> WriteItem {
+    let mut d = mongodb::bson::Document::new();
+    d.insert("_id", at);
+    d.insert("collection", "");
+    d.insert("rule", "corrupt");
+    d.insert("field", Bson::Null);
+    d.insert("reason", reason);
+    let kept = bytes.len().min(MAX_RAW_BYTES);
+    d.insert(
+        "rawRecord",
+        Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: bytes[..kept].to_vec(),
+        },
+    );
+    if kept < bytes.len() {
+        d.insert(
+            "rawNote",
+            format!("rawRecord holds the first {kept} of {} bytes", bytes.len()),
+        );
+    }
+    d.insert("runId", run_id);
+    d.insert("at", DateTime::now());
+    WriteItem {
+        source_path: at.to_string(),
+        id: Bson::String(at.to_string()),
+        doc: RawDocumentBuf::from_document(&d).expect("dead letter encodes"),
+        literal: false,
+        kind: WriteKind::Replace,
+    }
+}
+
 /// The typed form as an embedded document, or as JSON text when its keys cannot be
 /// BSON keys (see [`typed_json`]).
 fn typed(doc: mongodb::bson::Document) -> Bson {

@@ -6,7 +6,10 @@
 //! * [`query`] the Firestore query source: one kindless, all-descendants `RunQuery` in
 //!   `__name__` order, paged and resumed from a `__name__` cursor.
 //! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
+//! * [`export`] the export source: the files of a managed export (local or `gs://`),
+//!   one range per output file, resumed from a record offset.
 
+pub mod export;
 pub mod query;
 pub mod ranges;
 
@@ -36,6 +39,17 @@ pub enum Change {
     },
     /// A document deleted at `time`.
     Delete { name: String, time: Timestamp },
+    /// A record the source could not read (an export file's damaged or undecodable
+    /// record, yielded only when the operator chose to skip them): dead-lettered with
+    /// where it is and why, never dropped silently.
+    Corrupt {
+        /// `{root}#{file}@{offset}`: the source, the file and the byte where the
+        /// record starts (the dead letter's key, counted with the source's).
+        at: String,
+        reason: String,
+        /// The record's bytes as far as they could be read.
+        bytes: Vec<u8>,
+    },
 }
 
 impl Change {
@@ -46,10 +60,12 @@ impl Change {
     }
 
     /// The full document name the change is about.
+    /// (For a corrupt record: where it is.)
     pub fn name(&self) -> &str {
         match self {
             Change::Upsert { doc, .. } => &doc.name,
             Change::Delete { name, .. } => name,
+            Change::Corrupt { at, .. } => at,
         }
     }
 }
@@ -61,6 +77,10 @@ impl Change {
 pub enum Position {
     /// After this document name (`__name__` order): the query source.
     After { name: String },
+    /// After the record that ends at byte `end` of `file` (an export's output file,
+    /// relative to the export); `name` is that record's document (or `file@offset` for
+    /// a corrupt record), for messages and for the islands of a resume.
+    Record { file: String, end: u64, name: String },
 }
 
 impl Position {
@@ -72,7 +92,7 @@ impl Position {
     /// before positions existed hold only this name (their `cursor` field).
     pub fn name(&self) -> &str {
         match self {
-            Position::After { name } => name,
+            Position::After { name } | Position::Record { name, .. } => name,
         }
     }
 }
@@ -82,6 +102,9 @@ impl Position {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Range {
+    /// One output file of an export (relative to the export's folder), whole. First:
+    /// an untagged `Keys` would match any object, its fields being optional.
+    File { file: String },
     /// Document names from `start_at` (inclusive; `None`: the beginning) to `end_before`
     /// (exclusive; `None`: the end). The shape job records had before ranges had kinds.
     Keys {

@@ -372,10 +372,21 @@ impl super::Source for FirestoreSource {
         after: Option<super::Position>,
         capacity: usize,
     ) -> mpsc::Receiver<Result<(super::Change, super::Position)>> {
-        let super::Range::Keys {
-            start_at,
-            end_before,
-        } = range;
+        let (start_at, end_before) = match range {
+            super::Range::Keys {
+                start_at,
+                end_before,
+            } => (start_at, end_before),
+            super::Range::File { file } => {
+                // A job planned over an export, run against a live database: the job
+                // binds its source, so this is a bug, not an operator's mistake.
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(Err(crate::error::Error::Internal(format!(
+                    "the query source was given an export file range ({file})"
+                ))));
+                return rx;
+            }
+        };
         let keys = KeyRange {
             start_at: start_at.clone(),
             start_after: after.map(|p| p.name().to_string()),

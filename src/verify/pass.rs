@@ -113,6 +113,11 @@ impl<S: Source> Verifier<S> {
                                         "verify was given a delete ({name}); it compares snapshots"
                                     )))
                                 }
+                                // Nothing to compare a record with that cannot be read:
+                                // parity cannot be claimed, so verify stops and says where.
+                                Change::Corrupt { at, reason, .. } => {
+                                    return Err(Error::Export { location: at, reason })
+                                }
                             };
                             for g in self.take(doc, position, &mut window, &mut groups)? {
                                 queue.push(into_chunk(g, &cfg.dead_letter_collection));

@@ -166,8 +166,41 @@ pub(super) async fn batch_documents(
         };
         let Some(change) = change else { break };
         let (change, position) = change?;
-        let (doc, update_time) = match change {
-            Change::Upsert { doc, update_time } => (doc, update_time),
+        let (name, collection, pattern, item) = match change {
+            Change::Upsert { doc, update_time } => {
+                let applied = transformer.apply(&doc).and_then(|t| {
+                    crate::sink::guard::stamp_transformed_at(
+                        t,
+                        update_time.as_ref(),
+                        guard.as_deref(),
+                    )
+                });
+                match applied {
+                    Ok(t) => {
+                        let pattern = t.pattern.to_string();
+                        progress.see(&pattern, &t.collection);
+                        (doc.name, t.collection, pattern, t.item)
+                    }
+                    Err(rejection) => {
+                        let pattern = pattern_name(&rejection);
+                        progress.see(&pattern, "");
+                        tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dead letter: {}", rejection.reason);
+                        let item = rejection.dead_letter(Some(&doc), &config.run_id);
+                        let dead = config.dead_letter_collection.clone();
+                        (doc.name, dead, pattern, item)
+                    }
+                }
+            }
+            // A record the source could not read, which the operator chose to skip
+            // (`--skip-corrupt`): a dead letter saying where it is and why.
+            Change::Corrupt { at, reason, bytes } => {
+                progress.see(CORRUPT_PATTERN, "");
+                tracing::warn!(record = %at, "dead letter: unreadable record: {reason}");
+                let item =
+                    crate::sink::dead_letter::corrupt_record(&at, &reason, &bytes, &config.run_id);
+                let dead = config.dead_letter_collection.clone();
+                (at, dead, CORRUPT_PATTERN.to_string(), item)
+            }
             // Only a follower yields deletes; the copy reads a snapshot, whose sources
             // (a query, an export) report none.
             Change::Delete { name, .. } => {
@@ -176,26 +209,9 @@ pub(super) async fn batch_documents(
                 )))
             }
         };
-        let applied = transformer.apply(&doc).and_then(|t| {
-            crate::sink::guard::stamp_transformed_at(t, update_time.as_ref(), guard.as_deref())
-        });
-        let (collection, pattern, item) = match applied {
-            Ok(t) => {
-                let pattern = t.pattern.to_string();
-                progress.see(&pattern, &t.collection);
-                (t.collection, pattern, t.item)
-            }
-            Err(rejection) => {
-                let pattern = pattern_name(&rejection);
-                progress.see(&pattern, "");
-                tracing::warn!(path = %rejection.source_path, rule = rejection.rule, "dead letter: {}", rejection.reason);
-                let item = rejection.dead_letter(Some(&doc), &config.run_id);
-                (config.dead_letter_collection.clone(), pattern, item)
-            }
-        };
         let seq = shared.window.lock().unwrap().register(position);
         let held = HeldDoc {
-            name: doc.name,
+            name,
             collection,
             pattern,
             item,
@@ -227,6 +243,9 @@ pub(super) async fn batch_documents(
     }
     batches.finish().await
 }
+
+/// The progress line of records a source could not read (`--skip-corrupt`).
+const CORRUPT_PATTERN: &str = "(unreadable records)";
 
 fn pattern_name(r: &Rejection) -> String {
     r.pattern
