@@ -28,6 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use gcloud_sdk::google::firestore::v1::Document;
 use gcloud_sdk::tonic::Code;
 
 use super::infer::PatternStats;
@@ -36,7 +37,8 @@ use super::{CountMethod, Discovery, PatternPlan, Plan};
 use crate::error::{Error, Result};
 use crate::path::{CollectionPattern, DocPath};
 use crate::source::{collection_query, kindless_query};
-use crate::source::{FirestoreSource, KeyRange};
+use crate::source::export::ExportSource;
+use crate::source::{Change, FirestoreSource, KeyRange, Source};
 
 /// Firestore calls in flight at once during discovery.
 const CONCURRENCY: usize = 16;
@@ -509,21 +511,55 @@ pub async fn full_scan(
         }
     }
     let mut rx = source.stream(KeyRange::default(), 1024);
-    let mut read = 0u64;
-    let mut untracked = 0u64;
+    let mut tally = Tally::new(patterns, sample);
     while let Some(doc) = rx.recv().await {
-        let doc = doc?;
-        read += 1;
+        tally.add(&doc?);
+    }
+    let read = tally.read;
+    tally.finish(&mut plan);
+    reader.usage.queries.fetch_add(1, Ordering::Relaxed);
+    reader
+        .usage
+        .documents_read
+        .fetch_add(read, Ordering::Relaxed);
+    reader
+        .usage
+        .billed_reads
+        .fetch_add(query_reads(read), Ordering::Relaxed);
+    plan.usage = reader.usage.snapshot();
+    Ok(plan)
+}
+
+/// A full scan's count per pattern, with the first `sample` documents of each.
+struct Tally {
+    patterns: BTreeMap<CollectionPattern, PatternPlan>,
+    sample: usize,
+    read: u64,
+    untracked: u64,
+}
+
+impl Tally {
+    fn new(patterns: BTreeMap<CollectionPattern, PatternPlan>, sample: usize) -> Self {
+        Self {
+            patterns,
+            sample,
+            read: 0,
+            untracked: 0,
+        }
+    }
+
+    fn add(&mut self, doc: &Document) {
+        self.read += 1;
         let Ok(path) = DocPath::parse(&doc.name) else {
-            continue;
+            return;
         };
         let pattern = path.pattern();
-        if !patterns.contains_key(&pattern) {
-            if patterns.len() >= MAX_PATTERNS {
-                untracked += 1;
-                continue;
+        if !self.patterns.contains_key(&pattern) {
+            if self.patterns.len() >= MAX_PATTERNS {
+                self.untracked += 1;
+                return;
             }
-            patterns.insert(
+            self.patterns.insert(
                 pattern.clone(),
                 PatternPlan {
                     pattern: pattern.clone(),
@@ -534,31 +570,66 @@ pub async fn full_scan(
                 },
             );
         }
-        let pp = patterns.get_mut(&pattern).expect("inserted");
+        let pp = self.patterns.get_mut(&pattern).expect("inserted");
         pp.documents += 1;
-        if (pp.stats.sampled as usize) < sample {
-            pp.stats.add(&doc);
+        if (pp.stats.sampled as usize) < self.sample {
+            pp.stats.add(doc);
         }
-        if read.is_multiple_of(100_000) {
-            tracing::info!(read, patterns = patterns.len(), "full scan");
+        if self.read.is_multiple_of(100_000) {
+            tracing::info!(read = self.read, patterns = self.patterns.len(), "full scan");
         }
     }
-    if untracked > 0 {
+
+    fn finish(self, plan: &mut Plan) {
+        if self.untracked > 0 {
+            plan.warnings.push(format!(
+                "more than {MAX_PATTERNS} collection patterns: {} documents of further patterns were counted but not attributed",
+                self.untracked
+            ));
+        }
+        plan.patterns = self.patterns;
+    }
+}
+
+/// The plan of an export: every record read once (no Firestore read, nothing billed),
+/// counted per pattern, the first `sample` documents of each pattern analysed. Exact
+/// like a full scan; in the export's file order, so the sample is the first documents
+/// met, not the first by name.
+pub async fn export_scan(source: &ExportSource, sample: usize) -> Result<Plan> {
+    let root = source.root().to_string();
+    let mut parts = root.split('/');
+    let mut plan = Plan {
+        project: parts.nth(1).unwrap_or_default().to_string(),
+        database_id: parts.nth(1).unwrap_or_default().to_string(),
+        endpoint: source.endpoint().to_string(),
+        sample,
+        full_scan: true,
+        patterns: BTreeMap::new(),
+        usage: Default::default(),
+        warnings: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let mut tally = Tally::new(BTreeMap::new(), sample);
+    let mut unreadable = 0u64;
+    for range in source.split(1).await? {
+        let mut rx = source.stream(&range, None, 1024);
+        while let Some(item) = rx.recv().await {
+            match item?.0 {
+                Change::Upsert { doc, .. } => tally.add(&doc),
+                Change::Corrupt { at, reason, .. } => {
+                    unreadable += 1;
+                    tracing::warn!(record = %at, "unreadable record: {reason}");
+                }
+                Change::Delete { .. } => {}
+            }
+        }
+    }
+    tally.finish(&mut plan);
+    if unreadable > 0 {
         plan.warnings.push(format!(
-            "more than {MAX_PATTERNS} collection patterns: {untracked} documents of further patterns were counted but not attributed"
+            "{unreadable} records of the export could not be read (--skip-corrupt): not counted"
         ));
     }
-    reader.usage.queries.fetch_add(1, Ordering::Relaxed);
-    reader
-        .usage
-        .documents_read
-        .fetch_add(read, Ordering::Relaxed);
-    reader
-        .usage
-        .billed_reads
-        .fetch_add(query_reads(read), Ordering::Relaxed);
-    plan.patterns = patterns;
-    plan.usage = reader.usage.snapshot();
     Ok(plan)
 }
 

@@ -57,6 +57,10 @@ pub struct RunRecord {
     pub project: String,
     pub firestore_database: String,
     pub database: String,
+    /// The export compared (its path as given), for a `--from-export` run: a live run
+    /// and an export run never resume each other (their positions differ in kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
     pub sample: f64,
     /// The transform's fingerprint: a resume with other rules is refused.
     pub transform: String,
@@ -230,12 +234,15 @@ impl Store {
         project: &str,
         firestore_database: &str,
         database: &str,
+        export: Option<&str>,
     ) -> Result<Option<RunRecord>> {
+        // `null` also matches records without the field (live runs, older records).
         db.collection::<RunRecord>(RUNS_COLLECTION)
             .find_one(doc! {
                 "project": project,
                 "firestore_database": firestore_database,
                 "database": database,
+                "export": export,
                 "state": {"$ne": "done"},
             })
             .sort(doc! {"started_at": -1})

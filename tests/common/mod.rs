@@ -191,40 +191,50 @@ impl World {
 
     /// Every document of a collection as raw BSON, keyed by `_id` rendered as a string.
     pub async fn raw_docs(&self, collection: &str) -> BTreeMap<String, RawDocumentBuf> {
-        use futures::TryStreamExt;
-        let coll = self.db.collection::<RawDocumentBuf>(collection);
-        let docs: Vec<RawDocumentBuf> = coll
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        docs.into_iter()
-            .map(|d| {
-                let id = d.get("_id").unwrap().map(|v| v.to_raw_bson());
-                let key = match id {
-                    Some(mongodb::bson::RawBson::String(s)) => s,
-                    other => format!("{other:?}"),
-                };
-                (key, d)
-            })
-            .collect()
+        raw_docs(&self.db, collection).await
     }
 
     /// All data collections with their raw documents (a snapshot for before/after checks).
     pub async fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
-        let mut out = BTreeMap::new();
-        for name in self.db.list_collection_names().await.unwrap() {
-            // fireshift's own bookkeeping (checkpoints, dead letters) is not data.
-            if name.starts_with("_fireshift") {
-                continue;
-            }
-            let docs = self.raw_docs(&name).await;
-            out.insert(name, docs);
-        }
-        out
+        snapshot(&self.db).await
     }
+}
+
+/// Every document of `collection` of `db` as raw BSON, keyed by `_id` rendered as a
+/// string.
+pub async fn raw_docs(db: &Database, collection: &str) -> BTreeMap<String, RawDocumentBuf> {
+    use futures::TryStreamExt;
+    let docs: Vec<RawDocumentBuf> = db
+        .collection::<RawDocumentBuf>(collection)
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    docs.into_iter()
+        .map(|d| {
+            let id = d.get("_id").unwrap().map(|v| v.to_raw_bson());
+            let key = match id {
+                Some(mongodb::bson::RawBson::String(s)) => s,
+                other => format!("{other:?}"),
+            };
+            (key, d)
+        })
+        .collect()
+}
+
+/// All data collections of `db` with their raw documents: fireshift's own bookkeeping
+/// (checkpoints, dead letters) is not data.
+pub async fn snapshot(db: &Database) -> BTreeMap<String, BTreeMap<String, RawDocumentBuf>> {
+    let mut out = BTreeMap::new();
+    for name in db.list_collection_names().await.unwrap() {
+        if name.starts_with("_fireshift") {
+            continue;
+        }
+        out.insert(name.clone(), raw_docs(db, &name).await);
+    }
+    out
 }
 
 pub fn fields(pairs: Vec<(&str, Value)>) -> HashMap<String, Value> {

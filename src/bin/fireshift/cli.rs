@@ -104,9 +104,10 @@ impl MongoTarget {
 /// The Firestore side of a command: which database, and where and how to reach it.
 #[derive(Debug, Args)]
 pub struct FirestoreArgs {
-    /// Google Cloud project that owns the Firestore database.
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
-    pub project: String,
+    /// Google Cloud project that owns the Firestore database (with --from-export: taken
+    /// from the export; given, it must match).
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT", required_unless_present = "from_export")]
+    pub project: Option<String>,
     /// Firestore database id.
     #[arg(long, visible_alias = "database-id", default_value = "(default)")]
     pub firestore_database: String,
@@ -122,6 +123,12 @@ pub struct FirestoreArgs {
 }
 
 impl FirestoreArgs {
+    /// The project (clap requires it unless the source is an export, which names its
+    /// own: empty until then).
+    pub fn project(&self) -> &str {
+        self.project.as_deref().unwrap_or_default()
+    }
+
     /// The source configuration these flags describe, with `retry`.
     pub fn source_config(&self, retry: RetryPolicy) -> SourceConfig {
         self.source_config_with(retry, fireshift::firestore::DEFAULT_ANSWER_TIMEOUT)
@@ -129,7 +136,7 @@ impl FirestoreArgs {
 
     /// [`Self::source_config`] waiting at most `answer_timeout` for each answer.
     pub fn source_config_with(&self, retry: RetryPolicy, answer_timeout: Duration) -> SourceConfig {
-        let mut config = SourceConfig::new(&self.project);
+        let mut config = SourceConfig::new(self.project());
         config.database_id = self.firestore_database.clone();
         config.retry = retry;
         config.answer_timeout = answer_timeout;
@@ -141,11 +148,57 @@ impl FirestoreArgs {
     }
 }
 
+/// An export instead of the live database (docs/export.md).
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Read a managed export (`gcloud firestore export`) instead of the live database:
+    /// a local folder, its `….overall_export_metadata` file, or gs://bucket/prefix
+    /// (Application Default Credentials; STORAGE_EMULATOR_HOST selects an emulator).
+    /// No Firestore read is made; the project and database come from the export.
+    #[arg(long, value_name = "PATH")]
+    pub from_export: Option<String>,
+    /// A damaged or undecodable export record is dead-lettered with its file and byte
+    /// offset, and the run goes on (exit 3); without it the run stops there (exit 1),
+    /// checkpoints intact.
+    #[arg(long, requires = "from_export")]
+    pub skip_corrupt: bool,
+    /// An export holds no create or update time per document: a mapping that maps them
+    /// into fields ([metadata]) is refused unless this says what they become: `omit`
+    /// leaves the fields out, `snapshot` fills both with the export's snapshot time.
+    #[arg(long, value_enum, requires = "from_export", value_name = "omit|snapshot")]
+    pub export_times: Option<ExportTimesArg>,
+}
+
+/// `--export-times`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportTimesArg {
+    Omit,
+    Snapshot,
+}
+
+impl ExportArgs {
+    /// How to read the export, with `retry` for its storage.
+    pub fn options(&self, retry: RetryPolicy) -> fireshift::source::export::ExportOptions {
+        use fireshift::source::export::ExportTimes;
+        fireshift::source::export::ExportOptions {
+            skip_corrupt: self.skip_corrupt,
+            times: match self.export_times {
+                None => ExportTimes::Refuse,
+                Some(ExportTimesArg::Omit) => ExportTimes::Omit,
+                Some(ExportTimesArg::Snapshot) => ExportTimes::Snapshot,
+            },
+            retry,
+        }
+    }
+}
+
 /// Where to read and where to write.
 #[derive(Debug, Args)]
 pub struct Endpoints {
     #[command(flatten)]
     pub firestore: FirestoreArgs,
+    #[command(flatten)]
+    pub export: ExportArgs,
     #[command(flatten)]
     pub mongo: MongoTarget,
     /// Give up on an unreachable service after retrying this long (seconds).

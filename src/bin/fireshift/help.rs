@@ -15,7 +15,10 @@ pub fn migrate() -> String {
   fireshift migrate --project my-project --mongodb-uri \"$MONGODB_URI\" --database app \\
       --mappings mappings/myapp --summary-json summary.json
   # read and convert only: what would be dead-lettered, nothing written
-  fireshift migrate --project my-project --database app --mappings mappings/myapp --dry-run",
+  fireshift migrate --project my-project --database app --mappings mappings/myapp --dry-run
+  # from a managed export instead of the live database (docs/export.md)
+  fireshift migrate --from-export gs://my-bucket/exports/2026-12-01 --database app \\
+      --mappings mappings/myapp --export-times omit --parallel 8",
     )
 }
 
@@ -31,7 +34,9 @@ pub fn verify() -> String {
         "  # full parity check with the mappings the job used; writes parity.json and parity.html
   fireshift verify --project my-project --database app --mappings mappings/myapp --report parity
   # a 1% sample first
-  fireshift verify --project my-project --database app --mappings mappings/myapp --report parity --sample 0.01",
+  fireshift verify --project my-project --database app --mappings mappings/myapp --report parity --sample 0.01
+  # against the export a job copied
+  fireshift verify --from-export gs://my-bucket/exports/2026-12-01 --database app --mappings mappings/myapp --report parity",
     )
 }
 
@@ -48,6 +53,8 @@ pub fn indexes() -> String {
 pub fn plan() -> String {
     with_examples(
         "  # skeleton mappings in mappings/myapp, report plan/myapp.md and plan/myapp.json
-  fireshift plan --project my-project --out mappings/myapp --report plan/myapp",
+  fireshift plan --project my-project --out mappings/myapp --report plan/myapp
+  # from an export: every record read once, exact counts, no Firestore read
+  fireshift plan --from-export ./exports/2026-12-01 --out mappings/myapp --report plan/myapp",
     )
 }

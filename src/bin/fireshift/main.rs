@@ -17,6 +17,7 @@ mod parse;
 mod plan;
 mod progress;
 mod signals;
+mod source;
 mod status;
 mod verify;
 

@@ -16,6 +16,10 @@ use crate::exit::ExitCode;
 pub struct PlanArgs {
     #[command(flatten)]
     pub firestore: crate::cli::FirestoreArgs,
+    /// Plan from an export instead (every record read once, exact counts, no Firestore
+    /// read): a local folder or gs://bucket/prefix, see `migrate --from-export`.
+    #[arg(long, value_name = "PATH")]
+    pub from_export: Option<String>,
     /// Documents sampled per collection pattern (type inference, suggestions, discovery
     /// of subcollections).
     #[arg(long, default_value_t = 200, value_parser = crate::parse::sample)]
@@ -72,10 +76,14 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // Refuse to clobber an operator's edited mappings before reading anything.
     let planned_dir = skeleton::check_out_dir(&args.out, args.overwrite)?;
-    let config = args.firestore.source_config(RetryPolicy {
+    let retry = RetryPolicy {
         deadline: Duration::from_secs(args.retry_timeout),
         ..RetryPolicy::default()
-    });
+    };
+    if let Some(path) = &args.from_export {
+        return from_export(&args, path, retry, planned_dir, started).await;
+    }
+    let config = args.firestore.source_config(retry);
     let source = FirestoreSource::connect(config)
         .await
         .context("connecting to Firestore")?;
@@ -100,10 +108,49 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             source.endpoint()
         );
     }
-    plan.project = args.firestore.project.clone();
+    plan.project = args.firestore.project().to_string();
     plan.database_id = args.firestore.firestore_database.clone();
     plan.elapsed = started.elapsed();
+    write_plan(&args, plan, planned_dir)
+}
 
+/// `plan --from-export`: the export read once, whole.
+async fn from_export(
+    args: &PlanArgs,
+    path: &str,
+    retry: RetryPolicy,
+    planned_dir: Vec<PathBuf>,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let options = fireshift::source::export::ExportOptions {
+        retry,
+        ..Default::default()
+    };
+    let source = fireshift::source::export::ExportSource::open(path, options)
+        .await
+        .with_context(|| format!("opening the export {path}"))?;
+    println!(
+        "plan: reading the export {path} whole ({} files, {} bytes, snapshot {}); no Firestore read",
+        source.files().len(),
+        source.bytes(),
+        crate::source::rfc3339(&source.snapshot())
+    );
+    let mut plan = fireshift::plan::discover::export_scan(&source, args.sample)
+        .await
+        .with_context(|| format!("reading the export {path}"))?;
+    if plan.patterns.is_empty() {
+        anyhow::bail!("the export {path} holds no document: nothing was written");
+    }
+    plan.elapsed = started.elapsed();
+    write_plan(args, plan, planned_dir)
+}
+
+/// The report, the skeleton mappings and the terminal summary of `plan`.
+fn write_plan(
+    args: &PlanArgs,
+    plan: fireshift::plan::Plan,
+    planned_dir: Vec<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let report = report::build(&plan, &generated_at).with_forecast(&forecast::Assumptions {
         shards: args.shards,

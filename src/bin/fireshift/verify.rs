@@ -20,7 +20,7 @@ use crate::parse;
 use fireshift::mapping::transform::Transformer;
 use fireshift::retry::RetryPolicy;
 use fireshift::sink::SinkConfig;
-use fireshift::source::FirestoreSource;
+use fireshift::source::Source;
 use fireshift::verify::report::{self, ReportHead, ReportWriter};
 use fireshift::verify::store::{RunRecord, RunState, Store, RUN_RECORD_VERSION};
 use fireshift::verify::{CollectionCounts, PassEnd, Progress, Recheck, Verifier, VerifyConfig};
@@ -124,9 +124,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let mut source_config = ep.source_config();
     source_config.page_size = args.page_size;
-    let source = FirestoreSource::connect(source_config)
-        .await
-        .context("connecting to Firestore")?;
+    let source = crate::source::AnySource::open(ep, source_config, &transformer).await?;
     // The sink's connect: same options, same ping with retries, same redaction.
     let target = ep.mongo.connect(SinkConfig::default()).await?;
     let outcome = run_on(
@@ -149,7 +147,7 @@ async fn run_on(
     args: &VerifyArgs,
     config: VerifyConfig,
     transformer: Transformer,
-    source: FirestoreSource,
+    source: crate::source::AnySource,
     target: &fireshift::sink::MongoSink,
     state_database: &str,
     started: Instant,
@@ -167,7 +165,9 @@ async fn run_on(
     }
     let ttl = report::hints::ttl_indexes(transformer.mappings());
 
-    let mut run = open_run(args, &state, &uri, &transformer, args.sample).await?;
+    let ids = source.ids();
+    let export = source.export_path(ep).map(str::to_string);
+    let mut run = open_run(args, &state, &uri, &transformer, &ids, export).await?;
     run.invocations += 1;
     let store = Store::new(state, db.clone(), uri.clone(), run.id.clone(), config.retry)?;
     store.save_run(&mut run).await?;
@@ -264,8 +264,8 @@ async fn run_on(
             phase_secs: phases,
         },
         source: report::SourceInfo {
-            project: ep.firestore.project.clone(),
-            firestore_database: ep.firestore.firestore_database.clone(),
+            project: ids.0.clone(),
+            firestore_database: ids.1.clone(),
             endpoint: verifier.source().endpoint().to_string(),
         },
         target: report::TargetInfo {
@@ -363,7 +363,7 @@ async fn write_lists(
 async fn mappings_warnings(
     args: &VerifyArgs,
     db: &mongodb::Database,
-    source: &FirestoreSource,
+    source: &crate::source::AnySource,
     transformer: &Transformer,
     retry: RetryPolicy,
 ) -> anyhow::Result<Vec<String>> {
@@ -507,13 +507,16 @@ async fn open_run(
     db: &mongodb::Database,
     uri: &str,
     transformer: &Transformer,
-    sample: f64,
+    (project, firestore_database): &(String, String),
+    export: Option<String>,
 ) -> anyhow::Result<RunRecord> {
     let ep = &args.endpoints;
+    let sample = args.sample;
     let fingerprint = transformer.fingerprint();
     let matches = |r: &RunRecord| {
-        r.project == ep.firestore.project
-            && r.firestore_database == ep.firestore.firestore_database
+        r.project == *project
+            && r.firestore_database == *firestore_database
+            && r.export == export
             && r.database == ep.mongo.database
     };
     if let Some(id) = &args.resume {
@@ -538,9 +541,10 @@ async fn open_run(
         if let Some(r) = Store::latest_unfinished(
             db,
             uri,
-            &ep.firestore.project,
-            &ep.firestore.firestore_database,
+            project,
+            firestore_database,
             &ep.mongo.database,
+            export.as_deref(),
         )
         .await?
         {
@@ -559,8 +563,9 @@ async fn open_run(
     Ok(RunRecord {
         id: format!("verify-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")),
         version: RUN_RECORD_VERSION,
-        project: ep.firestore.project.clone(),
-        firestore_database: ep.firestore.firestore_database.clone(),
+        project: project.clone(),
+        firestore_database: firestore_database.clone(),
+        export: export.clone(),
         database: ep.mongo.database.clone(),
         sample,
         transform: fingerprint,

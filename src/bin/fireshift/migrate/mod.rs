@@ -18,7 +18,7 @@ use fireshift::migrate::progress::Progress;
 use fireshift::migrate::retry_dead;
 use fireshift::migrate::target::Existing;
 use fireshift::sink::{MongoSink, SinkConfig};
-use fireshift::source::FirestoreSource;
+use fireshift::source::{FirestoreSource, Source};
 use fireshift::throttle::Throttle;
 
 use crate::cli::Endpoints;
@@ -26,6 +26,7 @@ use crate::exit::ExitCode;
 use crate::parse;
 use crate::progress::events::Events;
 use crate::progress::Display;
+use crate::source::AnySource;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -60,7 +61,7 @@ pub struct MigrateArgs {
     /// Once every range is copied, read the job's dead-lettered documents again from
     /// the source and write them with the current mappings; the ones that land (or
     /// that were deleted from the source since) leave the dead-letter collection.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_export")]
     pub retry_dead_letters: bool,
     /// Read and transform, write nothing; report what would be written.
     #[arg(long)]
@@ -147,7 +148,7 @@ pub struct MigrateArgs {
     pub lease_seconds: u64,
     /// Instead of the job, re-copy just the documents this verify report (PREFIX.json)
     /// lists as missing or differing; extras are left (docs/verify-report.md).
-    #[arg(long, value_name = "PREFIX.json", conflicts_with_all = ["restart", "drop_target", "retry_dead_letters", "dry_run"])]
+    #[arg(long, value_name = "PREFIX.json", conflicts_with_all = ["restart", "drop_target", "retry_dead_letters", "dry_run", "from_export"])]
     pub only_from_report: Option<PathBuf>,
 }
 
@@ -195,9 +196,8 @@ async fn connect_and_copy(
     sink_config.validate()?;
     let mut source_config = ep.source_config();
     source_config.page_size = args.page_size;
-    let source = FirestoreSource::connect(source_config)
-        .await
-        .context("connecting to Firestore")?;
+    let source = AnySource::open(ep, source_config, &transformer).await?;
+    (facts.project, facts.firestore_database) = source.ids();
     let sink = ep.mongo.connect(sink_config).await?;
     let outcome = migrate_on(args, &transformer, &source, &sink, progress, events, facts).await;
     sink.shutdown().await;
@@ -208,7 +208,7 @@ async fn connect_and_copy(
 async fn migrate_on(
     args: &MigrateArgs,
     transformer: &fireshift::mapping::transform::Transformer,
-    source: &FirestoreSource,
+    source: &AnySource,
     sink: &MongoSink,
     progress: &Progress,
     events: &Events,
@@ -220,8 +220,8 @@ async fn migrate_on(
         dry_run = args.dry_run, "migrating"
     );
 
-    if let Some(report) = &args.only_from_report {
-        return from_report(args, report, transformer, source, sink, &facts.run_id).await;
+    if let (Some(report), AnySource::Live(live)) = (&args.only_from_report, source) {
+        return from_report(args, report, transformer, live, sink, &facts.run_id).await;
     }
     if let Some(from) = &args.shard.from {
         let s = args.shard.shard;
@@ -353,9 +353,9 @@ async fn migrate_on(
     // retry cleared no longer count.
     let mut job_dead = 0;
     if outcome.all_done {
-        if args.retry_dead_letters {
+        if let (true, AnySource::Live(live)) = (args.retry_dead_letters, source) {
             let r = retry_dead::retry(
-                source,
+                live,
                 sink,
                 transformer,
                 &args.dead_letter_collection,

@@ -77,12 +77,17 @@ impl Facts {
             job: args
                 .job
                 .clone()
-                .unwrap_or_else(|| format!("migrate:{}/{}", fs.project, fs.firestore_database)),
+                .unwrap_or_else(|| match &args.endpoints.export.from_export {
+                    // An export job is its own: its ranges are files, not key ranges.
+                    Some(path) => format!("export:{}", path.trim_end_matches('/')),
+                    None => format!("migrate:{}/{}", fs.project(), fs.firestore_database),
+                }),
             run_id: format!(
                 "migrate-{}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
             ),
-            project: fs.project.clone(),
+            // An export's are known once it is open.
+            project: fs.project().to_string(),
             firestore_database: fs.firestore_database.clone(),
             database: args.endpoints.mongo.database.clone(),
             dry_run: args.dry_run,

@@ -1,0 +1,472 @@
+//! `--from-export`: real exports written by the emulator's export endpoint, read back by
+//! the real binary into the real MongoDB-wire server, compared document by document
+//! with what `migrate` from the live emulator lands.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use mongodb::bson::{doc, RawDocumentBuf};
+use mongodb::Database;
+
+type Snapshot = BTreeMap<String, BTreeMap<String, RawDocumentBuf>>;
+
+/// Exports `world`'s Firestore project with the emulator's export endpoint into
+/// `dir/name`; returns that folder.
+async fn export(world: &World, dir: &Path, name: &str) -> PathBuf {
+    init_env();
+    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
+    let body = serde_json::json!({
+        "database": format!("projects/{}/databases/(default)", world.project),
+        "export_directory": dir.to_str().unwrap(),
+        "export_name": name,
+    })
+    .to_string();
+    let (status, answer) = http(
+        &host,
+        "POST",
+        &format!("/emulator/v1/projects/{}:export", world.project),
+        &body,
+    )
+    .await
+    .expect("the emulator answers");
+    assert_eq!(status, 200, "export: {answer}");
+    let folder = dir.join(name);
+    assert!(folder.is_dir(), "the export wrote {}", folder.display());
+    folder
+}
+
+/// Deletes every document of `world`'s project from the emulator: a copy from the
+/// export afterwards cannot have read Firestore.
+async fn empty_firestore(world: &World) {
+    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
+    let (status, answer) = http(
+        &host,
+        "DELETE",
+        &format!(
+            "/emulator/v1/projects/{}/databases/(default)/documents",
+            world.project
+        ),
+        "",
+    )
+    .await
+    .expect("the emulator answers");
+    assert_eq!(status, 200, "reset: {answer}");
+    assert!(firestore_names(world, "users").await.is_empty());
+}
+
+/// A second target database of the same server for `world`, dropped first.
+async fn other_database(world: &World, suffix: &str) -> Database {
+    let db = world.db.client().database(&format!("{}_{suffix}", world.database));
+    db.drop().await.unwrap();
+    db
+}
+
+/// `fireshift migrate --from-export PATH --database DB <extra>`: no --project.
+fn migrate_export(world: &World, db: &Database, path: &Path, extra: &[&str]) -> Output {
+    world.fireshift(
+        &[
+            "migrate",
+            "--from-export",
+            path.to_str().unwrap(),
+            "--database",
+            db.name(),
+            "--quiet",
+        ],
+        extra,
+    )
+}
+
+/// The snapshot without the fields named in `drop` (at the top of each document).
+fn without_fields(snapshot: &Snapshot, drop: &[String]) -> Snapshot {
+    snapshot
+        .iter()
+        .map(|(c, docs)| {
+            let docs = docs
+                .iter()
+                .map(|(id, d)| {
+                    let mut doc = d.to_document().unwrap();
+                    for f in drop {
+                        doc.remove(f);
+                    }
+                    (id.clone(), RawDocumentBuf::from_document(&doc).unwrap())
+                })
+                .collect();
+            (c.clone(), docs)
+        })
+        .collect()
+}
+
+/// Asserts two targets hold the same collections and the same documents, byte for byte.
+fn assert_same(live: &Snapshot, from_export: &Snapshot) {
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        from_export.keys().collect::<Vec<_>>(),
+        "the same collections"
+    );
+    for (c, docs) in live {
+        let other = &from_export[c];
+        assert_eq!(
+            docs.keys().collect::<Vec<_>>(),
+            other.keys().collect::<Vec<_>>(),
+            "{c}: the same ids"
+        );
+        for (id, d) in docs {
+            assert_eq!(
+                d.to_document().unwrap(),
+                other[id].to_document().unwrap(),
+                "{c}/{id}: the same document"
+            );
+        }
+    }
+}
+
+/// The metadata fields (`[metadata]`) the mixillo mappings write: an export cannot
+/// know them.
+fn mixillo_metadata_fields() -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("mappings/mixillo").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table: toml::Table = toml::from_str(&text).unwrap();
+            if let Some(meta) = table.get("metadata").and_then(|m| m.as_table()) {
+                out.extend(meta.values().filter_map(|v| v.as_str()).map(String::from));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "mixillo maps some document times");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
+    let world = World::new("export-same").await;
+    let written = world.write_demo(4).await;
+    assert!(written > 100, "demo documents written: {written}");
+    let live = world.migrate(&["--quiet"]);
+    assert_eq!(live.status.code(), Some(0), "live migrate");
+    let live_plain = world.snapshot().await;
+    // With the mixillo mappings: the live copy exits 5 (the test server refuses text
+    // indexes), and so must the export's.
+    let live_mixillo_db = other_database(&world, "live_mixillo").await;
+    let out = world.fireshift(
+        &[
+            "migrate",
+            "--project",
+            &world.project,
+            "--database",
+            live_mixillo_db.name(),
+            "--mappings",
+            "mappings/mixillo",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(EXIT_INDEXES_NOT_ALL_BUILT));
+    let live_mixillo = snapshot(&live_mixillo_db).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = export(&world, dir.path(), "full").await;
+    empty_firestore(&world).await;
+
+    // Without mappings: every document exactly as the live copy landed it.
+    let plain_db = other_database(&world, "plain").await;
+    let out = migrate_export(&world, &plain_db, &folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "migrate --from-export");
+    assert!(
+        stderr(&out).contains("snapshot at") || stdout(&out).contains("snapshot"),
+        "the snapshot time is printed"
+    );
+    assert_same(&live_plain, &snapshot(&plain_db).await);
+
+    // The mixillo mappings map document times: refused before any I/O without a choice.
+    let mixillo_db = other_database(&world, "mixillo").await;
+    let out = migrate_export(
+        &world,
+        &mixillo_db,
+        &folder,
+        &["--mappings", "mappings/mixillo"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--export-times"),
+        "says how to choose: {}",
+        stderr(&out)
+    );
+    assert!(mixillo_db.list_collection_names().await.unwrap().is_empty());
+    // With `omit`: what the live copy landed, less the fields an export cannot know.
+    let out = migrate_export(
+        &world,
+        &mixillo_db,
+        &folder,
+        &["--mappings", "mappings/mixillo", "--export-times", "omit"],
+    );
+    assert_eq!(out.status.code(), Some(EXIT_INDEXES_NOT_ALL_BUILT));
+    let metadata = mixillo_metadata_fields();
+    let landed = snapshot(&mixillo_db).await;
+    assert_same(&without_fields(&live_mixillo, &metadata), &landed);
+    // Those fields were really there in the live copy, and really absent here.
+    let orders_live = &live_mixillo["orders"];
+    assert!(orders_live
+        .values()
+        .any(|d| metadata.iter().any(|f| d.get(f).unwrap().is_some())));
+
+    // verify against the export: full parity, on both targets.
+    let report = dir.path().join("plain");
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--from-export",
+            folder.to_str().unwrap(),
+            "--database",
+            plain_db.name(),
+            "--report",
+            report.to_str().unwrap(),
+            "--recheck-delay",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "verify --from-export");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plain.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["source"]["project"], world.project.as_str());
+    // A document changed in the target is found by verify against the export.
+    plain_db
+        .collection::<mongodb::bson::Document>("users")
+        .update_one(doc! {}, doc! {"$set": {"displayName": "changed"}})
+        .await
+        .unwrap();
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--from-export",
+            folder.to_str().unwrap(),
+            "--database",
+            plain_db.name(),
+            "--report",
+            report.to_str().unwrap(),
+            "--recheck-delay",
+            "0",
+            "--new-run",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(EXIT_MISMATCHES), "verify finds the change");
+
+    // plan reads the export alone.
+    let plan_dir = dir.path().join("planned");
+    let out = world.fireshift(
+        &[
+            "plan",
+            "--from-export",
+            folder.to_str().unwrap(),
+            "--out",
+            plan_dir.to_str().unwrap(),
+            "--report",
+            dir.path().join("plan").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "plan --from-export");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("plan.json")).unwrap())
+            .unwrap();
+    let users = live_plain["users"].len() as u64;
+    let counted = plan["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .find(|c| c["pattern"] == "users")
+        .map(|c| c["documents"].as_u64().unwrap());
+    assert_eq!(counted, Some(users), "plan counts the export's users exactly");
+}
+
+/// Copies the export at `from` to `to` (a damaged copy is made from it).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn output_file(folder: &Path) -> PathBuf {
+    folder.join("all_namespaces/all_kinds/output-0")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip_corrupt() {
+    let world = World::new("export-corrupt").await;
+    world.write_demo(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = export(&world, dir.path(), "good").await;
+    let whole_db = other_database(&world, "whole").await;
+    let out = migrate_export(&world, &whole_db, &folder, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let whole = snapshot(&whole_db).await;
+    let total: usize = whole.values().map(|d| d.len()).sum();
+
+    // A flipped byte in the middle of the file.
+    let flipped = dir.path().join("flipped");
+    copy_dir(&folder, &flipped);
+    let file = output_file(&flipped);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let db = other_database(&world, "flipped").await;
+    let out = migrate_export(&world, &db, &flipped, &[]);
+    assert_eq!(out.status.code(), Some(1), "a damaged record stops the run");
+    let err = stderr(&out);
+    assert!(
+        err.contains("all_kinds/output-0@"),
+        "names the file and offset: {err}"
+    );
+    let offset: u64 = err
+        .split("output-0@")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("an offset");
+    assert!(offset <= at as u64 && at as u64 - offset < 40_000, "the offset {offset} is where the damage ({at}) is");
+    assert!(err.to_lowercase().contains("crc") || err.contains("checksum"), "says why: {err}");
+    let written_before: u64 = checkpointed(&db).await;
+    // Checkpoints intact: the rerun stops at the same record, nothing counted twice.
+    let out = migrate_export(&world, &db, &flipped, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(checkpointed(&db).await, written_before);
+
+    // --skip-corrupt: the record is dead-lettered with its place, every other lands.
+    let out = migrate_export(&world, &db, &flipped, &["--skip-corrupt"]);
+    assert_eq!(out.status.code(), Some(EXIT_DEAD_LETTERS), "dead letters: exit 3");
+    let dead: Vec<mongodb::bson::Document> = {
+        use futures::TryStreamExt;
+        db.collection("_fireshift_dead_letters")
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
+    let id = dead[0].get_str("_id").unwrap();
+    assert!(id.contains(&format!("output-0@{offset}")), "keyed by place: {id}");
+    assert_eq!(dead[0].get_str("rule").unwrap(), "corrupt");
+    assert!(!dead[0].get_binary_generic("rawRecord").unwrap().is_empty());
+    let landed = snapshot(&db).await;
+    let landed_total: usize = landed.values().map(|d| d.len()).sum();
+    assert_eq!(landed_total, total - 1, "every other document lands");
+    for (c, docs) in &landed {
+        for (id, d) in docs {
+            assert_eq!(
+                d.to_document().unwrap(),
+                whole[c][id].to_document().unwrap(),
+                "{c}/{id} as in the whole export"
+            );
+        }
+    }
+
+    // A truncated file: the unfinished last record is named.
+    let truncated = dir.path().join("truncated");
+    copy_dir(&folder, &truncated);
+    let file = output_file(&truncated);
+    let len = std::fs::metadata(&file).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(len - 5).unwrap();
+    let db = other_database(&world, "truncated").await;
+    let out = migrate_export(&world, &db, &truncated, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("all_kinds/output-0@"), "{}", stderr(&out));
+    let out = migrate_export(&world, &db, &truncated, &["--skip-corrupt"]);
+    assert_eq!(out.status.code(), Some(EXIT_DEAD_LETTERS));
+    let landed: usize = snapshot(&db).await.values().map(|d| d.len()).sum();
+    assert_eq!(landed, total - 1, "all but the cut record land");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_and_rerun_copies_an_export_exactly_once() {
+    let world = World::new("export-kill").await;
+    world.write_demo(12).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = export(&world, dir.path(), "e").await;
+    let whole_db = other_database(&world, "whole").await;
+    assert_eq!(
+        migrate_export(&world, &whole_db, &folder, &[]).status.code(),
+        Some(0)
+    );
+    let whole = snapshot(&whole_db).await;
+    let total: u64 = whole.values().map(|d| d.len() as u64).sum();
+
+    let db = other_database(&world, "killed").await;
+    let uri = mongodb_uri();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "migrate",
+            "--from-export",
+            folder.to_str().unwrap(),
+            "--database",
+            db.name(),
+            "--mongodb-uri",
+            &uri,
+            "--quiet",
+            "--batch-size",
+            "10",
+            "--in-flight",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    use rand::Rng;
+    for round in 0..4 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fireshift"))
+            .args(args(&[]))
+            .env("FIRESHIFT_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = rand::thread_rng().gen_range(50..600);
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: killed after {wait} ms ({status})");
+        // A save the dead process sent may still land: wait until nothing moves.
+        let mut last = checkpointed(&db).await;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = checkpointed(&db).await;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fireshift"))
+        .args(args(&[]))
+        .env("FIRESHIFT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_same(&whole, &snapshot(&db).await);
+    assert_eq!(
+        checkpointed(&db).await,
+        total,
+        "the checkpoints count every document once"
+    );
+}
