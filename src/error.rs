@@ -126,6 +126,16 @@ pub enum Error {
     /// it lets us list it.
     #[error("the database `{database}` does not exist (it has no collections): is --database right? {existing}")]
     NoSuchDatabase { database: String, existing: String },
+    /// Cloud Storage (an export at `gs://`) failed a request. `object` is the `gs://`
+    /// address of the object, or of the bucket and prefix for a listing.
+    #[error("Cloud Storage {operation} of {object} failed: {message}")]
+    Storage {
+        operation: &'static str,
+        object: String,
+        message: String,
+        /// False for what waiting cannot fix (no such object, access denied).
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -136,6 +146,7 @@ impl Error {
             Error::FirestoreConnect { retryable, .. } => *retryable,
             Error::Credentials { .. } => false,
             Error::Mongo { retryable, .. } => *retryable,
+            Error::Storage { retryable, .. } => *retryable,
             Error::RetriesExhausted { .. }
             | Error::Config(_)
             | Error::Internal(_)
