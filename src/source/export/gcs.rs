@@ -67,7 +67,7 @@ impl Gcs {
                 } else {
                     format!("http://{host}")
                 };
-                (base, None, "none (the emulator)".to_string())
+                (base, None, "no credentials (the emulator)".to_string())
             }
             None => {
                 let (credentials, source) = application_default(bucket).await?;
@@ -95,7 +95,7 @@ impl Gcs {
     pub(super) fn endpoint(&self) -> String {
         match self.credentials {
             None => format!("the Cloud Storage emulator at {}", self.base),
-            Some(_) => format!("credentials: {}", self.credentials_source),
+            Some(_) => format!("with {}", self.credentials_source),
         }
     }
 
@@ -468,7 +468,7 @@ impl Gcs {
     }
 
     fn transport(&self, operation: &'static str, name: &str, e: reqwest::Error) -> Error {
-        if let Some(tls) = crate::tls::explain(&e, &self.base) {
+        if let Some(tls) = find_tls(&e, &self.base) {
             return Error::Storage {
                 operation,
                 object: self.address(name),
@@ -531,6 +531,31 @@ async fn flush(state: &mut Transfer, tx: &mpsc::Sender<Result<(u64, Bytes)>>) ->
         let _ = tx.send(Ok((state.buf_start, out))).await;
     }
     Ok(())
+}
+
+/// A TLS failure anywhere in `e`'s causes. The HTTP client reports one as an
+/// `io::Error` inside an `io::Error`, whose `source()` skips the rustls error, so each
+/// wrapped `io::Error` is opened here before asking [`crate::tls::explain`].
+fn find_tls(
+    e: &(dyn std::error::Error + 'static),
+    endpoint: &str,
+) -> Option<crate::tls::TlsFailure> {
+    let mut next = Some(e);
+    while let Some(x) = next {
+        if let Some(found) = crate::tls::explain(x, endpoint) {
+            return Some(found);
+        }
+        if let Some(inner) = x
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(found) = find_tls(inner, endpoint) {
+                return Some(found);
+            }
+        }
+        next = x.source();
+    }
+    None
 }
 
 /// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL when known).
@@ -665,6 +690,130 @@ fn describe_adc() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback HTTP server that answers its n-th request with `answers[n]` (the
+    /// last one again after that) and counts the requests.
+    async fn canned(answers: Vec<&'static str>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let answer = answers[n.min(answers.len() - 1)];
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        (addr, count)
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            deadline: Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_is_fatal_and_names_bucket_object_and_credentials() {
+        let (addr, count) = canned(vec![
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 68\r\n\r\n{\"error\":{\"code\":403,\"message\":\"caller lacks storage.objects.get\"}}\n",
+        ])
+        .await;
+        let gcs = Gcs::connect("bk", Some(&addr), Duration::from_secs(5), 1000)
+            .await
+            .unwrap();
+        let e = gcs.read_all("exp/output-0", quick()).await.unwrap_err();
+        assert!(!e.is_retryable());
+        let msg = e.to_string();
+        for part in [
+            "gs://bk/exp/output-0",
+            "access denied (HTTP 403: caller lacks storage.objects.get)",
+            "no credentials (the emulator)",
+            "bucket `bk`",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from: {msg}");
+        }
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "a refusal must not be retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_uses_the_process_tls_provider() {
+        // A plain-HTTP server behind an https:// address: the TLS handshake fails
+        // (rather than the client panicking for want of a crypto provider).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let gcs = Gcs::connect(
+            "bk",
+            Some(&format!("https://{addr}")),
+            Duration::from_secs(5),
+            1000,
+        )
+        .await
+        .unwrap();
+        let policy = RetryPolicy {
+            deadline: Duration::from_millis(50),
+            ..quick()
+        };
+        let msg = gcs
+            .read_all("exp/meta", policy)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("gs://bk/exp/meta") && msg.contains("TLS with https://127.0.0.1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_refused_certificate_is_found_inside_nested_io_errors_and_is_fatal() {
+        // The shape the HTTP client reports (see `find_tls`).
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        let found = find_tls(&nested, "https://storage.example").unwrap();
+        assert!(!found.retryable);
+        assert!(found.message.contains("SSL_CERT_FILE"), "{}", found.message);
+        assert!(find_tls(&std::io::Error::other("reset"), "x").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_busy_server_is_retried_until_it_answers() {
+        let (addr, count) = canned(vec![
+            "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy",
+            "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 4\r\n\r\nslow",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+        ])
+        .await;
+        let gcs = Gcs::connect("bk", Some(&addr), Duration::from_secs(5), 1000)
+            .await
+            .unwrap();
+        assert_eq!(gcs.read_all("exp/meta", quick()).await.unwrap(), b"hello");
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn object_names_are_one_escaped_path_segment() {
