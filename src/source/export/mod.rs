@@ -8,7 +8,8 @@
 //!                                           ─► EntityProto → Document    (entity)
 //! ```
 //!
-//! * [`storage`] where the files are read from: a local folder or Cloud Storage.
+//! * [`storage`] where the files are read from: a local folder or Cloud Storage
+//!   (through `gcs`, the JSON API client).
 //! * [`metadata`] the overall and per-kind metadata files.
 //! * [`log`] the LevelDB log format of the output files (blocks, fragments, CRCs).
 //! * [`entity`] Datastore v3 `EntityProto` records ⇄ Firestore documents.
@@ -20,6 +21,7 @@
 //! for the mapping fields that ask for document times).
 
 pub mod entity;
+mod gcs;
 pub mod log;
 pub mod metadata;
 pub mod storage;
