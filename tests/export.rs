@@ -183,6 +183,27 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
     );
     assert_same(&live_plain, &snapshot(&plain_db).await);
 
+    // The same export on Cloud Storage (the emulator), read through gs://.
+    let bucket = gcs::Bucket::new("export").await;
+    bucket.upload_dir(&folder, "exports/full").await;
+    let gs_db = other_database(&world, "gs").await;
+    let gs_path = format!("gs://{}/exports/full", bucket.name);
+    let out = world.fireshift(
+        &[
+            "migrate",
+            "--from-export",
+            &gs_path,
+            "--database",
+            gs_db.name(),
+            "--quiet",
+            "--parallel",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "migrate --from-export gs://");
+    assert_same(&live_plain, &snapshot(&gs_db).await);
+
     // The mixillo mappings map document times: refused before any I/O without a choice.
     let mixillo_db = other_database(&world, "mixillo").await;
     let out = migrate_export(

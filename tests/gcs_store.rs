@@ -3,11 +3,14 @@
 //! paging, whole reads, streams from an offset, missing objects and buckets, and
 //! streams that survive a connection cut or stalled mid-body.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::gcs::{emulator, Bucket};
 use fireshift::retry::RetryPolicy;
 use fireshift::source::export::storage::{ExportStore, StoreOptions};
 use rand::RngCore;
@@ -15,21 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const BLOCK: usize = 32 * 1024;
-
-fn emulator() -> String {
-    let host = std::env::var("STORAGE_EMULATOR_HOST").unwrap_or_default();
-    assert!(
-        !host.trim().is_empty(),
-        "STORAGE_EMULATOR_HOST is not set: start the Cloud Storage emulator with \
-         `eval \"$(scripts/services up)\"` (scripts/test does it)"
-    );
-    let host = host.trim().trim_end_matches('/');
-    if host.contains("://") {
-        host.to_string()
-    } else {
-        format!("http://{host}")
-    }
-}
 
 fn quick_retry() -> RetryPolicy {
     RetryPolicy {
@@ -43,59 +31,6 @@ fn options(host: &str) -> StoreOptions {
     StoreOptions {
         emulator_host: Some(host.to_string()),
         ..StoreOptions::default()
-    }
-}
-
-/// A bucket of its own for each test, so tests run in parallel and against an
-/// emulator that other runs use.
-struct Bucket {
-    http: reqwest::Client,
-    base: String,
-    name: String,
-}
-
-impl Bucket {
-    async fn new(tag: &str) -> Self {
-        fireshift::tls::install_crypto_provider();
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let base = emulator();
-        let name = format!("fireshift-{tag}-{:08x}", rand::random::<u32>());
-        let response = http
-            .post(format!("{base}/storage/v1/b?project=fireshift-test"))
-            .header("content-type", "application/json")
-            .body(serde_json::json!({ "name": name }).to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("the emulator at {base} does not answer: {e}"));
-        assert!(
-            response.status().is_success(),
-            "creating bucket {name}: {}",
-            response.status()
-        );
-        Self { http, base, name }
-    }
-
-    async fn upload(&self, object: &str, data: &[u8]) {
-        let mut url = reqwest::Url::parse(&format!(
-            "{}/upload/storage/v1/b/{}/o",
-            self.base, self.name
-        ))
-        .unwrap();
-        url.query_pairs_mut()
-            .append_pair("uploadType", "media")
-            .append_pair("name", object);
-        let response = self
-            .http
-            .post(url)
-            .body(data.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "uploading {object}: {}",
-            response.status()
-        );
     }
 }
 

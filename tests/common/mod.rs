@@ -4,6 +4,7 @@
 //! and its own MongoDB database, so tests run in parallel without seeing each other.
 #![allow(dead_code)]
 
+pub mod gcs;
 pub mod google;
 pub mod proxy;
 

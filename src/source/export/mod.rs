@@ -39,8 +39,7 @@ use super::{Change, Position, Range};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 
-/// The suffix of the file that describes a whole export.
-pub const OVERALL_SUFFIX: &str = ".overall_export_metadata";
+use self::storage::OVERALL_METADATA_SUFFIX as OVERALL_SUFFIX;
 /// Blocks read ahead of the decoder per file (32 KiB each).
 const READ_AHEAD_BLOCKS: usize = 8;
 
@@ -434,6 +433,9 @@ impl super::Source for ExportSource {
 
 /// The `….overall_export_metadata` file of the export: exactly one.
 fn find_overall(store: &ExportStore, listing: &[(String, u64)]) -> Result<String> {
+    if let Some(named) = store.metadata_file() {
+        return Ok(named.to_string());
+    }
     let found: Vec<&String> = listing
         .iter()
         .map(|(p, _)| p)

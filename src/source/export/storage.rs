@@ -218,6 +218,14 @@ impl ExportStore {
         }
     }
 
+    /// One file of the export for messages: its local path or its `gs://` address.
+    pub fn describe_file(&self, rel: &str) -> String {
+        match &self.inner.location {
+            Location::Local { root } => root.join(rel).display().to_string(),
+            Location::Gcs { gcs, prefix } => gcs_address(gcs, &format!("{prefix}{rel}")),
+        }
+    }
+
     /// The `….overall_export_metadata` file the operator's path named, relative to the
     /// root, if it named one (else the reader finds it in [`list`](Self::list)).
     pub fn metadata_file(&self) -> Option<&str> {
