@@ -7,6 +7,7 @@
 //!   `__name__` order, paged and resumed from a `__name__` cursor.
 //! * [`ranges`] splits the `__name__` key space into balanced ranges for parallel readers.
 
+pub mod export;
 pub mod query;
 pub mod ranges;
 
