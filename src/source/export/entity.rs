@@ -618,10 +618,15 @@ fn to_fields(props: Vec<Property>) -> Result<HashMap<String, Value>, EntityError
                     )
                 }
             }
-        } else if slots.contains_key(&p.name) {
-            return Err(EntityError::new("appears twice without multiple").within(&ctx));
         } else {
-            slots.insert(p.name, Slot::Single(v));
+            match slots.entry(p.name) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    return Err(EntityError::new("appears twice without multiple").within(&ctx))
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Slot::Single(v));
+                }
+            }
         }
     }
     Ok(slots
@@ -682,7 +687,7 @@ fn parse_name(name: &str) -> Result<(String, String, Vec<Element>), EntityError>
         return Err(bad("empty project or database"));
     }
     let segments: Vec<&str> = path.split('/').collect();
-    if segments.len() % 2 != 0 || segments.iter().any(|s| s.is_empty()) {
+    if !segments.len().is_multiple_of(2) || segments.iter().any(|s| s.is_empty()) {
         return Err(bad("the path is not collection/id pairs"));
     }
     let path = segments

@@ -50,7 +50,8 @@ const MASK_DELTA: u32 = 0xa282_ead8;
 /// LevelDB's masked CRC32C of a fragment: over the type byte, then the payload.
 pub fn masked_crc(kind: u8, payload: &[u8]) -> u32 {
     let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind]), payload);
-    ((crc >> 15) | (crc << 17)).wrapping_add(MASK_DELTA)
+    // LevelDB: ((crc >> 15) | (crc << 17)) + kMaskDelta.
+    crc.rotate_right(15).wrapping_add(MASK_DELTA)
 }
 
 /// One whole record and where it lies in the file.
