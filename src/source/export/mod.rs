@@ -111,9 +111,8 @@ impl ExportSource {
             let kind_path = join(&base, &kind.path);
             let kind_meta = metadata::parse_kind(&store.read_all(&kind_path).await?)
                 .map_err(|e| export_error(&store, &kind_path, e))?;
-            start_micros = Some(start_micros.map_or(kind_meta.start_micros, |s| {
-                s.min(kind_meta.start_micros)
-            }));
+            let start = kind_meta.snapshot_micros();
+            start_micros = Some(start_micros.map_or(start, |s| s.min(start)));
             let kind_dir = parent_of(&kind_path);
             for output in &kind_meta.outputs {
                 let file = join(&kind_dir, output);
@@ -227,75 +226,73 @@ async fn read_file(
     // Where a bad record is, for an error, and the key of its dead letter.
     let place = |offset: u64| format!("{}@{offset}", inner.store.describe_file(file));
     let at = |offset: u64| format!("{}#{}", inner.root, place(offset));
+    let send = |change: Change, end: u64| {
+        let position = Position::Record {
+            file: file.to_string(),
+            end,
+            name: change.name().to_string(),
+        };
+        tx.send(Ok((change, position)))
+    };
     while let Some(block) = blocks.recv().await {
         let (offset, bytes) = block?;
-        records.clear();
-        let pushed = decoder.push_block(offset, &bytes, &mut records);
-        for record in records.drain(..) {
-            let change = record_change(inner, &record, &place);
-            let change = match change {
-                Ok(c) => c,
-                Err(e) if !skip => return Err(e),
-                Err(Error::Export { reason, .. }) => Change::Corrupt {
-                    at: at(record.offset),
-                    reason,
-                    bytes: record.data,
-                },
-                Err(e) => return Err(e),
-            };
-            let position = Position::Record {
-                file: file.to_string(),
-                end: record.end,
-                name: change.name().to_string(),
-            };
-            if tx.send(Ok((change, position))).await.is_err() {
-                return Ok(()); // the consumer stopped
+        let mut pushed = decoder.push_block(offset, &bytes, &mut records);
+        loop {
+            for record in records.drain(..) {
+                let change = match record_change(inner, &record, &place) {
+                    Ok(c) => c,
+                    Err(Error::Export { reason, .. }) if skip => Change::Corrupt {
+                        at: at(record.offset),
+                        reason,
+                        bytes: record.data,
+                    },
+                    Err(e) => return Err(e),
+                };
+                if send(change, record.end).await.is_err() {
+                    return Ok(()); // the consumer stopped
+                }
             }
-        }
-        if let Err(e) = pushed {
-            if !skip {
-                return Err(Error::Export {
-                    location: place(e.offset),
-                    reason: e.reason,
-                });
-            }
-            // The decoder resumes at the next fragment it can trust; what lies
-            // between is this dead letter. Its position is where the damage starts:
-            // a resume past it re-reads (and re-reports) nothing before it.
+            let e = match pushed {
+                Ok(()) => break,
+                Err(e) if !skip => {
+                    return Err(Error::Export {
+                        location: place(e.offset),
+                        reason: e.reason,
+                    })
+                }
+                Err(e) => e,
+            };
+            // The damaged record is a dead letter with the block's bytes from the
+            // damage on (its own length cannot be trusted). Its position is where it
+            // starts: a resume from there meets it again and replaces the same dead
+            // letter, then goes on.
+            let from = e.offset.saturating_sub(offset) as usize;
+            let kept = if e.offset >= offset && from < bytes.len() {
+                bytes[from..].to_vec()
+            } else {
+                Vec::new()
+            };
             let change = Change::Corrupt {
                 at: at(e.offset),
-                reason: e.reason.clone(),
-                bytes: Vec::new(),
+                reason: e.reason,
+                bytes: kept,
             };
-            let position = Position::Record {
-                file: file.to_string(),
-                end: decoder.resume_offset(),
-                name: change.name().to_string(),
-            };
-            if tx.send(Ok((change, position))).await.is_err() {
+            if send(change, e.offset).await.is_err() {
                 return Ok(());
             }
+            pushed = decoder.skip_corrupt(&mut records);
         }
     }
     match decoder.finish() {
         Ok(()) => Ok(()),
         Err(e) if skip => {
+            // The file ends inside a record: the cut record is the dead letter.
             let change = Change::Corrupt {
                 at: at(e.offset),
                 reason: e.reason,
                 bytes: Vec::new(),
             };
-            let end = inner
-                .files
-                .iter()
-                .find(|f| f.path == file)
-                .map_or(e.offset, |f| f.size);
-            let position = Position::Record {
-                file: file.to_string(),
-                end,
-                name: change.name().to_string(),
-            };
-            let _ = tx.send(Ok((change, position))).await;
+            let _ = send(change, e.offset).await;
             Ok(())
         }
         Err(e) => Err(Error::Export {
