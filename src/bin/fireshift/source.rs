@@ -165,7 +165,7 @@ impl Source for AnySource {
         capacity: usize,
     ) -> mpsc::Receiver<fireshift::error::Result<(Change, Position)>> {
         match self {
-            Self::Live(s) => s.stream(range, after, capacity),
+            Self::Live(s) => Source::stream(s, range, after, capacity),
             Self::Export(s) => s.stream(range, after, capacity),
         }
     }

@@ -387,7 +387,7 @@ type Background = tokio::task::JoinHandle<fireshift::error::Result<()>>;
 
 /// Pass 1, extras, recheck, each skipped when the run is past it.
 async fn drive(
-    verifier: &Verifier,
+    verifier: &Verifier<crate::source::AnySource>,
     store: &Store,
     run: &mut RunRecord,
     progress: &Progress,

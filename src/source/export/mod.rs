@@ -83,8 +83,9 @@ pub struct ExportSource {
 
 struct Inner {
     store: ExportStore,
-    /// `projects/P/databases/D/documents`, from the records' keys.
-    root: String,
+    /// `projects/P/databases/D/documents`, from the first record's key once open
+    /// (empty for an export without records).
+    root: std::sync::OnceLock<String>,
     endpoint: String,
     /// The export's consistent time.
     snapshot: Timestamp,
@@ -134,18 +135,18 @@ impl ExportSource {
             location: store.describe_file(&overall),
             reason: "lists no kind: no snapshot time and no output file".into(),
         })?;
-        let mut source = ExportSource {
+        let source = ExportSource {
             inner: Arc::new(Inner {
                 endpoint: store.describe(),
                 store,
-                root: String::new(),
+                root: std::sync::OnceLock::new(),
                 snapshot,
                 files,
                 options,
             }),
         };
         let root = source.first_root().await?;
-        Arc::get_mut(&mut source.inner).expect("not shared yet").root = root.unwrap_or_default();
+        let _ = source.inner.root.set(root.unwrap_or_default());
         Ok(source)
     }
 
@@ -166,7 +167,7 @@ impl ExportSource {
 
     /// Whether the export holds no record at all (then [`super::Source::root`] is empty).
     pub fn is_empty(&self) -> bool {
-        self.inner.root.is_empty()
+        self.inner.root().is_empty()
     }
 
     /// The project and database of the first record (`None`: no record anywhere).
@@ -210,6 +211,12 @@ impl ExportSource {
     }
 }
 
+impl Inner {
+    fn root(&self) -> &str {
+        self.root.get().map_or("", String::as_str)
+    }
+}
+
 /// Reads `file` from byte `start` (a record boundary) to its end into `tx`.
 async fn read_file(
     inner: &Inner,
@@ -225,7 +232,7 @@ async fn read_file(
     let skip = inner.options.skip_corrupt;
     // Where a bad record is, for an error, and the key of its dead letter.
     let place = |offset: u64| format!("{}@{offset}", inner.store.describe_file(file));
-    let at = |offset: u64| format!("{}#{}", inner.root, place(offset));
+    let at = |offset: u64| format!("{}#{}", inner.root(), place(offset));
     let send = |change: Change, end: u64| {
         let position = Position::Record {
             file: file.to_string(),
@@ -322,7 +329,7 @@ fn record_change(inner: &Inner, record: &Record, place: &impl Fn(u64) -> String)
 
 impl super::Source for ExportSource {
     fn root(&self) -> &str {
-        &self.inner.root
+        self.inner.root()
     }
 
     fn endpoint(&self) -> &str {
@@ -377,7 +384,7 @@ impl super::Source for ExportSource {
     /// network speed, no Firestore read.
     async fn root_collections(&self) -> Result<Vec<String>> {
         let mut roots = std::collections::BTreeSet::new();
-        let prefix = format!("{}/", self.inner.root);
+        let prefix = format!("{}/", self.inner.root());
         for file in &self.inner.files {
             let mut rx = self.stream_file(file.path.clone(), None, 1024);
             while let Some(item) = rx.recv().await {
