@@ -165,7 +165,16 @@ pub(super) async fn batch_documents(
             change = changes.recv() => change,
         };
         let Some(change) = change else { break };
-        let (change, position) = change?;
+        let (change, position) = match change {
+            Ok(c) => c,
+            Err(e) => {
+                // The source failed for good: what was read before the fault lands and
+                // is checkpointed, so the rerun starts right at it (a damaged export
+                // record, a Firestore outage past the deadline).
+                batches.finish().await?;
+                return Err(e);
+            }
+        };
         let (name, collection, pattern, item) = match change {
             Change::Upsert { doc, update_time } => {
                 let applied = transformer.apply(&doc).and_then(|t| {

@@ -176,7 +176,8 @@ impl ExportSource {
             if file.size == 0 {
                 continue;
             }
-            let mut rx = self.stream_file(file.path.clone(), None, 1);
+            // Damage is passed over here: the copy reports it where it is.
+            let mut rx = self.stream_file(file.path.clone(), None, 1, true);
             while let Some(item) = rx.recv().await {
                 if let (Change::Upsert { doc, .. }, _) = item? {
                     let root = doc
@@ -193,17 +194,19 @@ impl ExportSource {
         Ok(None)
     }
 
-    /// Streams the records of `file` after `after` as changes.
+    /// Streams the records of `file` after `after` as changes; damaged records as
+    /// [`Change::Corrupt`] when `skip` (else they end the stream with the error).
     fn stream_file(
         &self,
         file: String,
         after: Option<u64>,
         capacity: usize,
+        skip: bool,
     ) -> mpsc::Receiver<Result<(Change, Position)>> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = read_file(&inner, &file, after.unwrap_or(0), &tx).await {
+            if let Err(e) = read_file(&inner, &file, after.unwrap_or(0), skip, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -222,6 +225,7 @@ async fn read_file(
     inner: &Inner,
     file: &str,
     start: u64,
+    skip: bool,
     tx: &mpsc::Sender<Result<(Change, Position)>>,
 ) -> Result<()> {
     let mut decoder = LogDecoder::new(start);
@@ -229,7 +233,6 @@ async fn read_file(
         .store
         .stream(file, decoder.first_block(), BLOCK_SIZE, READ_AHEAD_BLOCKS);
     let mut records = Vec::new();
-    let skip = inner.options.skip_corrupt;
     // Where a bad record is, for an error, and the key of its dead letter.
     let place = |offset: u64| format!("{}@{offset}", inner.store.describe_file(file));
     let at = |offset: u64| format!("{}#{}", inner.root(), place(offset));
@@ -376,7 +379,7 @@ impl super::Source for ExportSource {
                 ))
             }
         };
-        self.stream_file(file.clone(), start, capacity)
+        self.stream_file(file.clone(), start, capacity, self.inner.options.skip_corrupt)
     }
 
     /// The root collections of the documents in the export: read from every record's
@@ -386,7 +389,8 @@ impl super::Source for ExportSource {
         let mut roots = std::collections::BTreeSet::new();
         let prefix = format!("{}/", self.inner.root());
         for file in &self.inner.files {
-            let mut rx = self.stream_file(file.path.clone(), None, 1024);
+            // Damage is passed over here: the copy reports it where it is.
+            let mut rx = self.stream_file(file.path.clone(), None, 1024, true);
             while let Some(item) = rx.recv().await {
                 if let (Change::Upsert { doc, .. }, _) = item? {
                     if let Some(rest) = doc.name.strip_prefix(&prefix) {
@@ -411,7 +415,7 @@ impl super::Source for ExportSource {
         let mut found: HashMap<String, Option<Document>> =
             names.iter().map(|n| (n.clone(), None)).collect();
         let scans = self.inner.files.iter().map(|file| {
-            let mut rx = self.stream_file(file.path.clone(), None, 1024);
+            let mut rx = self.stream_file(file.path.clone(), None, 1024, true);
             let wanted = &wanted;
             async move {
                 let mut hits = Vec::new();
