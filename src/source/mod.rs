@@ -154,6 +154,17 @@ pub trait Source: Clone + Send + Sync + 'static {
         capacity: usize,
     ) -> mpsc::Receiver<Result<(Change, Position)>>;
 
+    /// Streams the whole source, range after range in a fixed order, from just after
+    /// `after` (`None`: the beginning): what one reader of everything sees (the
+    /// verifier). Same contract as [`Source::stream`].
+    fn stream_all(
+        &self,
+        after: Option<Position>,
+        capacity: usize,
+    ) -> mpsc::Receiver<Result<(Change, Position)>> {
+        self.stream(&Range::all(), after, capacity)
+    }
+
     /// The ids of the root collections, for the target collections a job may write
     /// (see [`crate::migrate::target`]).
     fn root_collections(&self) -> impl Future<Output = Result<Vec<String>>> + Send;

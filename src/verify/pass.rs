@@ -17,7 +17,7 @@ use super::store::{RunRecord, Store};
 use super::{bump, CollectionCounts, Counts, PassEnd, Progress, Verifier, UNPARSEABLE};
 use crate::ack::{relieve, AckWindow, Group, GroupLimits, Groups, Relief};
 use crate::error::{Error, Result};
-use crate::source::{Change, Position, Range, Source};
+use crate::source::{Change, Position, Source};
 
 type Window = AckWindow<Position, CollectionCounts>;
 
@@ -41,11 +41,10 @@ impl<S: Source> Verifier<S> {
     ) -> Result<PassEnd> {
         let cfg = &self.config;
         let record_seen = !cfg.sampled();
-        let mut docs = Some(self.source.stream(
-            &Range::all(),
-            run.resume_position(),
-            cfg.read_ahead,
-        ));
+        let mut docs = Some(
+            self.source
+                .stream_all(run.resume_position(), cfg.read_ahead),
+        );
         let mut window = Window::default();
         let mut groups: Groups<String, Item> = Groups::new(GroupLimits {
             max_items: cfg.chunk_size,

@@ -78,7 +78,8 @@ async fn open_export(
     if given_db != fireshift::source::DEFAULT_DATABASE_ID && *given_db != database {
         bail!("the export {path} holds database {database}, not --firestore-database {given_db}");
     }
-    tracing::info!(
+    // On stdout, whatever the log level: the time the copy stands for is a result.
+    println!(
         "export {path}: project {project}, database {database}, snapshot at {snapshot}, {} output files, {} bytes",
         export.files().len(),
         export.bytes()
@@ -167,6 +168,17 @@ impl Source for AnySource {
         match self {
             Self::Live(s) => Source::stream(s, range, after, capacity),
             Self::Export(s) => s.stream(range, after, capacity),
+        }
+    }
+
+    fn stream_all(
+        &self,
+        after: Option<Position>,
+        capacity: usize,
+    ) -> mpsc::Receiver<fireshift::error::Result<(Change, Position)>> {
+        match self {
+            Self::Live(s) => s.stream_all(after, capacity),
+            Self::Export(s) => s.stream_all(after, capacity),
         }
     }
 

@@ -382,6 +382,54 @@ impl super::Source for ExportSource {
         self.stream_file(file.clone(), start, capacity, self.inner.options.skip_corrupt)
     }
 
+    /// Every file in the order of [`Self::split`], from the file `after` stands in.
+    fn stream_all(
+        &self,
+        after: Option<Position>,
+        capacity: usize,
+    ) -> mpsc::Receiver<Result<(Change, Position)>> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let source = self.clone();
+        tokio::spawn(async move {
+            let files: Vec<String> = source.inner.files.iter().map(|f| f.path.clone()).collect();
+            let (first, mut start) = match &after {
+                None => (0, None),
+                Some(Position::Record { file, end, .. }) => {
+                    match files.iter().position(|f| f == file) {
+                        Some(i) => (i, Some(*end)),
+                        None => {
+                            let _ = tx
+                                .send(Err(Error::Internal(format!(
+                                    "a position in {file}, which this export does not hold"
+                                ))))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                Some(other) => {
+                    let _ = tx
+                        .send(Err(Error::Internal(format!(
+                            "the export was given the position {other:?}"
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            for file in &files[first..] {
+                let skip = source.inner.options.skip_corrupt;
+                let mut rx = source.stream_file(file.clone(), start.take(), capacity, skip);
+                while let Some(item) = rx.recv().await {
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// The root collections of the documents in the export: read from every record's
     /// key (an export lists no collections). Costs a pass over the files at disk or
     /// network speed, no Firestore read.
