@@ -671,6 +671,23 @@ pub fn decode_entity(bytes: &[u8]) -> Result<Document, EntityError> {
     })
 }
 
+/// Only the document name of one export record: its key, the properties skipped
+/// unparsed. For passes that need nothing else (the root collections of an export),
+/// several times cheaper than [`decode_entity`].
+pub fn decode_name(bytes: &[u8]) -> Result<String, EntityError> {
+    let mut r = Reader::new(bytes);
+    while let Some((field, wt)) = r.tag()? {
+        match (field, wt) {
+            (13, LEN) => {
+                let key = parse_reference(r.bytes()?).map_err(|e| e.within("key"))?;
+                return key_name(&key).map_err(|e| e.within("key"));
+            }
+            (f, w) => r.skip(f, w)?,
+        }
+    }
+    Err(EntityError::new("no key"))
+}
+
 /// A document name split: project, database, path elements.
 fn parse_name(name: &str) -> Result<(String, String, Vec<Element>), EntityError> {
     let bad = |why: &str| EntityError::new(format!("document name {name:?}: {why}"));
@@ -920,6 +937,17 @@ mod tests {
         include_bytes!("../../../tests/fixtures/export/exp3/e3/all_namespaces/all_kinds/output-0");
     const EDGE: &[u8] =
         include_bytes!("../../../tests/fixtures/export/edge/e/all_namespaces/all_kinds/output-0");
+
+    #[test]
+    fn the_name_alone_is_the_full_decode_s_name() {
+        for file in [EXP1, EXP3, EDGE] {
+            for record in read_log(file).unwrap() {
+                let doc = decode_entity(&record.data).unwrap();
+                assert_eq!(decode_name(&record.data).unwrap(), doc.name);
+            }
+        }
+        assert!(decode_name(&[]).is_err(), "a record without a key");
+    }
 
     fn records(file: &[u8]) -> Vec<Vec<u8>> {
         read_log(file)

@@ -90,6 +90,8 @@ struct Inner {
     /// The export's consistent time.
     snapshot: Timestamp,
     files: Vec<OutputFile>,
+    /// Documents the overall metadata counts (`None`: it does not say).
+    entities: Option<u64>,
     options: ExportOptions,
 }
 
@@ -106,6 +108,7 @@ impl ExportSource {
         let overall_meta = metadata::parse_overall(&store.read_all(&overall).await?)
             .map_err(|e| export_error(&store, &overall, e))?;
         let sizes: HashMap<&str, u64> = listing.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let counted: u64 = overall_meta.kinds.iter().map(|k| k.num_entities).sum();
         let mut files = Vec::new();
         let mut start_micros: Option<i64> = None;
         for kind in &overall_meta.kinds {
@@ -142,6 +145,7 @@ impl ExportSource {
                 root: std::sync::OnceLock::new(),
                 snapshot,
                 files,
+                entities: (counted > 0).then_some(counted),
                 options,
             }),
         };
@@ -312,6 +316,30 @@ async fn read_file(
     }
 }
 
+/// Calls `seen` with the document name of every record of `file` whose key decodes;
+/// damage is passed over (the copy reports it where it is).
+async fn scan_names(inner: &Inner, file: &str, mut seen: impl FnMut(&str)) -> Result<()> {
+    let mut decoder = LogDecoder::new(0);
+    let mut blocks = inner.store.stream(file, 0, BLOCK_SIZE, READ_AHEAD_BLOCKS);
+    let mut records = Vec::new();
+    while let Some(block) = blocks.recv().await {
+        let (offset, bytes) = block?;
+        let mut pushed = decoder.push_block(offset, &bytes, &mut records);
+        loop {
+            for record in records.drain(..) {
+                if let Ok(name) = entity::decode_name(&record.data) {
+                    seen(&name);
+                }
+            }
+            if pushed.is_ok() {
+                break;
+            }
+            pushed = decoder.skip_corrupt(&mut records);
+        }
+    }
+    Ok(())
+}
+
 /// The change one record holds: the document as of the snapshot.
 fn record_change(inner: &Inner, record: &Record, place: &impl Fn(u64) -> String) -> Result<Change> {
     let mut doc = entity::decode_entity(&record.data).map_err(|e| Error::Export {
@@ -351,9 +379,9 @@ impl super::Source for ExportSource {
             .collect())
     }
 
-    /// An export does not say how many documents it holds.
+    /// The documents the export's metadata counts.
     async fn estimate(&self) -> Result<Option<u64>> {
-        Ok(None)
+        Ok(self.inner.entities)
     }
 
     fn stream(
@@ -431,25 +459,31 @@ impl super::Source for ExportSource {
     }
 
     /// The root collections of the documents in the export: read from every record's
-    /// key (an export lists no collections). Costs a pass over the files at disk or
-    /// network speed, no Firestore read.
+    /// key (an export lists no collections; the properties are not decoded). Costs a
+    /// pass over the files at disk or network speed, every file at once, no Firestore
+    /// read.
     async fn root_collections(&self) -> Result<Vec<String>> {
-        let mut roots = std::collections::BTreeSet::new();
         let prefix = format!("{}/", self.inner.root());
-        for file in &self.inner.files {
-            // Damage is passed over here: the copy reports it where it is.
-            let mut rx = self.stream_file(file.path.clone(), None, 1024, true);
-            while let Some(item) = rx.recv().await {
-                if let (Change::Upsert { doc, .. }, _) = item? {
-                    if let Some(rest) = doc.name.strip_prefix(&prefix) {
-                        if let Some(root) = rest.split('/').next() {
-                            if !roots.contains(root) {
-                                roots.insert(root.to_string());
-                            }
+        let scans = self.inner.files.iter().map(|file| {
+            let inner = self.inner.clone();
+            let prefix = prefix.clone();
+            let path = file.path.clone();
+            async move {
+                let mut roots = std::collections::BTreeSet::new();
+                scan_names(&inner, &path, |name| {
+                    if let Some(root) = name.strip_prefix(&prefix).and_then(|r| r.split('/').next()) {
+                        if !roots.contains(root) {
+                            roots.insert(root.to_string());
                         }
                     }
-                }
+                })
+                .await?;
+                Ok::<_, Error>(roots)
             }
+        });
+        let mut roots = std::collections::BTreeSet::new();
+        for found in futures::future::try_join_all(scans).await? {
+            roots.extend(found);
         }
         Ok(roots.into_iter().collect())
     }
