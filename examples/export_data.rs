@@ -116,7 +116,12 @@ fn main() -> anyhow::Result<()> {
 
     let mut docs = 0usize;
     let (mut file, mut in_file) = (0usize, 0usize);
-    for d in demo::generate(args.users, &args.project, &args.database_id, demo::FIXED_NOW) {
+    for d in demo::generate(
+        args.users,
+        &args.project,
+        &args.database_id,
+        demo::FIXED_NOW,
+    ) {
         let doc = d.into_document(&args.project, &args.database_id);
         let record = encode_entity(&doc).with_context(|| format!("encoding {}", doc.name))?;
         let target = match args.layout {

@@ -48,7 +48,8 @@ fn main() -> anyhow::Result<()> {
     let mut block = vec![0u8; BLOCK_SIZE];
     for f in &files {
         let mut file = File::open(f).with_context(|| format!("opening {}", f.display()))?;
-        while read_block(&mut file, &mut block).with_context(|| format!("reading {}", f.display()))?
+        while read_block(&mut file, &mut block)
+            .with_context(|| format!("reading {}", f.display()))?
             > 0
         {}
     }
@@ -61,8 +62,8 @@ fn main() -> anyhow::Result<()> {
         let mut decoder = LogDecoder::new(0);
         let mut offset = 0u64;
         loop {
-            let n =
-                read_block(&mut file, &mut block).with_context(|| format!("reading {}", f.display()))?;
+            let n = read_block(&mut file, &mut block)
+                .with_context(|| format!("reading {}", f.display()))?;
             decoder
                 .push_block(offset, &block[..n], &mut records)
                 .with_context(|| format!("{}", f.display()))?;
@@ -78,7 +79,9 @@ fn main() -> anyhow::Result<()> {
                 break;
             }
         }
-        decoder.finish().with_context(|| format!("{}", f.display()))?;
+        decoder
+            .finish()
+            .with_context(|| format!("{}", f.display()))?;
         bytes += offset;
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);

@@ -167,8 +167,14 @@ async fn the_emulator_imports_the_generated_export_exactly() {
     let overall = dir.path().join("gen/gen.overall_export_metadata");
     assert!(overall.exists(), "no {}", overall.display());
     for i in 0..3 {
-        let out = dir.path().join(format!("gen/all_namespaces/all_kinds/output-{i}"));
-        assert!(std::fs::metadata(&out).unwrap().len() > 0, "{} empty", out.display());
+        let out = dir
+            .path()
+            .join(format!("gen/all_namespaces/all_kinds/output-{i}"));
+        assert!(
+            std::fs::metadata(&out).unwrap().len() > 0,
+            "{} empty",
+            out.display()
+        );
     }
 
     let port = free_port();
@@ -196,8 +202,14 @@ async fn the_emulator_imports_the_generated_export_exactly() {
             .map(|d| (d.full_name(&project, DB_ID), canon_fields(&d.fields)))
             .collect();
     assert_eq!(expected.len(), expected_count);
-    let missing: Vec<&String> = expected.keys().filter(|n| !actual.contains_key(*n)).collect();
-    let extra: Vec<&String> = actual.keys().filter(|n| !expected.contains_key(*n)).collect();
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|n| !actual.contains_key(*n))
+        .collect();
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|n| !expected.contains_key(*n))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "the emulator's documents differ from the generated ones: missing {missing:?}, extra {extra:?}"
@@ -215,7 +227,9 @@ async fn the_emulator_imports_the_generated_export_exactly() {
     }
     // The edge cases (NaN, ±Infinity, i64 extremes, deep nesting, odd field names,
     // references, vectors) are among the compared documents.
-    assert!(expected.keys().any(|n| n.contains("/documents/edge_cases/")));
+    assert!(expected
+        .keys()
+        .any(|n| n.contains("/documents/edge_cases/")));
 }
 
 /// The generated folder has the layout of an emulator export (the fixture
@@ -224,7 +238,16 @@ async fn the_emulator_imports_the_generated_export_exactly() {
 fn writes_the_emulator_export_layout() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(example_binary("export_data"))
-        .args(["--users", "1", "--files", "2", "--name", "n1", "--project", "p1"])
+        .args([
+            "--users",
+            "1",
+            "--files",
+            "2",
+            "--name",
+            "n1",
+            "--project",
+            "p1",
+        ])
         .arg("--out")
         .arg(dir.path())
         .output()
@@ -244,11 +267,14 @@ fn writes_the_emulator_export_layout() {
         ]
     );
     use fireshift::source::export::metadata::{parse_kind, parse_overall, EntitySetSpec};
-    let overall = parse_overall(&std::fs::read(root.join("n1.overall_export_metadata")).unwrap())
-        .unwrap();
+    let overall =
+        parse_overall(&std::fs::read(root.join("n1.overall_export_metadata")).unwrap()).unwrap();
     assert_eq!(overall.kinds.len(), 1);
     assert_eq!(overall.kinds[0].spec, EntitySetSpec::all());
-    assert_eq!(overall.kinds[0].num_entities, demo::expected_count(1) as u64);
+    assert_eq!(
+        overall.kinds[0].num_entities,
+        demo::expected_count(1) as u64
+    );
     let outputs: u64 = (0..2)
         .map(|i| {
             std::fs::metadata(root.join(format!("all_namespaces/all_kinds/output-{i}")))
