@@ -45,7 +45,10 @@ async fn export(world: &World, dir: &Path, name: &str) -> PathBuf {
     .to_string();
     let (status, answer) = emulator_call(
         reqwest::Method::POST,
-        &format!("http://{host}/emulator/v1/projects/{}:export", world.project),
+        &format!(
+            "http://{host}/emulator/v1/projects/{}:export",
+            world.project
+        ),
         body,
     )
     .await;
@@ -74,7 +77,10 @@ async fn empty_firestore(world: &World) {
 
 /// A second target database of the same server for `world`, dropped first.
 async fn other_database(world: &World, suffix: &str) -> Database {
-    let db = world.db.client().database(&format!("{}_{suffix}", world.database));
+    let db = world
+        .db
+        .client()
+        .database(&format!("{}_{suffix}", world.database));
     db.drop().await.unwrap();
     db
 }
@@ -216,7 +222,10 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
     let out = migrate_export(&world, &plain_db, &folder, &[]);
     assert_eq!(out.status.code(), Some(0), "migrate --from-export");
     assert!(
-        stdout(&out).contains(&format!("project {}, database (default), snapshot at 20", world.project)),
+        stdout(&out).contains(&format!(
+            "project {}, database (default), snapshot at 20",
+            world.project
+        )),
         "the export's project, database and snapshot time are printed"
     );
     assert_same(&live_plain, &snapshot(&plain_db).await);
@@ -316,7 +325,11 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(EXIT_MISMATCHES), "verify finds the change");
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_MISMATCHES),
+        "verify finds the change"
+    );
 
     // plan reads the export alone.
     let plan_dir = dir.path().join("planned");
@@ -343,7 +356,11 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
         .iter()
         .find(|c| c["pattern"] == "users")
         .map(|c| c["documents"].as_u64().unwrap());
-    assert_eq!(counted, Some(users), "plan counts the export's users exactly");
+    assert_eq!(
+        counted,
+        Some(users),
+        "plan counts the export's users exactly"
+    );
 }
 
 /// Copies the export at `from` to `to` (a damaged copy is made from it).
@@ -398,8 +415,14 @@ async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .expect("an offset");
-    assert!(offset <= at as u64 && at as u64 - offset < 40_000, "the offset {offset} is where the damage ({at}) is");
-    assert!(err.to_lowercase().contains("crc") || err.contains("checksum"), "says why: {err}");
+    assert!(
+        offset <= at as u64 && at as u64 - offset < 40_000,
+        "the offset {offset} is where the damage ({at}) is"
+    );
+    assert!(
+        err.to_lowercase().contains("crc") || err.contains("checksum"),
+        "says why: {err}"
+    );
     let written_before: u64 = checkpointed(&db).await;
     assert!(
         written_before > 0,
@@ -412,7 +435,11 @@ async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip
 
     // --skip-corrupt: the record is dead-lettered with its place, every other lands.
     let out = migrate_export(&world, &db, &flipped, &["--skip-corrupt"]);
-    assert_eq!(out.status.code(), Some(EXIT_DEAD_LETTERS), "dead letters: exit 3");
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_DEAD_LETTERS),
+        "dead letters: exit 3"
+    );
     let dead: Vec<mongodb::bson::Document> = {
         use futures::TryStreamExt;
         db.collection("_fireshift_dead_letters")
@@ -425,7 +452,10 @@ async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip
     };
     assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
     let id = dead[0].get_str("_id").unwrap();
-    assert!(id.contains(&format!("output-0@{offset}")), "keyed by place: {id}");
+    assert!(
+        id.contains(&format!("output-0@{offset}")),
+        "keyed by place: {id}"
+    );
     assert_eq!(dead[0].get_str("rule").unwrap(), "corrupt");
     assert!(!dead[0].get_binary_generic("rawRecord").unwrap().is_empty());
     let landed = snapshot(&db).await;
@@ -451,7 +481,11 @@ async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip
     let db = other_database(&world, "truncated").await;
     let out = migrate_export(&world, &db, &truncated, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("all_kinds/output-0@"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("all_kinds/output-0@"),
+        "{}",
+        stderr(&out)
+    );
     let out = migrate_export(&world, &db, &truncated, &["--skip-corrupt"]);
     assert_eq!(out.status.code(), Some(EXIT_DEAD_LETTERS));
     let landed: usize = snapshot(&db).await.values().map(|d| d.len()).sum();
@@ -466,7 +500,9 @@ async fn kill_9_and_rerun_copies_an_export_exactly_once() {
     let folder = export(&world, dir.path(), "e").await;
     let whole_db = other_database(&world, "whole").await;
     assert_eq!(
-        migrate_export(&world, &whole_db, &folder, &[]).status.code(),
+        migrate_export(&world, &whole_db, &folder, &[])
+            .status
+            .code(),
         Some(0)
     );
     let whole = snapshot(&whole_db).await;

@@ -36,8 +36,8 @@ use super::query::{query_reads, Reader};
 use super::{CountMethod, Discovery, PatternPlan, Plan};
 use crate::error::{Error, Result};
 use crate::path::{CollectionPattern, DocPath};
-use crate::source::{collection_query, kindless_query};
 use crate::source::export::ExportSource;
+use crate::source::{collection_query, kindless_query};
 use crate::source::{Change, FirestoreSource, KeyRange, Source};
 
 /// Firestore calls in flight at once during discovery.
@@ -576,7 +576,11 @@ impl Tally {
             pp.stats.add(doc);
         }
         if self.read.is_multiple_of(100_000) {
-            tracing::info!(read = self.read, patterns = self.patterns.len(), "full scan");
+            tracing::info!(
+                read = self.read,
+                patterns = self.patterns.len(),
+                "full scan"
+            );
         }
     }
 

@@ -80,7 +80,11 @@ pub enum Position {
     /// After the record that ends at byte `end` of `file` (an export's output file,
     /// relative to the export); `name` is that record's document (or `file@offset` for
     /// a corrupt record), for messages and for the islands of a resume.
-    Record { file: String, end: u64, name: String },
+    Record {
+        file: String,
+        end: u64,
+        name: String,
+    },
 }
 
 impl Position {

@@ -106,7 +106,11 @@ impl MongoTarget {
 pub struct FirestoreArgs {
     /// Google Cloud project that owns the Firestore database (with --from-export: taken
     /// from the export; given, it must match).
-    #[arg(long, env = "GOOGLE_CLOUD_PROJECT", required_unless_present = "from_export")]
+    #[arg(
+        long,
+        env = "GOOGLE_CLOUD_PROJECT",
+        required_unless_present = "from_export"
+    )]
     pub project: Option<String>,
     /// Firestore database id.
     #[arg(long, visible_alias = "database-id", default_value = "(default)")]
@@ -165,7 +169,12 @@ pub struct ExportArgs {
     /// An export holds no create or update time per document: a mapping that maps them
     /// into fields ([metadata]) is refused unless this says what they become: `omit`
     /// leaves the fields out, `snapshot` fills both with the export's snapshot time.
-    #[arg(long, value_enum, requires = "from_export", value_name = "omit|snapshot")]
+    #[arg(
+        long,
+        value_enum,
+        requires = "from_export",
+        value_name = "omit|snapshot"
+    )]
     pub export_times: Option<ExportTimesArg>,
 }
 

@@ -15,7 +15,8 @@ use crate::cli::{Endpoints, ExportArgs};
 /// The live database or an export, as one [`Source`].
 #[derive(Clone)]
 pub enum AnySource {
-    Live(FirestoreSource),
+    /// Boxed: the live source's configuration is far larger than the export's handle.
+    Live(Box<FirestoreSource>),
     Export(ExportSource),
 }
 
@@ -29,11 +30,11 @@ impl AnySource {
         transformer: &Transformer,
     ) -> anyhow::Result<Self> {
         match &ep.export.from_export {
-            None => Ok(Self::Live(
+            None => Ok(Self::Live(Box::new(
                 FirestoreSource::connect(config)
                     .await
                     .context("connecting to Firestore")?,
-            )),
+            ))),
             Some(path) => Ok(Self::Export(open_export(ep, path, transformer).await?)),
         }
     }
@@ -100,9 +101,10 @@ fn check_times(export: &ExportArgs, transformer: &Transformer) -> anyhow::Result
         .mappings()
         .filter(|m| m.create_time.is_some() || m.update_time.is_some())
         .map(|m| {
-            m.origin
-                .as_ref()
-                .map_or_else(|| m.collection.clone(), |o| o.file.path.display().to_string())
+            m.origin.as_ref().map_or_else(
+                || m.collection.clone(),
+                |o| o.file.path.display().to_string(),
+            )
         })
         .collect();
     if !asking.is_empty() {
@@ -140,7 +142,7 @@ impl Source for AnySource {
 
     fn endpoint(&self) -> &str {
         match self {
-            Self::Live(s) => Source::endpoint(s),
+            Self::Live(s) => Source::endpoint(&**s),
             Self::Export(s) => s.endpoint(),
         }
     }
@@ -166,7 +168,7 @@ impl Source for AnySource {
         capacity: usize,
     ) -> mpsc::Receiver<fireshift::error::Result<(Change, Position)>> {
         match self {
-            Self::Live(s) => Source::stream(s, range, after, capacity),
+            Self::Live(s) => Source::stream(&**s, range, after, capacity),
             Self::Export(s) => s.stream(range, after, capacity),
         }
     }
@@ -184,7 +186,7 @@ impl Source for AnySource {
 
     async fn root_collections(&self) -> fireshift::error::Result<Vec<String>> {
         match self {
-            Self::Live(s) => Source::root_collections(s).await,
+            Self::Live(s) => Source::root_collections(&**s).await,
             Self::Export(s) => s.root_collections().await,
         }
     }

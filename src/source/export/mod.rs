@@ -134,10 +134,12 @@ impl ExportSource {
                 });
             }
         }
-        let snapshot = start_micros.map(micros_to_timestamp).ok_or_else(|| Error::Export {
-            location: store.describe_file(&overall),
-            reason: "lists no kind: no snapshot time and no output file".into(),
-        })?;
+        let snapshot = start_micros
+            .map(micros_to_timestamp)
+            .ok_or_else(|| Error::Export {
+                location: store.describe_file(&overall),
+                reason: "lists no kind: no snapshot time and no output file".into(),
+            })?;
         let source = ExportSource {
             inner: Arc::new(Inner {
                 endpoint: store.describe(),
@@ -396,7 +398,9 @@ impl super::Source for ExportSource {
             rx
         };
         let Range::File { file } = range else {
-            return refuse(format!("the export source was given a key range ({range:?})"));
+            return refuse(format!(
+                "the export source was given a key range ({range:?})"
+            ));
         };
         let start = match after {
             None => None,
@@ -407,7 +411,12 @@ impl super::Source for ExportSource {
                 ))
             }
         };
-        self.stream_file(file.clone(), start, capacity, self.inner.options.skip_corrupt)
+        self.stream_file(
+            file.clone(),
+            start,
+            capacity,
+            self.inner.options.skip_corrupt,
+        )
     }
 
     /// Every file in the order of [`Self::split`], from the file `after` stands in.
@@ -471,7 +480,8 @@ impl super::Source for ExportSource {
             async move {
                 let mut roots = std::collections::BTreeSet::new();
                 scan_names(&inner, &path, |name| {
-                    if let Some(root) = name.strip_prefix(&prefix).and_then(|r| r.split('/').next()) {
+                    if let Some(root) = name.strip_prefix(&prefix).and_then(|r| r.split('/').next())
+                    {
                         if !roots.contains(root) {
                             roots.insert(root.to_string());
                         }
