@@ -574,3 +574,51 @@ async fn kill_9_and_rerun_copies_an_export_exactly_once() {
         "the checkpoints count every document once"
     );
 }
+
+/// Regression: with as many batches in flight as the MongoDB client has pooled
+/// connections, a checkpoint save waited for a connection that a written-but-unread
+/// batch held: the batches were driven only while the writer was not itself awaiting
+/// the save, so their answers were never read and every range stalled on "saving a
+/// checkpoint" (seen rarely in CI on the live source, which keeps about one batch in
+/// flight; every time from an export, which keeps many). A pool of two connections
+/// against four batches in flight makes it certain.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_in_flight_never_starve_a_checkpoint_save_of_a_pooled_connection() {
+    let world = World::new("export-pool").await;
+    world.write_demo(6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = export(&world, dir.path(), "e").await;
+    let live = world.migrate(&["--quiet"]);
+    assert_eq!(live.status.code(), Some(0));
+    let expected = world.snapshot().await;
+    let db = other_database(&world, "pool").await;
+    let sep = if mongodb_uri().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let small_pool = format!("{}{sep}maxPoolSize=2", mongodb_uri());
+    let out = world.fireshift(
+        &[
+            "migrate",
+            "--from-export",
+            folder.to_str().unwrap(),
+            "--database",
+            db.name(),
+            "--mongodb-uri",
+            &small_pool,
+            "--in-flight",
+            "4",
+            "--batch-size",
+            "20",
+            "--stall-warning",
+            "5",
+            "--stall-timeout",
+            "20",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "no stall");
+    assert_same(&expected, &snapshot(&db).await);
+}

@@ -465,6 +465,7 @@ async fn copy_range<S: Source>(
     };
     let mut config = options.pipeline.clone();
     config.label = format!("range {}", id.rsplit('#').next().unwrap_or(&id));
+    config.lag_batches = source.lag_batches();
     let copied = pipeline::run(
         source,
         sink,

@@ -158,6 +158,16 @@ pub trait Source: Clone + Send + Sync + 'static {
         capacity: usize,
     ) -> mpsc::Receiver<Result<(Change, Position)>>;
 
+    /// How many full write batches' worth of documents a range's position may lag
+    /// behind its read. A source that yields each collection's documents together (the
+    /// query, in name order) needs one: batches fill as they are read. One whose
+    /// collections interleave (an export, in the order it was written) needs more, or
+    /// every batch would be sent a sliver full. The documents a resume reads again are
+    /// bounded by it; those acknowledged past the position are skipped as islands.
+    fn lag_batches(&self) -> usize {
+        1
+    }
+
     /// Streams the whole source, range after range in a fixed order, from just after
     /// `after` (`None`: the beginning): what one reader of everything sees (the
     /// verifier). Same contract as [`Source::stream`].

@@ -173,6 +173,13 @@ impl Source for AnySource {
         }
     }
 
+    fn lag_batches(&self) -> usize {
+        match self {
+            Self::Live(s) => s.lag_batches(),
+            Self::Export(s) => s.lag_batches(),
+        }
+    }
+
     fn stream_all(
         &self,
         after: Option<Position>,

@@ -23,7 +23,8 @@ struct Batches<'a> {
     config: &'a PipelineConfig,
     progress: &'a Progress,
     shared: &'a Shared,
-    /// At most this many documents past the range's position (one batch): past it, the
+    /// At most this many documents past the range's position (`lag_batches` batches,
+    /// one for a source in collection order): past it, the
     /// open batch holding the oldest unacknowledged document is sent early (so the
     /// position does not wait on a collection that fills slowly) and the batcher waits
     /// for the writer's acknowledgements. It is what a crash can make a resume read and
@@ -144,7 +145,7 @@ pub(super) async fn batch_documents(
             max_group_bytes: limits.max_batch_bytes,
             max_bytes: config.buffer_bytes,
         }),
-        max_lag: limits.max_batch_docs,
+        max_lag: limits.max_batch_docs * config.lag_batches.max(1),
         config,
         progress,
         shared,

@@ -76,6 +76,9 @@ pub struct PipelineConfig {
     /// `--max-reads-per-second`: taken for each document read from the source, shared
     /// by every range of the process.
     pub reads: Option<Arc<crate::throttle::Throttle>>,
+    /// Full batches' worth of documents the range's position may lag behind the read
+    /// ([`crate::source::Source::lag_batches`]).
+    pub lag_batches: usize,
     /// The write pace: `--max-writes-per-second` (or none), lowered by itself when
     /// MongoDB pushes back ([`pushback`]); taken for each document of a batch before it
     /// is written (dead letters included: they are writes too).
@@ -110,6 +113,7 @@ impl Default for PipelineConfig {
             stop: tokio_util::sync::CancellationToken::new(),
             reads: None,
             writes: None,
+            lag_batches: 1,
         }
     }
 }

@@ -34,12 +34,17 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
             batches,
             |mut rx| async move { rx.recv().await.map(|o| (o, rx)) },
         );
+    // Each batch is written by a task of its own. The driver makes progress on an
+    // operation only while its future is polled: written inline, the batches in flight
+    // would stand still while this loop awaits a checkpoint save, each holding a pooled
+    // connection with its answer unread, and with as many batches in flight as the pool
+    // has connections the save could never get one — the "saving a checkpoint" stall.
     let results = stream
         .map(|o| {
             let sink = sink.clone();
             let dry_run = config.dry_run;
             let writes = config.writes.clone();
-            async move {
+            let task = tokio::spawn(async move {
                 if let Some(writes) = writes {
                     writes.throttle().take(o.batch.items.len() as u64).await;
                 }
@@ -54,11 +59,16 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
                     sink.write(&o.batch).await
                 };
                 (o, result, started.elapsed())
+            });
+            async move {
+                task.await
+                    .map_err(|e| Error::Internal(format!("a batch write task failed: {e}")))
             }
         })
         .buffer_unordered(config.in_flight.max(1));
     let mut results = std::pin::pin!(results);
-    while let Some((o, result, took)) = results.next().await {
+    while let Some(written) = results.next().await {
+        let (o, result, took) = written?;
         let result = result?;
         if let (Some(pace), false) = (&config.writes, config.dry_run) {
             let changed = pace.observe(

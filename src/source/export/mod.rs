@@ -369,6 +369,13 @@ impl super::Source for ExportSource {
         &self.inner.endpoint
     }
 
+    /// An export's records interleave collections (60 in the demo data): with 16
+    /// batches of lag, a batch fills to a few hundred documents, and the batches
+    /// acknowledged past the position stay within the islands a checkpoint keeps (64).
+    fn lag_batches(&self) -> usize {
+        16
+    }
+
     /// One range per output file, whatever `n`: a file is read front to back.
     async fn split(&self, _n: usize) -> Result<Vec<Range>> {
         Ok(self
