@@ -75,6 +75,18 @@ async fn empty_firestore(world: &World) {
     assert!(firestore_names(world, "users").await.is_empty());
 }
 
+/// Every document of `collection` in `db`.
+async fn all_in(db: &Database, collection: &str) -> Vec<mongodb::bson::Document> {
+    use futures::TryStreamExt;
+    db.collection(collection)
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 /// A second target database of the same server for `world`, dropped first.
 async fn other_database(world: &World, suffix: &str) -> Database {
     let db = world
@@ -250,6 +262,41 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
     );
     assert_eq!(out.status.code(), Some(0), "migrate --from-export gs://");
     assert_same(&live_plain, &snapshot(&gs_db).await);
+    let out = world.fireshift(
+        &[
+            "verify",
+            "--from-export",
+            &gs_path,
+            "--database",
+            gs_db.name(),
+            "--report",
+            dir.path().join("gs").to_str().unwrap(),
+            "--recheck-delay",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "verify --from-export gs://");
+
+    // --guard-update-time: every document stamped with the snapshot time printed.
+    let guarded_db = other_database(&world, "guarded").await;
+    let out = migrate_export(&world, &guarded_db, &folder, &["--guard-update-time"]);
+    assert_eq!(out.status.code(), Some(0));
+    let printed = stdout(&out);
+    let snapshot_at = printed
+        .split("snapshot at ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .expect("the snapshot time is printed");
+    let nanos = chrono::DateTime::parse_from_rfc3339(snapshot_at)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap();
+    let users = all_in(&guarded_db, "users").await;
+    assert_eq!(users.len(), live_plain["users"].len());
+    for u in &users {
+        assert_eq!(u.get_i64("_fs_updated").unwrap(), nanos, "{u:?}");
+    }
 
     // The mixillo mappings map document times: refused before any I/O without a choice.
     let mixillo_db = other_database(&world, "mixillo").await;
@@ -440,16 +487,7 @@ async fn a_damaged_export_stops_naming_file_and_offset_or_dead_letters_with_skip
         Some(EXIT_DEAD_LETTERS),
         "dead letters: exit 3"
     );
-    let dead: Vec<mongodb::bson::Document> = {
-        use futures::TryStreamExt;
-        db.collection("_fireshift_dead_letters")
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
-    };
+    let dead = all_in(&db, "_fireshift_dead_letters").await;
     assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
     let id = dead[0].get_str("_id").unwrap();
     assert!(
