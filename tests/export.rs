@@ -75,18 +75,6 @@ async fn empty_firestore(world: &World) {
     assert!(firestore_names(world, "users").await.is_empty());
 }
 
-/// Every document of `collection` in `db`.
-async fn all_in(db: &Database, collection: &str) -> Vec<mongodb::bson::Document> {
-    use futures::TryStreamExt;
-    db.collection(collection)
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
-}
-
 /// A second target database of the same server for `world`, dropped first.
 async fn other_database(world: &World, suffix: &str) -> Database {
     let db = world
@@ -107,6 +95,30 @@ fn migrate_export(world: &World, db: &Database, path: &Path, extra: &[&str]) -> 
             "--database",
             db.name(),
             "--quiet",
+        ],
+        extra,
+    )
+}
+
+/// `fireshift verify --from-export PATH --database DB --report PREFIX <extra>`.
+fn verify_export(
+    world: &World,
+    path: &str,
+    db: &Database,
+    report: &Path,
+    extra: &[&str],
+) -> Output {
+    world.fireshift(
+        &[
+            "verify",
+            "--from-export",
+            path,
+            "--database",
+            db.name(),
+            "--report",
+            report.to_str().unwrap(),
+            "--recheck-delay",
+            "0",
         ],
         extra,
     )
@@ -262,20 +274,7 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
     );
     assert_eq!(out.status.code(), Some(0), "migrate --from-export gs://");
     assert_same(&live_plain, &snapshot(&gs_db).await);
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--from-export",
-            &gs_path,
-            "--database",
-            gs_db.name(),
-            "--report",
-            dir.path().join("gs").to_str().unwrap(),
-            "--recheck-delay",
-            "0",
-        ],
-        &[],
-    );
+    let out = verify_export(&world, &gs_path, &gs_db, &dir.path().join("gs"), &[]);
     assert_eq!(out.status.code(), Some(0), "verify --from-export gs://");
 
     // --guard-update-time: every document stamped with the snapshot time printed.
@@ -332,20 +331,7 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
 
     // verify against the export: full parity, on both targets.
     let report = dir.path().join("plain");
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--from-export",
-            folder.to_str().unwrap(),
-            "--database",
-            plain_db.name(),
-            "--report",
-            report.to_str().unwrap(),
-            "--recheck-delay",
-            "0",
-        ],
-        &[],
-    );
+    let out = verify_export(&world, folder.to_str().unwrap(), &plain_db, &report, &[]);
     assert_eq!(out.status.code(), Some(0), "verify --from-export");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("plain.json")).unwrap())
@@ -357,20 +343,12 @@ async fn an_export_lands_what_the_live_copy_lands_and_verifies() {
         .update_one(doc! {}, doc! {"$set": {"displayName": "changed"}})
         .await
         .unwrap();
-    let out = world.fireshift(
-        &[
-            "verify",
-            "--from-export",
-            folder.to_str().unwrap(),
-            "--database",
-            plain_db.name(),
-            "--report",
-            report.to_str().unwrap(),
-            "--recheck-delay",
-            "0",
-            "--new-run",
-        ],
-        &[],
+    let out = verify_export(
+        &world,
+        folder.to_str().unwrap(),
+        &plain_db,
+        &report,
+        &["--new-run"],
     );
     assert_eq!(
         out.status.code(),

@@ -10,90 +10,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
+use common::emulator::PrivateEmulator;
 use common::{example_binary, free_port, stderr};
 use fireshift::source::{FirestoreSource, KeyRange, SourceConfig};
 use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
 
 const DB_ID: &str = "(default)";
-
-/// A private Firestore emulator in its own process group (the launcher is a shell
-/// script that starts java as a child, so the group is what has to be killed).
-struct PrivateEmulator {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateEmulator {
-    /// Starts the emulator loading `import` (an `.overall_export_metadata` file) and
-    /// waits until its HTTP endpoint answers.
-    fn start(port: u16, import: &Path, log: &Path) -> Self {
-        let bin = std::env::var("FIRESHIFT_EMULATOR_BIN").map_or_else(
-            |_| {
-                PathBuf::from(
-                    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator",
-                )
-            },
-            PathBuf::from,
-        );
-        assert!(
-            bin.exists(),
-            "{} missing: run scripts/services up (it checks for the emulator)",
-            bin.display()
-        );
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg(format!("--import-data={}", import.display()))
-            .env("JAVA_TOOL_OPTIONS", "-Xmx512m")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start the Firestore emulator");
-        let emulator = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !emulator.answers() {
-            assert!(Instant::now() < deadline, "private emulator did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        emulator
-    }
-
-    /// Whether `GET /` answers `Ok` (the emulator's readiness page).
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let req = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port);
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
-    }
-}
-
-impl Drop for PrivateEmulator {
-    fn drop(&mut self) {
-        // Negative pid: the whole group, java included.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Firestore value comparable with `Eq`, exactly: doubles by their bits (so NaN
 /// equals NaN, and -0.0 differs from +0.0), timestamps to the nanosecond.
@@ -178,7 +104,7 @@ async fn the_emulator_imports_the_generated_export_exactly() {
     }
 
     let port = free_port();
-    let _emulator = PrivateEmulator::start(port, &overall, &dir.path().join("emulator.log"));
+    let _emulator = PrivateEmulator::start(port, Some(&overall), &dir.path().join("emulator.log"));
     // Process-wide, see the module doc: the library's source reads it when connecting.
     std::env::set_var("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{port}"));
     let source = FirestoreSource::connect(SourceConfig::new(&project))

@@ -4,6 +4,7 @@
 //! and its own MongoDB database, so tests run in parallel without seeing each other.
 #![allow(dead_code)]
 
+pub mod emulator;
 pub mod gcs;
 pub mod google;
 pub mod proxy;
@@ -476,10 +477,13 @@ pub fn verify(
 
 /// Every document of `collection` in `world`'s target database.
 pub async fn all(world: &World, collection: &str) -> Vec<mongodb::bson::Document> {
+    all_in(&world.db, collection).await
+}
+
+/// Every document of `collection` in `db`.
+pub async fn all_in(db: &Database, collection: &str) -> Vec<mongodb::bson::Document> {
     use futures::TryStreamExt;
-    world
-        .db
-        .collection::<mongodb::bson::Document>(collection)
+    db.collection(collection)
         .find(doc! {})
         .await
         .unwrap()
