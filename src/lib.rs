@@ -53,6 +53,8 @@ pub mod ack;
 pub mod dual;
 pub mod error;
 pub mod firestore;
+pub mod follow;
+pub mod ledger;
 pub mod mapping;
 pub mod migrate;
 pub mod mongo;

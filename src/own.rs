@@ -16,6 +16,9 @@ pub const VERIFY_RUNS: &str = "_fireshift_verify_runs";
 pub const VERIFY_MISMATCHES: &str = "_fireshift_verify_mismatches";
 /// Prefix of a verify run's scratch collection of seen ids.
 pub const VERIFY_SEEN_PREFIX: &str = "_fireshift_verify_seen_";
+/// The follow ledger: per document of a following job, its place, update time and
+/// tombstone (see `crate::ledger`).
+pub const LEDGER: &str = "_fireshift_ledger";
 /// The dual-write settings document (`_id: "dual"`): modes, shadow-read fraction.
 pub const DUAL_SETTINGS: &str = "_fireshift_settings";
 
@@ -41,6 +44,7 @@ mod tests {
             VERIFY_MISMATCHES,
             VERIFY_SEEN_PREFIX,
             DUAL_SETTINGS,
+            LEDGER,
             OUTBOX,
         ] {
             assert!(is_own_collection(name), "{name}");

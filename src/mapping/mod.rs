@@ -25,6 +25,7 @@ pub mod identity;
 pub mod indexes;
 pub mod item;
 pub mod load;
+pub mod location;
 pub mod outcome;
 pub mod rules;
 pub mod spec;

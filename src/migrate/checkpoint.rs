@@ -331,7 +331,7 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Deletes a job and its range checkpoints (`--restart`).
+    /// Deletes a job, its range checkpoints and its follow record (`--restart`).
     pub async fn delete_job(&self, job: &str) -> Result<()> {
         self.call(
             "delete job",
@@ -339,6 +339,7 @@ impl CheckpointStore {
                 { "_id": job },
                 { "job": job, "kind": "range" },
                 { "job": job, "kind": "claim" },
+                { "job": job, "kind": "follow" },
             ] }),
         )
         .await?;

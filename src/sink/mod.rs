@@ -13,6 +13,7 @@
 //! the same code runs against every MongoDB version an operator may have.
 
 pub mod dead_letter;
+pub mod delete;
 pub mod guard;
 pub mod typed_json;
 

@@ -120,6 +120,41 @@ impl FirestoreSource {
         &self.root
     }
 
+    /// Firestore's own clock: the read time of a one-document query on a collection
+    /// that holds nothing (billed as one read). A follow starts from it, so a skew of
+    /// this machine's clock cannot open a gap.
+    pub async fn server_time(&self) -> Result<gcloud_sdk::prost_types::Timestamp> {
+        let query = collection_query("_fireshift_clock", false, &KeyRange::default(), Some(1));
+        self.config
+            .retry
+            .run(
+                || "read Firestore's clock".to_string(),
+                || async {
+                    let req = gcloud_sdk::google::firestore::v1::RunQueryRequest {
+                        parent: self.root.clone(),
+                        query_type: Some(
+                            gcloud_sdk::google::firestore::v1::run_query_request::QueryType::StructuredQuery(
+                                query.clone(),
+                            ),
+                        ),
+                        ..Default::default()
+                    };
+                    let mut client = self.conn.client();
+                    let mut stream = self
+                        .conn
+                        .answer("RunQuery", client.run_query(req))
+                        .await?
+                        .into_inner();
+                    let mut time = None;
+                    while let Some(resp) = self.conn.answer("RunQuery", stream.message()).await? {
+                        time = time.or(resp.read_time);
+                    }
+                    time.ok_or_else(|| Error::Internal("Firestore answered without a read time".into()))
+                },
+            )
+            .await
+    }
+
     /// The root collection ids (one `ListCollectionIds` call per page).
     pub async fn root_collections(&self) -> Result<Vec<String>> {
         self.collection_ids(&self.root).await.map(|(ids, _)| ids)

@@ -58,6 +58,12 @@ pub enum Command {
     /// every error as file:line:column, what is wrong and how to fix it.
     #[command(after_help = crate::help::check())]
     Check(crate::mappings::CheckArgs),
+    /// The cutover gate, run once the app stopped writing to Firestore: waits until the
+    /// follower (`migrate --follow`) applied every change, verifies, checks the
+    /// dual-write outbox, then records the cutover and the follower exits. Exit 0 only
+    /// when every gate passes; 9–12 name the gate that failed.
+    #[command(after_help = crate::help::cutover())]
+    Cutover(crate::cutover::CutoverArgs),
     /// Build the indexes the mappings declare (idempotent) and report each one. Exit 0
     /// when all exist, 5 when some were refused or clash.
     #[command(after_help = crate::help::indexes())]

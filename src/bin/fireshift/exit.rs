@@ -26,6 +26,15 @@ pub enum ExitCode {
     Paused = 7,
     /// `status --require-done`: some range of the job is not copied yet.
     NotDone = 8,
+    /// `cutover`: no follower of the job is running (`migrate --follow`).
+    FollowerNotRunning = 9,
+    /// `cutover`: the follower did not apply everything up to the cutover time (or did
+    /// not leave) within `--timeout`.
+    Lagging = 10,
+    /// `cutover`: verify found the target differs from the source at the cutover time.
+    Parity = 11,
+    /// `cutover`: the dual-write outbox still holds writes owed to MongoDB.
+    OutboxNotEmpty = 12,
     /// `migrate` stopped by SIGINT (Ctrl-C) after saving its checkpoints (128 + 2, as a
     /// shell reports a process the signal ended).
     Interrupted = 130,
@@ -51,6 +60,10 @@ Exit codes (every command):
   6  migrate stopped by --max-dead-letters (checkpoints kept: rerun to resume)
   7  verify paused by --max-docs (rerun to continue)
   8  status --require-done: the job is not done yet (some range is not copied)
+  9  cutover: no follower is running (migrate --follow)
+  10  cutover: the follower did not catch up to the cutover time within --timeout
+  11  cutover: verify found differences at the cutover time
+  12  cutover: the dual-write outbox is not empty
   130  migrate stopped by SIGINT (Ctrl-C), checkpoints saved: rerun to resume
   143  migrate stopped by SIGTERM, checkpoints saved: rerun to resume";
 
@@ -70,6 +83,10 @@ mod tests {
             ExitCode::DeadLetterLimit,
             ExitCode::Paused,
             ExitCode::NotDone,
+            ExitCode::FollowerNotRunning,
+            ExitCode::Lagging,
+            ExitCode::Parity,
+            ExitCode::OutboxNotEmpty,
             ExitCode::Interrupted,
             ExitCode::Terminated,
         ];

@@ -18,7 +18,17 @@ pub fn migrate() -> String {
   fireshift migrate --project my-project --database app --mappings mappings/myapp --dry-run
   # from a managed export instead of the live database (docs/export.md)
   fireshift migrate --from-export gs://my-bucket/exports/2026-12-01 --database app \\
-      --mappings mappings/myapp --export-times omit --parallel 8",
+      --mappings mappings/myapp --export-times omit --parallel 8
+  # copy, then follow every change until `fireshift cutover` (docs/follow.md)
+  fireshift migrate --project my-project --database app --mappings mappings/myapp --follow",
+    )
+}
+
+pub fn cutover() -> String {
+    with_examples(
+        "  # after the app stopped writing to Firestore: gate, verify, record, the follower exits
+  fireshift cutover --project my-project --mongodb-uri \"$MONGODB_URI\" --database app \\
+      --mappings mappings/myapp --timeout 600 --report cutover",
     )
 }
 

@@ -9,7 +9,9 @@
 //! * [`exit`] every exit code.
 
 mod cli;
+mod cutover;
 mod exit;
+mod follow;
 mod help;
 mod mappings;
 mod migrate;
@@ -74,6 +76,7 @@ async fn main() {
         Command::Check(a) => mappings::check(a),
         Command::Indexes(a) => mappings::indexes(a).await,
         Command::Plan(a) => plan::run(a).await,
+        Command::Cutover(a) => cutover::run(a).await,
     };
     let code = match outcome {
         Ok(code) => code,

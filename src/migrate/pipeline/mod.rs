@@ -83,6 +83,10 @@ pub struct PipelineConfig {
     /// MongoDB pushes back ([`pushback`]); taken for each document of a batch before it
     /// is written (dead letters included: they are writes too).
     pub writes: Option<Arc<pushback::Pushback>>,
+    /// A following job's ledger ([`crate::ledger`]): each written batch's documents are
+    /// recorded there (place and update time) before they are acknowledged, so the
+    /// follower can tell a deleted document by its absence from a resend.
+    pub ledger: Option<crate::ledger::Ledger>,
 }
 
 impl PipelineConfig {
@@ -114,6 +118,7 @@ impl Default for PipelineConfig {
             reads: None,
             writes: None,
             lag_batches: 1,
+            ledger: None,
         }
     }
 }

@@ -44,6 +44,7 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
             let sink = sink.clone();
             let dry_run = config.dry_run;
             let writes = config.writes.clone();
+            let ledger = config.ledger.clone();
             let task = tokio::spawn(async move {
                 if let Some(writes) = writes {
                     writes.throttle().take(o.batch.items.len() as u64).await;
@@ -56,7 +57,12 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
                         ..Default::default()
                     })
                 } else {
-                    sink.write(&o.batch).await
+                    match sink.write(&o.batch).await {
+                        Ok(r) => record_in_ledger(&sink, ledger.as_ref(), &o.batch)
+                            .await
+                            .map(|()| r),
+                        Err(e) => Err(e),
+                    }
                 };
                 (o, result, started.elapsed())
             });
@@ -140,6 +146,29 @@ pub(super) async fn write_batches<K: Sink, C: SaveCheckpoint>(
         shared.acked.notify_one();
     }
     Ok(checkpoint)
+}
+
+/// Records a written batch's documents in the job's ledger (a following job only),
+/// before they are acknowledged: a document the position passes is always recorded.
+async fn record_in_ledger<K: Sink>(
+    sink: &K,
+    ledger: Option<&crate::ledger::Ledger>,
+    batch: &Batch,
+) -> Result<()> {
+    let (Some(ledger), Some(field)) = (ledger, sink.config().guard_field.as_deref()) else {
+        return Ok(());
+    };
+    let Some(records) = ledger.records_of(batch, field, &|_| None) else {
+        return Ok(());
+    };
+    let result = sink.write(&records).await?;
+    match result.failures.first() {
+        None => Ok(()),
+        Some(f) => Err(Error::Internal(format!(
+            "the ledger refused the record of {}: {}",
+            f.source_path, f.message
+        ))),
+    }
 }
 
 /// What became of each document of a written batch: written, or dead-lettered (by the

@@ -150,6 +150,8 @@ pub struct MigrateArgs {
     /// lists as missing or differing; extras are left (docs/verify-report.md).
     #[arg(long, value_name = "PREFIX.json", conflicts_with_all = ["restart", "drop_target", "retry_dead_letters", "dry_run", "from_export"])]
     pub only_from_report: Option<PathBuf>,
+    #[command(flatten)]
+    pub follow: crate::follow::FollowArgs,
 }
 
 /// Runs `migrate`; returns the process exit code. Whatever way the run ends (done,
@@ -189,8 +191,8 @@ async fn connect_and_copy(
         max_batch_docs: limits.batch_docs(args.batch_size),
         max_batch_bytes: args.batch_bytes,
         retry: ep.retry(),
-        guard_field: args
-            .guard_update_time
+        // A follow writes beside the copy: both guarded (docs/follow.md).
+        guard_field: (args.guard_update_time || args.follow.follow)
             .then(|| fireshift::sink::guard::GUARD_FIELD.to_string()),
     };
     sink_config.validate()?;
@@ -227,6 +229,9 @@ async fn migrate_on(
         let s = args.shard.shard;
         tracing::info!("--shard auto: shard {}/{} ({from})", s.index, s.count);
     }
+    if args.follow.follow {
+        crate::follow::refuse_unsupported(args, source)?;
+    }
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
     let limits = Limits::of(args);
     if let Some(said) = limits.describe() {
@@ -254,6 +259,11 @@ async fn migrate_on(
                 .writes
                 .map_or_else(Throttle::unlimited, Throttle::new),
         )))),
+        // A following job records what it writes (docs/follow.md, "The ledger").
+        ledger: args
+            .follow
+            .follow
+            .then(|| fireshift::ledger::Ledger::new(facts.job.clone())),
         ..PipelineConfig::default()
     };
     let options = JobOptions {
@@ -278,11 +288,37 @@ async fn migrate_on(
         lease_ttl: std::time::Duration::from_secs(args.lease_seconds),
         pipeline,
     };
+    // With --follow, the follower starts before the copy's first read (its start time
+    // is taken first) and runs beside it.
+    let follower = match (args.follow.follow, source) {
+        (true, AnySource::Live(live)) => Some(
+            crate::follow::start(
+                args,
+                &options,
+                live,
+                sink,
+                transformer,
+                &stop.token,
+                &facts.run_id,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let result = tokio::select! {
         r = job::run(source, sink, transformer, &options, progress) => r,
         stalled = watchdog::watchdog(progress, args.stall_warning, args.stall_timeout) => Err(stalled),
     };
     display.finish().await;
+    let follower = follower.map(|f| f.copy_ended(&result));
+    // The copy went wrong: the follower stops with it, its position saved.
+    let follower = match follower {
+        Some(f) if result.is_err() => {
+            f.stopped().await;
+            None
+        }
+        f => f,
+    };
     if let Err(e @ fireshift::error::Error::DeadLetterLimit { .. }) = &result {
         report::print_summary(&Summary::from_progress(progress), &ep.mongo.database, args);
         eprintln!("error: job `{}`: {e}", options.job);
@@ -379,6 +415,27 @@ async fn migrate_on(
         }
     } else if args.retry_dead_letters {
         println!("dead letters are retried once every range of the job is copied (other shards are still copying)");
+    }
+    if let Some(f) = follower {
+        println!(
+            "job `{}`: the copy is done; following Firestore's changes until `fireshift cutover`",
+            options.job
+        );
+        match f.finish().await? {
+            fireshift::follow::run::Ended::CutOver => {
+                println!(
+                    "job `{}`: cut over; every change up to the cutover is in MongoDB",
+                    options.job
+                )
+            }
+            fireshift::follow::run::Ended::Stopped => {
+                println!(
+                    "job `{}`: following stopped on request; rerun the same command to go on from the saved position",
+                    options.job
+                );
+                return Ok(stop.exit_code().unwrap_or(ExitCode::Interrupted));
+            }
+        }
     }
     // Dead letters first: a document that did not land weighs more than an index.
     Ok(if summary.dead_lettered > 0 || job_dead > 0 {

@@ -1,0 +1,167 @@
+//! Guarded deletes: what the follower applies when Firestore says a document is gone.
+//!
+//! A document deleted at time T is removed from MongoDB only when the state it holds is
+//! not newer than T (its guard field `<= T`, or absent: a document written without the
+//! guard), so a delete that reaches the server after a newer write (a re-created
+//! document) never removes the newer state. An embedded document is an element of its
+//! parent's array: it is pulled under the same condition on the element's own guard
+//! field. Every statement is idempotent: a replayed delete finds nothing to remove.
+
+use mongodb::bson::{doc, Bson, Document};
+
+use super::MongoSink;
+use crate::error::{Error, Result};
+use crate::mapping::location::Location;
+use crate::mongo::ANSWER_TIMEOUT;
+
+/// One document to remove from where it lives.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    pub location: Location,
+    /// When Firestore was seen without it (ns since the epoch): the guard's bound.
+    pub time: i64,
+}
+
+/// `{$or: [{F: {$lte: T}}, {F: {$exists: false}}]}`: the state held is not newer than T.
+fn not_newer(field: &str, time: i64) -> Document {
+    doc! { "$or": [ { field: { "$lte": time } }, { field: { "$exists": false } } ] }
+}
+
+impl MongoSink {
+    /// Removes every document of `removals` that holds no state newer than its time.
+    /// The removals may be in several collections; each collection's share is one
+    /// command. Transient failures are retried until the retry deadline.
+    pub async fn remove(&self, guard_field: &str, removals: &[Removal]) -> Result<u64> {
+        let mut by_collection: std::collections::BTreeMap<&str, Vec<&Removal>> =
+            std::collections::BTreeMap::new();
+        for r in removals {
+            by_collection
+                .entry(r.location.collection.as_str())
+                .or_default()
+                .push(r);
+        }
+        let mut removed = 0;
+        for (collection, rs) in by_collection {
+            let (whole, elements): (Vec<&Removal>, Vec<&Removal>) =
+                rs.into_iter().partition(|r| r.location.embed.is_none());
+            if !whole.is_empty() {
+                let deletes: Vec<Document> = whole
+                    .iter()
+                    .map(|r| {
+                        let mut q = not_newer(guard_field, r.time);
+                        q.insert("_id", r.location.id.clone());
+                        doc! { "q": q, "limit": 1 }
+                    })
+                    .collect();
+                let cmd = doc! {
+                    "delete": collection,
+                    "deletes": deletes,
+                    "ordered": false,
+                    "writeConcern": { "w": "majority", "j": true },
+                };
+                removed += self.command_n("guarded delete", collection, cmd).await?;
+            }
+            if !elements.is_empty() {
+                let updates: Vec<Document> = elements
+                    .iter()
+                    .filter_map(|r| {
+                        let e = r.location.embed.as_ref()?;
+                        let mut cond = not_newer(guard_field, r.time);
+                        cond.insert("_id", e.id.clone());
+                        Some(doc! {
+                            "q": { "_id": r.location.id.clone() },
+                            "u": { "$pull": { e.field.as_str(): cond } },
+                        })
+                    })
+                    .collect();
+                let cmd = doc! {
+                    "update": collection,
+                    "updates": updates,
+                    "ordered": false,
+                    "writeConcern": { "w": "majority", "j": true },
+                };
+                removed += self
+                    .command_n("guarded pull", collection, cmd)
+                    .await
+                    .map(|_| elements.len() as u64)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs one write command until it is answered without a write error, retrying
+    /// transient failures; returns its `n`.
+    async fn command_n(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        cmd: Document,
+    ) -> Result<u64> {
+        let target = format!("{}.{collection}", self.database().name());
+        let mut backoff = self.config().retry.backoff();
+        loop {
+            let attempt =
+                tokio::time::timeout(ANSWER_TIMEOUT, self.database().run_command(cmd.clone()))
+                    .await;
+            let err = match attempt {
+                Ok(Ok(reply)) => match write_error(&reply) {
+                    None => {
+                        return Ok(match reply.get("n") {
+                            Some(Bson::Int32(n)) => *n as u64,
+                            Some(Bson::Int64(n)) => *n as u64,
+                            _ => 0,
+                        })
+                    }
+                    Some((message, retryable)) => Error::Mongo {
+                        operation,
+                        target: target.clone(),
+                        uri: self.uri().to_string(),
+                        message,
+                        retryable,
+                    },
+                },
+                Ok(Err(e)) => crate::mongo::error(operation, &target, self.uri(), e),
+                Err(_) => Error::Mongo {
+                    operation,
+                    target: target.clone(),
+                    uri: self.uri().to_string(),
+                    message: format!("no answer within {}s", ANSWER_TIMEOUT.as_secs()),
+                    retryable: true,
+                },
+            };
+            backoff
+                .wait(err, &format!("{operation} in {collection}"))
+                .await?;
+        }
+    }
+}
+
+/// A write command reports its failures in its reply: the first, and whether it is
+/// worth another attempt.
+fn write_error(reply: &Document) -> Option<(String, bool)> {
+    if let Ok(wce) = reply.get_document("writeConcernError") {
+        return Some((
+            wce.get_str("errmsg")
+                .unwrap_or("write concern error")
+                .into(),
+            true,
+        ));
+    }
+    let e = reply
+        .get_array("writeErrors")
+        .ok()?
+        .iter()
+        .find_map(|e| e.as_document())?;
+    let code = match e.get("code") {
+        Some(Bson::Int32(c)) => i64::from(*c),
+        Some(Bson::Int64(c)) => *c,
+        _ => 0,
+    };
+    let retryable = crate::mongo::RETRYABLE_CODES
+        .iter()
+        .any(|c| i64::from(*c) == code);
+    Some((
+        format!("code {code}: {}", e.get_str("errmsg").unwrap_or("")),
+        retryable,
+    ))
+}
