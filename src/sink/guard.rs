@@ -102,13 +102,48 @@ pub fn stamp_transformed_at(
 }
 
 /// The guarded form of an item's update statement (`u`), when the item carries a guard
-/// time in `field`. `None` for items without one and for embeds
-/// ([`crate::mapping::item::WriteKind::Embed`]: an embedded element has no document of its own
-/// to hold a guard): those are written unguarded, as before.
+/// time in `field`; `None` for items without one. An embedded element
+/// ([`crate::mapping::item::WriteKind::Embed`]) carries its own guard time: the parent's
+/// array is left as it is when it holds that element with a newer time.
 pub fn guarded_update(item: &WriteItem, field: &str) -> Option<RawBson> {
     let time = guard_time(&item.doc, field)?;
+    if let crate::mapping::item::WriteKind::Embed { field: array, max } = &item.kind {
+        return Some(RawBson::Array(guarded_embed(
+            item, array, *max, field, time,
+        )));
+    }
     let new_doc = item.replacement()?;
     Some(RawBson::Array(guarded_pipeline(field, time, new_doc)))
+}
+
+/// `[{$set: {A: {$cond: [<A holds this element with a newer F>, "$A", <A with it>]}}}]`.
+fn guarded_embed(item: &WriteItem, array: &str, max: u32, field: &str, time: i64) -> RawArrayBuf {
+    let mut same = RawArrayBuf::new();
+    same.push("$$this._id");
+    same.push(rawdoc! { "$literal": item.element_id() });
+    let mut stored_time = RawArrayBuf::new();
+    stored_time.push(format!("$$this.{field}"));
+    stored_time.push(-1i64);
+    let mut newer = RawArrayBuf::new();
+    newer.push(rawdoc! { "$ifNull": stored_time });
+    newer.push(time);
+    let mut both = RawArrayBuf::new();
+    both.push(rawdoc! { "$eq": same });
+    both.push(rawdoc! { "$gt": newer });
+    let mut current = RawArrayBuf::new();
+    current.push(format!("${array}"));
+    current.push(RawArrayBuf::new());
+    let mut any = RawArrayBuf::new();
+    any.push(rawdoc! { "$map": { "input": { "$ifNull": current }, "in": { "$and": both } } });
+    let mut cond = RawArrayBuf::new();
+    cond.push(rawdoc! { "$anyElementTrue": any });
+    cond.push(format!("${array}"));
+    cond.push(item.embed_value(array, max));
+    let mut set = RawDocumentBuf::new();
+    set.append(array, rawdoc! { "$cond": cond });
+    let mut stages = RawArrayBuf::new();
+    stages.push(rawdoc! { "$set": set });
+    stages
 }
 
 /// `[{$replaceWith: {$cond: [{$gt: [{$ifNull: ["$F", -1]}, T]}, "$$ROOT", NEW]}}]`.
@@ -200,12 +235,30 @@ mod tests {
     }
 
     #[test]
-    fn embed_items_and_unstamped_items_stay_unguarded() {
+    fn embeds_keep_a_newer_element_and_unstamped_items_stay_unguarded() {
         let embed = item(WriteKind::Embed {
             field: "comments".into(),
             max: 10,
         });
-        assert!(guarded_update(&embed, GUARD_FIELD).is_none());
+        let RawBson::Array(stages) = guarded_update(&embed, GUARD_FIELD).unwrap() else {
+            panic!("pipeline expected")
+        };
+        let stage = stages.into_iter().next().unwrap().unwrap();
+        let stage = Bson::try_from(stage.to_raw_bson()).unwrap();
+        let cond = stage
+            .as_document()
+            .and_then(|d| d.get_document("$set").ok())
+            .and_then(|d| d.get_document("comments").ok())
+            .and_then(|d| d.get_array("$cond").ok())
+            .expect("a conditional array value");
+        assert_eq!(cond[1], Bson::String("$comments".into()), "keeps the array");
+        let test = format!("{:?}", cond[0]);
+        assert!(
+            test.contains("$anyElementTrue")
+                && test.contains("$$this._fs_updated")
+                && test.contains("42"),
+            "{test}"
+        );
         let mut plain = item(WriteKind::Replace);
         plain.doc = RawDocumentBuf::from_document(&doc! {"_id": "u1"}).unwrap();
         assert!(guarded_update(&plain, GUARD_FIELD).is_none());

@@ -15,6 +15,7 @@
 pub mod dead_letter;
 pub mod delete;
 pub mod guard;
+pub mod holder;
 pub mod typed_json;
 
 use mongodb::bson::{doc, rawdoc, Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf};
@@ -136,9 +137,60 @@ impl WriteItem {
         }
     }
 
+    /// For [`WriteKind::Embed`]: the new value of the parent's array `field` (this
+    /// element in place of any with its `_id`, sorted, refused past `max`).
+    pub(crate) fn embed_value(&self, field: &str, max: u32) -> RawDocumentBuf {
+        let literal = || rawdoc! { "$literal": self.doc.clone() };
+        let child_id = self.element_id();
+        let mut if_null = RawArrayBuf::new();
+        if_null.push(format!("${field}"));
+        if_null.push(RawArrayBuf::new());
+        let mut ne = RawArrayBuf::new();
+        ne.push("$$this._id");
+        ne.push(rawdoc! { "$literal": child_id });
+        let mut lt = RawArrayBuf::new();
+        lt.push(rawdoc! { "$size": "$$kept" });
+        lt.push(i64::from(max));
+        let mut appended = RawArrayBuf::new();
+        appended.push(literal());
+        let mut concat = RawArrayBuf::new();
+        concat.push("$$kept");
+        concat.push(appended);
+        // Fails the statement on purpose (a conversion error whose message holds
+        // the marker); the input depends on the document, so no server can fold
+        // it away as a constant.
+        let mut overflow_text = RawArrayBuf::new();
+        overflow_text.push(format!("{EMBED_LIMIT_MARKER} "));
+        overflow_text.push(rawdoc! { "$toString": { "$size": "$$kept" } });
+        let mut cond = RawArrayBuf::new();
+        cond.push(rawdoc! { "$lt": lt });
+        // Sorted by `_id`, so the array is the same whatever order the children
+        // were written in (concurrent batches, reruns): `$sortArray`, MongoDB 5.2+.
+        cond.push(rawdoc! { "$sortArray": { "input": { "$concatArrays": concat }, "sortBy": { "_id": 1 } } });
+        cond.push(rawdoc! { "$toInt": { "$concat": overflow_text } });
+        rawdoc! {
+            "$let": {
+                "vars": { "kept": { "$filter": {
+                    "input": { "$ifNull": if_null },
+                    "cond": { "$ne": ne },
+                } } },
+                "in": { "$cond": cond },
+            }
+        }
+    }
+
+    /// The `_id` of an embedded element (its document's own).
+    pub(crate) fn element_id(&self) -> RawBson {
+        self.doc
+            .get("_id")
+            .ok()
+            .flatten()
+            .map(|v| v.to_raw_bson())
+            .unwrap_or(RawBson::Null)
+    }
+
     /// The update statement's `u`: a replacement document or an update pipeline.
     pub fn update(&self) -> RawBson {
-        let literal = || rawdoc! { "$literal": self.doc.clone() };
         let mut stages = RawArrayBuf::new();
         match &self.kind {
             WriteKind::Replace if !self.literal => return RawBson::Document(self.doc.clone()),
@@ -147,52 +199,8 @@ impl WriteItem {
                 stages.push(rawdoc! { "$replaceWith": new_doc });
             }
             WriteKind::Embed { field, max } => {
-                let child_id = self
-                    .doc
-                    .get("_id")
-                    .ok()
-                    .flatten()
-                    .map(|v| v.to_raw_bson())
-                    .unwrap_or(RawBson::Null);
-                let mut if_null = RawArrayBuf::new();
-                if_null.push(format!("${field}"));
-                if_null.push(RawArrayBuf::new());
-                let mut ne = RawArrayBuf::new();
-                ne.push("$$this._id");
-                ne.push(rawdoc! { "$literal": child_id });
-                let mut lt = RawArrayBuf::new();
-                lt.push(rawdoc! { "$size": "$$kept" });
-                lt.push(i64::from(*max));
-                let mut appended = RawArrayBuf::new();
-                appended.push(literal());
-                let mut concat = RawArrayBuf::new();
-                concat.push("$$kept");
-                concat.push(appended);
-                // Fails the statement on purpose (a conversion error whose message holds
-                // the marker); the input depends on the document, so no server can fold
-                // it away as a constant.
-                let mut overflow_text = RawArrayBuf::new();
-                overflow_text.push(format!("{EMBED_LIMIT_MARKER} "));
-                overflow_text.push(rawdoc! { "$toString": { "$size": "$$kept" } });
-                let mut cond = RawArrayBuf::new();
-                cond.push(rawdoc! { "$lt": lt });
-                // Sorted by `_id`, so the array is the same whatever order the children
-                // were written in (concurrent batches, reruns): `$sortArray`, MongoDB 5.2+.
-                cond.push(rawdoc! { "$sortArray": { "input": { "$concatArrays": concat }, "sortBy": { "_id": 1 } } });
-                cond.push(rawdoc! { "$toInt": { "$concat": overflow_text } });
                 let mut set = RawDocumentBuf::new();
-                set.append(
-                    field.as_str(),
-                    rawdoc! {
-                        "$let": {
-                            "vars": { "kept": { "$filter": {
-                                "input": { "$ifNull": if_null },
-                                "cond": { "$ne": ne },
-                            } } },
-                            "in": { "$cond": cond },
-                        }
-                    },
-                );
+                set.append(field.as_str(), self.embed_value(field, *max));
                 stages.push(rawdoc! { "$set": set });
             }
         }
