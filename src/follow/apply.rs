@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures::TryStreamExt;
 use gcloud_sdk::google::firestore::v1::Document;
-use mongodb::bson::{doc, Document as BsonDocument};
+use mongodb::bson::{doc, Bson, Document as BsonDocument};
 use mongodb::Collection;
 
 use crate::error::{Error, Result};
@@ -177,7 +177,13 @@ impl Applier {
                                 time,
                                 epoch_of(group_of(&rel)),
                             ));
-                            removals.push(Removal { location, time });
+                            let holds = self.mappings.embedded_fields_of(&location.collection);
+                            removals.push(Removal {
+                                location,
+                                time,
+                                holds,
+                                rel: rel.clone(),
+                            });
                             counts.deletes += 1;
                         }
                         // Never written by fireshift (its `_id` comes from a field and
@@ -196,6 +202,44 @@ impl Applier {
         if !removals.is_empty() {
             self.sink.remove(&self.guard, &removals).await?;
             self.sink.write(&tombstones).await?;
+            self.clear_empty_holders(&removals).await?;
+        }
+        Ok(())
+    }
+
+    /// The parents of pulled children whose own document is not live in the ledger
+    /// (deleted, or never seen: a holder a child's write made) are removed when they
+    /// hold nothing any more. A live parent is never touched.
+    async fn clear_empty_holders(&self, removals: &[Removal]) -> Result<()> {
+        let mut parents: BTreeMap<String, (String, Bson)> = BTreeMap::new();
+        for r in removals {
+            if r.location.embed.is_none() {
+                continue;
+            }
+            if let Some(parent) = parent_rel(&r.rel) {
+                parents.insert(
+                    parent.to_string(),
+                    (r.location.collection.clone(), r.location.id.clone()),
+                );
+            }
+        }
+        if parents.is_empty() {
+            return Ok(());
+        }
+        let rels: Vec<String> = parents.keys().cloned().collect();
+        let known = self.entries(&rels).await?;
+        let mut orphaned: BTreeMap<String, Vec<Bson>> = BTreeMap::new();
+        for (rel, (collection, id)) in parents {
+            if known.get(&rel).is_some_and(|e| !e.d) {
+                continue;
+            }
+            orphaned.entry(collection).or_default().push(id);
+        }
+        for (collection, ids) in orphaned {
+            let holds = self.mappings.embedded_fields_of(&collection);
+            self.sink
+                .remove_empty_holders(&self.guard, &collection, &holds, &ids)
+                .await?;
         }
         Ok(())
     }
@@ -293,12 +337,15 @@ impl Applier {
                 removals.push(Removal {
                     location: e.location.clone(),
                     time,
+                    holds: self.mappings.embedded_fields_of(&e.location.collection),
+                    rel: e.p.clone(),
                 });
             }
             self.sink.remove(&self.guard, &removals).await?;
             if !tombstones.items.is_empty() {
                 self.sink.write(&tombstones).await?;
             }
+            self.clear_empty_holders(&removals).await?;
             done += entries.len() as u64;
         }
     }
@@ -327,7 +374,28 @@ impl Applier {
     }
 }
 
+/// The relative path of the parent document of the document at `rel` (`None` at the
+/// root).
+fn parent_rel(rel: &str) -> Option<&str> {
+    let mut it = rel.rsplitn(3, '/');
+    it.next();
+    it.next();
+    it.next()
+}
+
 /// The relative path of a full document name.
 pub fn rel_of(name: &str) -> String {
     relative_path(name).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_of_a_subcollection_document() {
+        assert_eq!(parent_rel("a/b/c/d"), Some("a/b"));
+        assert_eq!(parent_rel("a/b/c/d/e/f"), Some("a/b/c/d"));
+        assert_eq!(parent_rel("users/u1"), None);
+    }
 }

@@ -107,4 +107,15 @@ mod tests {
         assert_eq!(&e.field, field);
         assert_eq!(e.id, set.target_id(&path).unwrap());
     }
+
+    #[test]
+    fn a_collection_knows_the_arrays_its_children_fill() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/mixillo");
+        let set = MappingSet::load(&dir).expect("the shipped mappings load");
+        assert_eq!(set.embedded_fields_of("comments"), ["replies"]);
+        assert!(set.embedded_fields_of("no_such_collection").is_empty());
+        assert!(MappingSet::empty()
+            .embedded_fields_of("comments")
+            .is_empty());
+    }
 }

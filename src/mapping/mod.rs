@@ -274,6 +274,22 @@ impl MappingSet {
         }
     }
 
+    /// The arrays embedded children fill in the documents of the target collection
+    /// `collection` (empty when none embeds there).
+    pub fn embedded_fields_of(&self, collection: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (parent, fields) in &self.embeds {
+            if self.target_of(parent) == collection {
+                for f in fields {
+                    if !out.contains(f) {
+                        out.push(f.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The target `_id` of the document at `path`, from its collection's identity.
     pub fn target_id(&self, path: &DocPath<'_>) -> Result<Bson, String> {
         let pattern = path.pattern();

@@ -6,6 +6,10 @@
 //! document) never removes the newer state. An embedded document is an element of its
 //! parent's array: it is pulled under the same condition on the element's own guard
 //! field. Every statement is idempotent: a replayed delete finds nothing to remove.
+//!
+//! A document whose collection holds embedded children is not deleted but reduced to a
+//! holder of its arrays ([`super::holder`]): the children outlive their parent in
+//! Firestore, so they do in MongoDB; a holder left with no child is removed.
 
 use mongodb::bson::{doc, Bson, Document};
 
@@ -20,6 +24,10 @@ pub struct Removal {
     pub location: Location,
     /// When Firestore was seen without it (ns since the epoch): the guard's bound.
     pub time: i64,
+    /// The arrays embedded children fill in documents of its collection (empty: none).
+    pub holds: Vec<String>,
+    /// Its Firestore path relative to the database (for the logs and the holders).
+    pub rel: String,
 }
 
 /// `{$or: [{F: {$lte: T}}, {F: {$exists: false}}]}`: the state held is not newer than T.
@@ -44,15 +52,43 @@ impl MongoSink {
         for (collection, rs) in by_collection {
             let (whole, elements): (Vec<&Removal>, Vec<&Removal>) =
                 rs.into_iter().partition(|r| r.location.embed.is_none());
-            if !whole.is_empty() {
-                let deletes: Vec<Document> = whole
+            let (held, whole): (Vec<&Removal>, Vec<&Removal>) =
+                whole.into_iter().partition(|r| !r.holds.is_empty());
+            if !held.is_empty() {
+                let updates: Vec<Document> = held
                     .iter()
                     .map(|r| {
                         let mut q = not_newer(guard_field, r.time);
                         q.insert("_id", r.location.id.clone());
-                        doc! { "q": q, "limit": 1 }
+                        let u = super::holder::reduce_to_holder(&r.holds, guard_field, r.time);
+                        doc! { "q": q, "u": u }
                     })
                     .collect();
+                let cmd = doc! {
+                    "update": collection,
+                    "updates": updates,
+                    "ordered": false,
+                    "writeConcern": { "w": "majority", "j": true },
+                };
+                self.command_n("reduce to a holder", collection, cmd)
+                    .await?;
+            }
+            let deletes: Vec<Document> = whole
+                .iter()
+                .map(|r| {
+                    let mut q = not_newer(guard_field, r.time);
+                    q.insert("_id", r.location.id.clone());
+                    doc! { "q": q, "limit": 1 }
+                })
+                .chain(held.iter().map(|r| {
+                    // The holder just made, when it holds nothing.
+                    let mut q = super::holder::empty(&r.holds, guard_field);
+                    q.extend(not_newer(guard_field, r.time));
+                    q.insert("_id", r.location.id.clone());
+                    doc! { "q": q, "limit": 1 }
+                }))
+                .collect();
+            if !deletes.is_empty() {
                 let cmd = doc! {
                     "delete": collection,
                     "deletes": deletes,
@@ -87,6 +123,37 @@ impl MongoSink {
             }
         }
         Ok(removed)
+    }
+
+    /// Removes the documents of `ids` in `collection` that are holders of the arrays
+    /// `holds` holding nothing; any other document is left alone. For the parents of
+    /// pulled children whose own Firestore document does not exist.
+    pub async fn remove_empty_holders(
+        &self,
+        guard_field: &str,
+        collection: &str,
+        holds: &[String],
+        ids: &[Bson],
+    ) -> Result<u64> {
+        if ids.is_empty() || holds.is_empty() {
+            return Ok(0);
+        }
+        let deletes: Vec<Document> = ids
+            .iter()
+            .map(|id| {
+                let mut q = super::holder::empty(holds, guard_field);
+                q.insert("_id", id.clone());
+                doc! { "q": q, "limit": 1 }
+            })
+            .collect();
+        let cmd = doc! {
+            "delete": collection,
+            "deletes": deletes,
+            "ordered": false,
+            "writeConcern": { "w": "majority", "j": true },
+        };
+        self.command_n("remove empty holders", collection, cmd)
+            .await
     }
 
     /// Runs one write command until it is answered without a write error, retrying

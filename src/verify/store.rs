@@ -393,14 +393,17 @@ impl Store {
         Ok(names)
     }
 
-    /// Documents in a collection (exact count).
-    pub async fn count(&self, collection: &str) -> Result<u64> {
+    /// Documents in a collection (exact count), holders of embedded children whose
+    /// parent is absent not included (`holds`: the arrays embedded children fill there;
+    /// see [`crate::sink::holder`]).
+    pub async fn count(&self, collection: &str, holds: &[String]) -> Result<u64> {
         let coll = self.target.collection::<Document>(collection);
+        let filter = crate::sink::holder::not_holding(holds, crate::sink::guard::GUARD_FIELD);
         self.retry
             .run(
                 || format!("count {}", self.target(collection)),
                 || async {
-                    coll.count_documents(doc! {})
+                    coll.count_documents(filter.clone())
                         .await
                         .map_err(|e| self.target_err("count", collection, e))
                 },
@@ -445,9 +448,16 @@ impl Store {
     /// batches and each batch is looked up in the seen ids of the state database (one
     /// `$in` on the indexed `i`), so memory holds one batch. Returns how many. Redone
     /// whole on resume: the pending records are keyed, so a second scan stores nothing
-    /// twice.
-    pub async fn scan_extras(&self, collection: &str, batch: usize) -> Result<u64> {
+    /// twice. A holder of embedded children is not an extra (its children are compared
+    /// on their own rows); a holder that holds nothing is.
+    pub async fn scan_extras(
+        &self,
+        collection: &str,
+        holds: &[String],
+        batch: usize,
+    ) -> Result<u64> {
         let coll = self.target.collection::<Document>(collection);
+        let filter = crate::sink::holder::not_holding(holds, crate::sink::guard::GUARD_FIELD);
         let batch = batch.max(1);
         // A failed scan is restarted from the beginning (idempotent), so the retry
         // wraps the whole scan.
@@ -456,7 +466,7 @@ impl Store {
                 || format!("scan {} for extra documents", self.target(collection)),
                 || async {
                     let mut cursor = coll
-                        .find(doc! {})
+                        .find(filter.clone())
                         .projection(doc! {"_id": 1})
                         .batch_size(batch as u32)
                         .await

@@ -420,7 +420,12 @@ async fn drive(
             .target_collections(&verifier.config().dead_letter_collection)
             .await?
         {
-            let n = store.count(&name).await?;
+            let holds = verifier
+                .transformer()
+                .mappings()
+                .map(|m| m.embedded_fields_of(&name))
+                .unwrap_or_default();
+            let n = store.count(&name, &holds).await?;
             let counts = match run.collections.iter_mut().find(|c| c.collection == name) {
                 Some(c) => c,
                 None => {
@@ -439,7 +444,7 @@ async fn drive(
             let found = counts.matched + counts.differing;
             if !sampled && n != found {
                 let extras = store
-                    .scan_extras(&name, verifier.config().chunk_size)
+                    .scan_extras(&name, &holds, verifier.config().chunk_size)
                     .await?;
                 if extras > 0 {
                     tracing::info!(collection = %name, extras, "target documents no source document maps to (before recheck)");
