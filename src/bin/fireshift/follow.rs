@@ -95,6 +95,11 @@ pub async fn start(
                 fireshift::mongo::error("clear the ledger", LEDGER_COLLECTION, sink.uri(), e)
             })?;
     }
+    // The follower applies nothing before the copy's plan is stored: planning checks
+    // that the target holds no other copy, and would find the follower's writes.
+    // Changes made meanwhile are not lost: the follow starts from its recorded time.
+    let began = mongodb::bson::DateTime::now();
+    let mut fresh = false;
     let record = match store.load(job).await? {
         Some(r) => {
             if r.finished.is_some() {
@@ -117,6 +122,7 @@ pub async fn start(
                      Follow it as a new job (--restart, or another --job) so the follow starts before the copy"
                 );
             }
+            fresh = true;
             let start = fireshift::sink::guard::timestamp_nanos(&source.server_time().await?);
             store
                 .create(FollowRecord::new(job, source.root(), start))
@@ -149,7 +155,28 @@ pub async fn start(
     let (copy_done, done_rx) = watch::channel(record.copy_done);
     let stop = stop.child_token();
     let token = stop.clone();
-    let handle = tokio::spawn(async move { follower.run(record, done_rx, token).await });
+    let checkpoints = fireshift::migrate::checkpoint::CheckpointStore::new(
+        sink.database(),
+        fireshift::migrate::checkpoint::CHECKPOINT_COLLECTION,
+        sink.config().retry,
+    );
+    let job_name = job.clone();
+    let handle = tokio::spawn(async move {
+        // A new follow waits for a plan made after it began (a --restart's old plan
+        // is being replaced); a resumed one for any.
+        loop {
+            if let Some(plan) = checkpoints.load_job(&job_name).await? {
+                if !fresh || plan.created_at >= began {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = token.cancelled() => return Ok(Ended::Stopped),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
+        follower.run(record, done_rx, token).await
+    });
     Ok(Running {
         handle,
         copy_done,
