@@ -1,0 +1,386 @@
+//! `migrate --follow` and `cutover` end to end: the real binary copies the demo data
+//! from the Firestore emulator while Google's own Python client (tests/follow/writer.py)
+//! writes to it — sets, merges, increments, server timestamps, array unions, creates,
+//! deletes of documents the copy already read, writes into existing subcollections, a
+//! new root collection — first during the copy, then during the follow. Then the
+//! writes stop, `cutover` runs its gates, and MongoDB must equal, document by document
+//! and field by field, what a fresh copy of Firestore's final state writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{snapshot, World};
+use mongodb::bson::{Bson, Document};
+
+/// What the demo data's writers touch: a root collection, an own subcollection and an
+/// embedded one (with the mixillo mappings).
+const GROUPS: &str = "users,comments,replies";
+
+fn mixillo() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("mappings/mixillo")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs the Python writer (Google's client library) against the world's project.
+fn writer(world: &World, args: &[&str]) -> Child {
+    common::init_env();
+    let pythonpath = std::env::var("FIRESHIFT_PYTHONPATH").expect(
+        "FIRESHIFT_PYTHONPATH: run the tests through scripts/test (scripts/services installs Google's Python Firestore client)",
+    );
+    let script: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/follow/writer.py");
+    Command::new("python3")
+        .arg(script)
+        .arg(&world.project)
+        .args(args)
+        .env("PYTHONPATH", pythonpath)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs the writer")
+}
+
+fn finish_writer(child: Child) -> String {
+    let out = child.wait_with_output().expect("the writer ends");
+    assert!(out.status.success(), "the writer failed: {:?}", out.status);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("writer: {said}");
+    said
+}
+
+/// A running `migrate --follow`, its stdout lines passed on as they come.
+struct Follow {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+fn follow(world: &World, extra: &[&str]) -> Follow {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fireshift"))
+        .args([
+            "migrate",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--follow",
+            "--quiet",
+            "--follow-report-every",
+            "1",
+        ])
+        .args(extra)
+        .env("FIRESHIFT_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn fireshift");
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            eprintln!("migrate --follow: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    Follow { child, lines }
+}
+
+impl Follow {
+    /// Waits for a stdout line containing `what`.
+    fn wait_for(&self, what: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return,
+                Ok(_) => {}
+                Err(_) => panic!("`{what}` not printed within {secs}s"),
+            }
+        }
+    }
+
+    fn exit_code(mut self, secs: u64) -> i32 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("migrate --follow did not exit within {secs}s of the cutover");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn cutover(world: &World, report: &Path, extra: &[&str]) -> Output {
+    let report = report.to_string_lossy().into_owned();
+    let out = world.fireshift(
+        &[
+            "cutover",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+            "--timeout",
+            "120",
+            "--report",
+            &report,
+        ],
+        extra,
+    );
+    if out.status.code() != Some(0) {
+        // The screen caps the list; the verify report holds every mismatch.
+        if let Ok(text) = std::fs::read_to_string(format!("{report}-verify.json")) {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let m = v["mismatches"].to_string();
+            eprintln!("verify mismatches: {}", &m[..m.len().min(6000)]);
+        }
+    }
+    out
+}
+
+/// Keys sorted at every depth (arrays keep their order), doubles by their bits:
+/// documents compared by content.
+fn canonical(b: &Bson) -> Bson {
+    match b {
+        Bson::Document(d) => {
+            let sorted: BTreeMap<&String, &Bson> = d.iter().collect();
+            Bson::Document(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Bson::Array(a) => Bson::Array(a.iter().map(canonical).collect()),
+        // NaN is not equal to itself, and -0.0 equals 0.0: doubles compare by their bits.
+        Bson::Double(f) => Bson::String(format!("double {:016x}", f.to_bits())),
+        other => other.clone(),
+    }
+}
+
+/// Every data collection of `db`, documents by `_id`, canonical.
+async fn content(db: &mongodb::Database) -> BTreeMap<String, BTreeMap<String, Bson>> {
+    snapshot(db)
+        .await
+        .into_iter()
+        .map(|(c, docs)| {
+            let docs = docs
+                .into_iter()
+                .map(|(id, raw)| {
+                    let d: Document = raw.to_document().unwrap();
+                    (id, canonical(&Bson::Document(d)))
+                })
+                .collect();
+            (c, docs)
+        })
+        .collect()
+}
+
+/// A fresh copy of Firestore's final state (no follow) into a second database, with
+/// the same mappings: what the followed target must equal.
+async fn assert_equals_a_fresh_copy(world: &World, mappings: &[&str]) {
+    let expected_db = format!("{}_expected", world.database);
+    let mut args = vec!["--project", &world.project, "--database", &expected_db];
+    args.extend_from_slice(mappings);
+    let out = world.fireshift(&["migrate"], &args);
+    assert!(
+        matches!(out.status.code(), Some(0 | 3 | 5)),
+        "the reference copy failed"
+    );
+    let client = world.db.client();
+    let expected = content(&client.database(&expected_db)).await;
+    let actual = content(&world.db).await;
+    assert!(
+        expected.values().map(BTreeMap::len).sum::<usize>() > 100,
+        "a real data set"
+    );
+    let names =
+        |m: &BTreeMap<String, BTreeMap<String, Bson>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&actual), names(&expected), "the same collections");
+    for (coll, docs) in &expected {
+        let got = &actual[coll];
+        let missing: Vec<&String> = docs.keys().filter(|k| !got.contains_key(*k)).collect();
+        let extra: Vec<&String> = got.keys().filter(|k| !docs.contains_key(*k)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{coll}: missing {missing:?}, extra (deleted in Firestore) {extra:?}"
+        );
+        for (id, d) in docs {
+            assert_eq!(&got[id], d, "{coll}/{id} differs from its fresh copy");
+        }
+    }
+    client.database(&expected_db).drop().await.unwrap();
+}
+
+fn report_json(prefix: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(prefix.with_extension("json")).expect("the gate report");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The copy is slowed (reads per second) so that the writer's changes land while it
+/// runs; then more while following; then the gate.
+async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
+    let world = World::new(name).await;
+    let docs = world.write_demo(12).await;
+    assert!(docs > 300, "{docs}");
+    let mut extra = vec!["--max-reads-per-second", "250"];
+    extra.extend_from_slice(mappings);
+    let f = follow(&world, &extra);
+    // During the copy.
+    let w = writer(
+        &world,
+        &["churn", "--groups", GROUPS, "--seconds", "3", "--seed", "1"],
+    );
+    let during_copy = finish_writer(w);
+    assert!(during_copy.contains("delete"), "{during_copy}");
+    f.wait_for("the copy is done", 120);
+    // During the follow, with a new root collection.
+    let w = writer(
+        &world,
+        &[
+            "churn",
+            "--groups",
+            GROUPS,
+            "--seconds",
+            "3",
+            "--seed",
+            "2",
+            "--new-root",
+            "arrivals",
+        ],
+    );
+    finish_writer(w);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let mut gate_args = vec!["--strip-guard"];
+    gate_args.extend_from_slice(mappings);
+    let out = cutover(&world, &report, &gate_args);
+    assert_eq!(out.status.code(), Some(0), "every gate passes");
+    let r = report_json(&report);
+    assert_eq!(r["passed"], serde_json::Value::Bool(true));
+    let gates: Vec<&str> = r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gates,
+        [
+            "follower",
+            "caught up",
+            "parity",
+            "outbox",
+            "follower left",
+            "strip guard"
+        ]
+    );
+    let code = f.exit_code(60);
+    assert!(
+        matches!(code, 0 | 3 | 5),
+        "migrate --follow exits with the copy's code after the cutover: {code}"
+    );
+    let arrivals = common::all(&world, "arrivals").await;
+    assert_eq!(
+        arrivals.len(),
+        2,
+        "the root collection created while following"
+    );
+    assert_equals_a_fresh_copy(&world, mappings).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_during_the_copy_and_the_follow_all_land_and_the_cutover_passes() {
+    copy_follow_cutover("follow-plain", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_mixillo_mappings_embedded_replies_follow_too() {
+    let m = mixillo();
+    copy_follow_cutover("follow-mixillo", &["--mappings", &m]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_the_copy_and_during_the_follow_loses_nothing() {
+    let world = World::new("follow-kill").await;
+    world.write_demo(12).await;
+    let args = ["--max-reads-per-second", "150"];
+    let w = writer(
+        &world,
+        &[
+            "churn",
+            "--groups",
+            GROUPS,
+            "--seconds",
+            "12",
+            "--seed",
+            "3",
+            "--pause",
+            "0.02",
+        ],
+    );
+    // Killed mid-copy.
+    let f = follow(&world, &args);
+    std::thread::sleep(Duration::from_millis(1500 + rand::random::<u64>() % 1000));
+    f.kill_9();
+    // Rerun: the copy resumes, the follow resumes from its saved position.
+    let f = follow(&world, &args);
+    f.wait_for("the copy is done", 120);
+    std::thread::sleep(Duration::from_millis(500 + rand::random::<u64>() % 1500));
+    f.kill_9();
+    let f = follow(&world, &args);
+    f.wait_for("the copy is done", 120);
+    finish_writer(w);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let out = cutover(&world, &report, &["--strip-guard"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(matches!(f.exit_code(60), 0 | 3));
+    assert_equals_a_fresh_copy(&world, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subcollection_nothing_names_fails_the_gate_until_it_is_followed() {
+    let world = World::new("follow-unnamed").await;
+    world.write_demo(3).await;
+    let f = follow(&world, &[]);
+    f.wait_for("the copy is done", 120);
+    let user = common::firestore_names(&world, "users").await[0].clone();
+    let path = format!("{}/drafts_new/d1", fireshift::path::relative_path(&user));
+    finish_writer(writer(&world, &["orphan", &path]));
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let out = cutover(&world, &report, &[]);
+    assert_eq!(out.status.code(), Some(11), "the parity gate fails");
+    let r = report_json(&report);
+    let parity = &r["gates"][2];
+    assert_eq!(parity["name"], "parity");
+    assert!(
+        parity["figure"].as_str().unwrap().contains("drafts_new"),
+        "the report names the collection: {parity}"
+    );
+    // The follower still follows; told about the group, it catches up and the gate passes.
+    f.kill_9();
+    let f = follow(&world, &["--collection-group", "drafts_new"]);
+    f.wait_for("the copy is done", 120);
+    let out = cutover(&world, &report, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(f.exit_code(60), 0);
+    let drafts = common::all(&world, "users.drafts_new").await;
+    assert_eq!(drafts.len(), 1);
+    assert_eq!(drafts[0].get_str("made").unwrap(), "while following");
+}
