@@ -287,13 +287,15 @@ async fn build_indexes(
             return Ok(None);
         }
     };
-    tracing::info!(job = %job.job, "every range copied: this process builds the job's indexes");
     held.hold_while(async {
         let ranges = store.load_ranges(&job.job).await?;
         if !indexed_before && ranges.iter().all(|r| r.state == RangeState::Indexed) {
             tracing::info!(job = %job.job, "another shard built the indexes meanwhile");
             return Ok(None);
         }
+        // Said only once it is sure: a shard whose claim came free because the
+        // builder just finished finds the ranges indexed above and says so instead.
+        tracing::info!(job = %job.job, "every range copied: this process builds the job's indexes");
         let reports = match transformer.mappings() {
             Some(set) if !set.indexes().is_empty() => {
                 tracing::info!(job = %job.job, indexes = set.indexes().len(), "every range copied; building the mappings' indexes");
