@@ -2,11 +2,21 @@
 //! loop every I/O path shares, so that all of them give up the same way.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use crate::error::Error;
+
+/// Transient failures retried by this process so far (every I/O path shares the loop
+/// below): what `--metrics-addr` exports as `fireshift_retries_total`.
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Transient failures this process has retried.
+pub fn retries() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
 
 /// How long and how often to retry a transient failure.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +93,7 @@ impl Backoff {
         // Full jitter keeps many workers from retrying in lockstep.
         let sleep = rand::thread_rng().gen_range(Duration::ZERO..=self.next);
         let sleep = sleep.min(self.policy.deadline.saturating_sub(elapsed));
+        RETRIES.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, retry_in = ?sleep, "{what}: transient failure, retrying");
         tokio::time::sleep(sleep).await;
         self.next = (self.next * 2).min(self.policy.max_backoff);
@@ -117,6 +128,7 @@ mod tests {
             max_backoff: Duration::from_millis(2),
             deadline: Duration::from_secs(5),
         };
+        let before = retries();
         let out = policy
             .run(
                 || "op".into(),
@@ -132,6 +144,8 @@ mod tests {
             .unwrap();
         assert_eq!(out, 7);
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // Other tests retry at the same time: at least these three are counted.
+        assert!(retries() - before >= 3);
     }
 
     #[tokio::test]

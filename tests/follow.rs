@@ -226,6 +226,29 @@ async fn assert_equals_a_fresh_copy(world: &World, mappings: &[&str]) {
     client.database(&expected_db).drop().await.unwrap();
 }
 
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over plain HTTP/1.1; the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
 fn report_json(prefix: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(prefix.with_extension("json")).expect("the gate report");
     serde_json::from_str(&text).unwrap()
@@ -237,7 +260,14 @@ async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
     let world = World::new(name).await;
     let docs = world.write_demo(12).await;
     assert!(docs > 300, "{docs}");
-    let mut extra = vec!["--max-reads-per-second", "250"];
+    let port = free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let mut extra = vec![
+        "--max-reads-per-second",
+        "250",
+        "--metrics-addr",
+        &metrics_addr,
+    ];
     extra.extend_from_slice(mappings);
     let f = follow(&world, &extra);
     // During the copy.
@@ -264,6 +294,40 @@ async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
         ],
     );
     finish_writer(w);
+    // While following, `status` shows the follow: running, its lag, every group.
+    let out = world.fireshift(&["status", "--database", &world.database, "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let follow = &status["jobs"][0]["follow"];
+    assert_eq!(follow["state"], "following", "{follow}");
+    assert_eq!(follow["copy_done"], true, "{follow}");
+    let lag = follow["lag_secs"].as_f64().expect("a lag in seconds");
+    assert!((0.0..600.0).contains(&lag), "{lag}");
+    assert!(
+        follow["counts"]["upserts"].as_u64().unwrap() > 0,
+        "{follow}"
+    );
+    for g in ["users", "comments", "replies"] {
+        assert!(
+            follow["groups"][g]["state"].is_string(),
+            "{g} followed: {follow}"
+        );
+    }
+    // And the Prometheus endpoint: the copy's documents, the follow's changes and lag.
+    let text = scrape(port);
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert!(value("fireshift_copy_documents_total{stage=\"written\"}") >= docs as f64);
+    assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
+    assert!(value("fireshift_follow_changes_total{kind=\"delete\"}") > 0.0);
+    assert!(value("fireshift_follow_lag_seconds") < 600.0);
+    assert_eq!(value("fireshift_follow_running"), 1.0);
+    value("fireshift_retries_total");
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("gate");
     let mut gate_args = vec!["--strip-guard"];

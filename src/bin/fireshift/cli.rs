@@ -46,7 +46,7 @@ pub enum Command {
     /// Copy every collection and subcollection of a Firestore database into MongoDB.
     /// Resumable: rerun the same command after any stop and it continues.
     #[command(after_help = crate::help::migrate())]
-    Migrate(crate::migrate::MigrateArgs),
+    Migrate(Box<crate::migrate::MigrateArgs>),
     /// Show every range of a job: state, documents done, rate, last error.
     #[command(after_help = crate::help::status())]
     Status(crate::status::StatusArgs),

@@ -51,6 +51,8 @@ pub struct Running {
     handle: tokio::task::JoinHandle<fireshift::error::Result<Ended>>,
     copy_done: watch::Sender<bool>,
     stop: CancellationToken,
+    /// What the follower shows (its record as last saved): the metrics read it.
+    pub view: Arc<Mutex<fireshift::follow::run::FollowView>>,
 }
 
 /// Takes (or resumes) the follow record and starts the follower. A new job's follow
@@ -152,6 +154,7 @@ pub async fn start(
         },
         view: Arc::new(Mutex::new(Default::default())),
     };
+    let view = follower.view.clone();
     let (copy_done, done_rx) = watch::channel(record.copy_done);
     let stop = stop.child_token();
     let token = stop.clone();
@@ -181,6 +184,7 @@ pub async fn start(
         handle,
         copy_done,
         stop,
+        view,
     })
 }
 

@@ -14,6 +14,7 @@ mod exit;
 mod follow;
 mod help;
 mod mappings;
+mod metrics;
 mod migrate;
 mod parse;
 mod plan;
@@ -70,7 +71,7 @@ async fn main() {
     };
     init_logs(&args);
     let outcome = match args.command {
-        Command::Migrate(a) => migrate::run(a).await,
+        Command::Migrate(a) => migrate::run(*a).await,
         Command::Status(a) => status::run(a).await,
         Command::Verify(a) => verify::run(a).await,
         Command::Check(a) => mappings::check(a),

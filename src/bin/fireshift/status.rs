@@ -87,7 +87,98 @@ fn job_json(
     })
 }
 
+/// A group's stream state, as `status` names it: `following` from a resume token,
+/// `starting` (resumed from the follow's time, no token yet), `resending` (read again
+/// in full: new, refused resume point, existence-filter mismatch), `to resend` (its
+/// absences were seen while the copy wrote; read again once the copy is done).
+fn group_state(g: &fireshift::follow::record::GroupState, copy_done: bool) -> &'static str {
+    match (&g.token, g.dirty) {
+        (_, true) if !copy_done => "to resend",
+        (Some(_), _) => "following",
+        (None, _) => "starting",
+    }
+}
+
+/// The follow of a job as `status --json` prints it: the one consistent time every
+/// followed group is applied up to (they share a stream), the lag to now, per group
+/// its stream state, the holder and the counts.
+fn follow_json(r: &fireshift::follow::record::FollowRecord) -> serde_json::Value {
+    let now = mongodb::bson::DateTime::now();
+    let applied = r.applied_or_start();
+    let lag = (fireshift::sink::guard::now_nanos() - applied).max(0) as f64 / 1e9;
+    let rfc = |ns: i64| {
+        mongodb::bson::DateTime::from_millis(ns / 1_000_000)
+            .try_to_rfc3339_string()
+            .unwrap_or_default()
+    };
+    let groups: serde_json::Map<String, serde_json::Value> = r
+        .groups
+        .iter()
+        .map(|(g, st)| {
+            let state = group_state(st, r.copy_done);
+            let (applied_g, lag_g) = if state == "following" {
+                (serde_json::json!(rfc(applied)), serde_json::json!(lag))
+            } else {
+                (serde_json::Value::Null, serde_json::Value::Null)
+            };
+            (
+                g.clone(),
+                serde_json::json!({ "state": state, "applied": applied_g, "lag_secs": lag_g }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "state": if r.finished.is_some() { "cut over" } else if r.follower_alive(now) { "following" } else { "not running" },
+        "start": rfc(r.start),
+        "applied": rfc(applied),
+        "lag_secs": if r.finished.is_some() { serde_json::Value::Null } else { serde_json::json!(lag) },
+        "copy_done": r.copy_done,
+        "holder": r.holder.as_ref().filter(|_| r.follower_alive(now)).map(|h| serde_json::json!({
+            "host": h.host,
+            "pid": h.pid,
+            "heartbeat": h.heartbeat.try_to_rfc3339_string().unwrap_or_default(),
+        })),
+        "cutover": r.cutover.as_ref().map(|c| rfc(c.time)),
+        "counts": r.counts,
+        "groups": groups,
+    })
+}
+
+/// The follow block of the text status.
+fn print_follow(r: &fireshift::follow::record::FollowRecord) {
+    let v = follow_json(r);
+    let lag = v["lag_secs"]
+        .as_f64()
+        .map_or_else(|| "-".to_string(), |l| format!("{l:.1}s"));
+    println!(
+        "follow: {} — applied up to {} (lag {lag}) — copy {} — {} upserts, {} deletes, {} resyncs, {} stream restarts, {} dead letters",
+        v["state"].as_str().unwrap_or(""),
+        v["applied"].as_str().unwrap_or(""),
+        if r.copy_done { "done" } else { "running" },
+        r.counts.upserts,
+        r.counts.deletes,
+        r.counts.resyncs,
+        r.counts.restarts,
+        r.counts.dead_letters
+    );
+    let mut by_state: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (g, st) in &r.groups {
+        by_state
+            .entry(group_state(st, r.copy_done))
+            .or_default()
+            .push(g);
+    }
+    for (state, groups) in by_state {
+        println!(
+            "  {state:<10} {:>3} groups: {}",
+            groups.len(),
+            groups.join(", ")
+        );
+    }
+}
+
 async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCode> {
+    let follows = fireshift::follow::record::FollowStore::new(sink.database());
     use fireshift::migrate::checkpoint::{CheckpointStore, CHECKPOINT_COLLECTION};
     let store = CheckpointStore::new(sink.database(), CHECKPOINT_COLLECTION, sink.config().retry);
     let jobs = match &args.job {
@@ -99,8 +190,11 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
         let mut all_done = true;
         for job in &jobs {
             let ranges = store.load_ranges(&job.job).await?;
-            let shown = job_json(job, &ranges);
+            let mut shown = job_json(job, &ranges);
             all_done &= shown["done"] == true;
+            if let Some(f) = follows.load(&job.job).await? {
+                shown["follow"] = follow_json(&f);
+            }
             out.push(shown);
         }
         println!(
@@ -163,6 +257,9 @@ async fn status_on(args: &StatusArgs, sink: &MongoSink) -> anyhow::Result<ExitCo
                 ),
                 None => println!("{i:>5}  {:<11}", "pending"),
             }
+        }
+        if let Some(f) = follows.load(&job.job).await? {
+            print_follow(&f);
         }
     }
     Ok(if args.require_done && !all_done {

@@ -152,6 +152,8 @@ pub struct MigrateArgs {
     pub only_from_report: Option<PathBuf>,
     #[command(flatten)]
     pub follow: crate::follow::FollowArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Runs `migrate`; returns the process exit code. Whatever way the run ends (done,
@@ -232,6 +234,21 @@ async fn migrate_on(
     if args.follow.follow {
         crate::follow::refuse_unsupported(args, source)?;
     }
+    // Served until this function returns (the copy, and the follow until it leaves).
+    let follow_view = Arc::new(std::sync::Mutex::new(None));
+    let _metrics = match args.metrics.metrics_addr {
+        Some(addr) => Some(
+            crate::metrics::serve(
+                addr,
+                crate::metrics::Sources {
+                    progress: progress.clone(),
+                    follow: follow_view.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let stop = crate::signals::Stop::install().context("listening for SIGINT/SIGTERM")?;
     let limits = Limits::of(args);
     if let Some(said) = limits.describe() {
@@ -305,6 +322,9 @@ async fn migrate_on(
         ),
         _ => None,
     };
+    if let Some(f) = &follower {
+        *follow_view.lock().unwrap() = Some(f.view.clone());
+    }
     let result = tokio::select! {
         r = job::run(source, sink, transformer, &options, progress) => r,
         stalled = watchdog::watchdog(progress, args.stall_warning, args.stall_timeout) => Err(stalled),
