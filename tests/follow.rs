@@ -448,3 +448,59 @@ async fn a_subcollection_nothing_names_fails_the_gate_until_it_is_followed() {
     assert_eq!(drafts.len(), 1);
     assert_eq!(drafts[0].get_str("made").unwrap(), "while following");
 }
+
+/// MongoDB goes away for a few seconds while the app writes and the follower follows
+/// (a proxy in front of the shared server closes every connection and refuses new
+/// ones, as a stopped server does): the follower rides it out and nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mongodb_outage_during_the_follow_is_ridden_out() {
+    let world = World::new("follow-outage").await;
+    world.write_demo(8).await;
+    let proxy = common::proxy::TcpProxy::to_mongodb().await;
+    let uri = proxy.mongodb_uri();
+    let port = free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let f = follow(
+        &world,
+        &["--mongodb-uri", &uri, "--metrics-addr", &metrics_addr],
+    );
+    f.wait_for("the copy is done", 120);
+    let w = writer(
+        &world,
+        &[
+            "churn",
+            "--groups",
+            GROUPS,
+            "--seconds",
+            "7",
+            "--seed",
+            "5",
+            "--pause",
+            "0.02",
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore();
+    finish_writer(w);
+    // Every connection of the follower went through the proxy, so the cut closed them
+    // all; the driver waits for the server to come back (server selection) and
+    // fireshift retries what fails. The follower is still there, applying changes.
+    let text = scrape(port);
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert_eq!(value("fireshift_follow_running"), 1.0);
+    assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let out = cutover(&world, &report, &["--strip-guard"]);
+    assert_eq!(out.status.code(), Some(0), "every gate passes");
+    assert_eq!(f.exit_code(60), 0);
+    assert_equals_a_fresh_copy(&world, &[]).await;
+}
