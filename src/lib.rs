@@ -19,12 +19,17 @@
 //! * [`mapping`] what each document becomes: value conversion (the type table), the
 //!   operator's TOML mappings (schema, validation with file:line errors, field rules,
 //!   path-derived identities, indexes) and the transformer that applies them.
-//! * [`sink`] how it lands in MongoDB: idempotent, bounded, retried bulk upserts, and the
-//!   update-time guard.
+//! * [`sink`] how it lands in MongoDB: idempotent, bounded, retried bulk upserts, the
+//!   update-time guard, guarded removals and holders of orphaned embedded children.
 //! * [`ack`] the ordered-acknowledgement window migrate and verify share: a position
 //!   that moves only past what the sink acknowledged, with byte-bounded buffering.
 //! * [`migrate`] a resumable, shardable job of ranges, each copied by the pipeline with
 //!   its own checkpoint; progress counters.
+//! * [`ledger`] a following job's record of every document it wrote (place, update
+//!   time, tombstones), in MongoDB: what absences and late copy pages are judged by.
+//! * [`follow`] keeps MongoDB in step with the live database after the copy: one Listen
+//!   stream, a target per collection group, guarded writes and removals, a saved
+//!   position, the cutover.
 //!
 //! Built on the data path:
 //!
