@@ -26,6 +26,7 @@ fn fireshift(args: &[&str]) -> Output {
         .args(args)
         .env("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
         .env_remove("FIRESHIFT_LOG")
+        .env_remove("FIRESHIFT_METRICS_TOKEN")
         .output()
         .unwrap()
 }
@@ -44,6 +45,9 @@ fn every_invalid_flag_value_is_a_bad_command_line_before_any_io() {
         ("migrate", &["--shard", "3/2"]),
         // No engine variable in the test's environment: `auto` has nothing to use.
         ("migrate", &["--shard", "auto"]),
+        // Metrics off loopback without a token (none is set here).
+        ("migrate", &["--metrics-addr", "0.0.0.0:9464"]),
+        ("migrate", &["--metrics-addr", "localhost"]),
         ("verify", &["--sample", "0"]),
         ("verify", &["--sample", "1.5"]),
         ("verify", &["--chunk-size", "0"]),

@@ -364,6 +364,52 @@ fn manifests_use_only_flags_and_variables_the_binary_has() {
     assert_eq!(check.status.code(), Some(0), "{}", common::stderr(&check));
 }
 
+#[test]
+fn the_follower_manifest_uses_only_what_the_binary_has_and_runs_one_pod() {
+    let help = migrate_help();
+    let flags = flags_in(&help);
+    let docs = yaml_documents("kubernetes/follower.yaml");
+    let job = of_kind(&docs, "Job");
+    let spec = &job["spec"];
+    // One follower per job: one pod, replaced only once the failed one is gone.
+    assert_eq!(number(&spec["completions"]), 1);
+    assert_eq!(number(&spec["parallelism"]), 1);
+    assert_eq!(spec["podReplacementPolicy"], "Failed");
+    let container = kubernetes_container(job);
+    let args = args(container);
+    assert_eq!(args[0], "migrate");
+    assert!(args.iter().any(|a| a == "--follow"));
+    for a in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            flags.contains(a),
+            "follower.yaml: {a} is not a flag of `fireshift migrate`"
+        );
+    }
+    assert!(
+        !args.iter().any(|a| a.starts_with("--shard")),
+        "one process: no shard"
+    );
+    assert!(!args.iter().any(|a| a.starts_with("--mongodb-uri")));
+    // Metrics off loopback need the token, from a secret, and the binary names it.
+    let addr: std::net::SocketAddr = value_of(&args, "--metrics-addr").parse().unwrap();
+    assert!(!addr.ip().is_loopback());
+    for name in ["MONGODB_URI", "FIRESHIFT_METRICS_TOKEN"] {
+        assert!(
+            help.contains(name),
+            "`fireshift migrate --help` mentions {name}"
+        );
+        let e = env_entry(container, name);
+        assert!(
+            e.get("value").is_none() && e["valueFrom"]["secretKeyRef"]["name"].is_string(),
+            "{name} comes from a secret: {e:?}"
+        );
+    }
+    assert_eq!(
+        number(&container["ports"][0]["containerPort"]),
+        u64::from(addr.port())
+    );
+}
+
 /// The manifest's arguments with this machine's values: the test world's project and
 /// database, `mappings` for the mapping directory, and `replace`'s other values (each
 /// flag must be in the manifest).

@@ -203,14 +203,29 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Binds `addr` and serves until the returned server is dropped. A non-loopback
-/// address without a token is refused (the figures name collections and hosts).
+/// The token scrapes must present, if one is set.
+fn token() -> Option<String> {
+    std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())
+}
+
+impl MetricsArgs {
+    /// Checked before any I/O: a non-loopback address without a token is refused (the
+    /// figures name collections and hosts).
+    pub fn validate(&self) -> Result<(), String> {
+        match self.metrics_addr {
+            Some(addr) if !addr.ip().is_loopback() && token().is_none() => Err(format!(
+                "--metrics-addr {addr} is not a loopback address: set {TOKEN_ENV} to a bearer token scrapes must present (or bind 127.0.0.1)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Binds `addr` and serves until the returned server is dropped.
 pub async fn serve(addr: SocketAddr, sources: Sources) -> anyhow::Result<MetricsServer> {
-    let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let token = token();
     if !addr.ip().is_loopback() && token.is_none() {
-        anyhow::bail!(
-            "--metrics-addr {addr} is not a loopback address: set {TOKEN_ENV} to a bearer token scrapes must present (or bind 127.0.0.1)"
-        );
+        anyhow::bail!("--metrics-addr {addr}: {TOKEN_ENV} is not set");
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -160,6 +160,10 @@ pub struct MigrateArgs {
 /// dead letters, a signal, an error before or after the copy), `--summary-json` and the
 /// last `--progress-json` event say how, with the exit code.
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    if let Err(e) = args.metrics.validate() {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::Usage);
+    }
     let progress = Progress::new();
     let mut facts = report::Facts::new(&args);
     let events = match Events::open(args.progress_json.as_deref(), &facts.run_id) {
