@@ -84,6 +84,33 @@ impl Applier {
             .await
     }
 
+    /// The ledger's indexes. The passes over the ledger select one job's records of a
+    /// group (a resend's absences, the live count) or its tombstones, in `_id` order, a
+    /// chunk at a time: without these, each chunk would scan every record. Idempotent.
+    pub async fn ensure_ledger_indexes(&self) -> Result<()> {
+        let models = vec![
+            mongodb::IndexModel::builder()
+                .keys(doc! { "j": 1, "g": 1, "_id": 1 })
+                .build(),
+            mongodb::IndexModel::builder()
+                .keys(doc! { "j": 1, "d": 1, "_id": 1 })
+                .build(),
+        ];
+        let retry = self.sink.config().retry;
+        retry
+            .run(
+                || "index the ledger".to_string(),
+                || async {
+                    self.raw_ledger()
+                        .create_indexes(models.clone())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.mongo_err("index the ledger", e))
+                },
+            )
+            .await
+    }
+
     /// Writes one batch and its ledger records; refused documents become dead letters.
     async fn write_with_ledger(
         &self,

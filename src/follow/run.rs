@@ -128,6 +128,7 @@ impl Follower {
             record.groups.entry(g).or_default();
         }
         let mut resync: BTreeSet<String> = BTreeSet::new();
+        self.applier.ensure_ledger_indexes().await?;
         self.store.save(&record).await?;
         let mut backoff = self.applier.sink.config().retry.backoff();
         let mut last_log = Instant::now();
@@ -472,14 +473,18 @@ impl Follower {
     }
 }
 
-/// The lag line: the consistent time applied and how far behind now it is.
-fn log_lag(record: &FollowRecord) {
+/// The lag line: the consistent time applied, how far behind now it is, the counts.
+pub fn lag_line(record: &FollowRecord) -> String {
     let applied = record.applied_or_start();
     let lag = (now_nanos() - applied).max(0) as f64 / 1e9;
     let c = &record.counts;
-    tracing::info!(
+    format!(
         "following: applied up to {} (lag {lag:.1}s); {} upserts, {} unchanged, {} deletes, {} resets, {} resyncs, {} restarts, {} dead letters",
         DateTime::from_millis(applied / 1_000_000).try_to_rfc3339_string().unwrap_or_default(),
         c.upserts, c.unchanged, c.deletes, c.resets, c.resyncs, c.restarts, c.dead_letters
-    );
+    )
+}
+
+fn log_lag(record: &FollowRecord) {
+    tracing::info!("{}", lag_line(record));
 }
