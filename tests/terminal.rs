@@ -101,3 +101,64 @@ fn thousands(n: usize) -> String {
     }
     out
 }
+
+/// Once the copy is done, a following job draws one line with its lag on a terminal,
+/// and leaves when the cutover gate passes.
+#[tokio::test]
+async fn a_terminal_shows_the_follow_and_its_lag() {
+    let world = World::new("terminal-follow").await;
+    world.write_demo(3).await;
+    let command = format!(
+        "{} migrate --project {} --database {} --mongodb-uri '{}' --follow --log warn",
+        env!("CARGO_BIN_EXE_fireshift"),
+        world.project,
+        world.database,
+        common::mongodb_uri()
+    );
+    let follower = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "200")
+        .env("LINES", "50")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run `script` (util-linux)");
+    // Once `status` says the follower runs, the gate records the cutover and the
+    // follower leaves.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let out = world.fireshift(&["status", "--database", &world.database, "--json"], &[]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if status["jobs"][0]["follow"]["state"] == "following" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let gate = world.fireshift(
+        &[
+            "cutover",
+            "--project",
+            &world.project,
+            "--database",
+            &world.database,
+        ],
+        &["--timeout", "60", "--report", report.to_str().unwrap()],
+    );
+    assert_eq!(gate.status.code(), Some(0));
+    let out = follower.wait_with_output().unwrap();
+    let screen = plain(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let line = screen
+        .lines()
+        .find(|l| l.contains("following: applied up to"))
+        .unwrap_or_else(|| panic!("the follow's line is drawn: {screen}"));
+    assert!(line.contains("(lag ") && line.contains("upserts"), "{line}");
+    assert!(screen.contains("cut over"), "{screen}");
+}

@@ -445,7 +445,10 @@ async fn migrate_on(
             "job `{}`: the copy is done; following Firestore's changes until `fireshift cutover`",
             options.job
         );
-        match f.finish().await? {
+        let shown = crate::progress::follow::FollowDisplay::start(f.view.clone(), args.quiet);
+        let ended = f.finish().await;
+        shown.finish().await;
+        match ended? {
             fireshift::follow::run::Ended::CutOver => {
                 println!(
                     "job `{}`: cut over; every change up to the cutover is in MongoDB",

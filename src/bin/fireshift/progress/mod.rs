@@ -4,10 +4,12 @@
 //! ([`fireshift::migrate::progress::Progress`]); nothing here counts.
 //!
 //! * [`rate`] rates over the last seconds and readable numbers;
-//! * [`logs`] the log writer that keeps log lines above the bars.
+//! * [`logs`] the log writer that keeps log lines above the bars;
+//! * [`follow`] the follow's line once the copy is done.
 
 mod bars;
 pub mod events;
+pub mod follow;
 pub mod logs;
 pub mod rate;
 
