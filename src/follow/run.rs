@@ -132,6 +132,8 @@ impl Follower {
         self.store.save(&record).await?;
         let mut backoff = self.applier.sink.config().retry.backoff();
         let mut last_log = Instant::now();
+        // Set once stale resume points were dropped: the same refusal again is an error.
+        let mut refused_resume = false;
         loop {
             if *copy_done.borrow() && !record.copy_done {
                 self.finish_copy(&mut record, &mut resync).await?;
@@ -147,7 +149,21 @@ impl Follower {
                 .await
             {
                 Ok(Session::Ended(e)) => return Ok(e),
-                Ok(Session::Reopen) => backoff.reset(),
+                Ok(Session::Reopen) => {
+                    backoff.reset();
+                    refused_resume = false;
+                }
+                // A resume point the server no longer keeps (older than the version
+                // retention, or a token it does not know): every group that resumed
+                // from one is read again in full; the ledger reconciles its absences.
+                Err(e) if !refused_resume && stale_resume(&e) => {
+                    refused_resume = true;
+                    tracing::warn!("the server refused the saved resume points ({e}): every group is read again in full");
+                    let groups: Vec<String> = record.groups.keys().cloned().collect();
+                    for g in groups {
+                        self.resync(&mut record, &mut resync, &g);
+                    }
+                }
                 Err(e) if e.is_retryable() => {
                     record.counts.restarts += 1;
                     tracing::warn!(
@@ -473,6 +489,22 @@ impl Follower {
     }
 }
 
+/// Whether a Listen failure means the resume points were refused: Firestore answers a
+/// `read_time` older than its version retention with FAILED_PRECONDITION and a resume
+/// token it cannot use with INVALID_ARGUMENT (or OUT_OF_RANGE).
+fn stale_resume(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Firestore {
+            operation: "Listen",
+            code: tonic::Code::FailedPrecondition
+                | tonic::Code::InvalidArgument
+                | tonic::Code::OutOfRange,
+            ..
+        }
+    )
+}
+
 /// The lag line: the consistent time applied, how far behind now it is, the counts.
 pub fn lag_line(record: &FollowRecord) -> String {
     let applied = record.applied_or_start();
@@ -487,4 +519,36 @@ pub fn lag_line(record: &FollowRecord) -> String {
 
 fn log_lag(record: &FollowRecord) {
     tracing::info!("{}", lag_line(record));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen_error(code: tonic::Code) -> Error {
+        Error::Firestore {
+            operation: "Listen",
+            endpoint: "e".into(),
+            code,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn refused_resume_points_are_told_apart_from_other_failures() {
+        assert!(stale_resume(&listen_error(tonic::Code::FailedPrecondition)));
+        assert!(stale_resume(&listen_error(tonic::Code::InvalidArgument)));
+        assert!(!stale_resume(&listen_error(tonic::Code::Unavailable)));
+        assert!(!stale_resume(&listen_error(tonic::Code::PermissionDenied)));
+        let other = Error::Firestore {
+            operation: "RunQuery",
+            endpoint: "e".into(),
+            code: tonic::Code::FailedPrecondition,
+            message: "m".into(),
+        };
+        assert!(
+            !stale_resume(&other),
+            "only the Listen stream's resume points"
+        );
+    }
 }
