@@ -249,6 +249,15 @@ fn scrape(port: u16) -> String {
         .unwrap_or_default()
 }
 
+/// The value of the sample `name` (with its labels) in a Prometheus text page.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in\n{text}"))
+}
+
 fn report_json(prefix: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(prefix.with_extension("json")).expect("the gate report");
     serde_json::from_str(&text).unwrap()
@@ -315,13 +324,7 @@ async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
     }
     // And the Prometheus endpoint: the copy's documents, the follow's changes and lag.
     let text = scrape(port);
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in\n{text}"))
-    };
+    let value = |name: &str| metric(&text, name);
     assert!(value("fireshift_copy_documents_total{stage=\"written\"}") >= docs as f64);
     assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
     assert!(value("fireshift_follow_changes_total{kind=\"delete\"}") > 0.0);
@@ -488,13 +491,7 @@ async fn a_mongodb_outage_during_the_follow_is_ridden_out() {
     // all; the driver waits for the server to come back (server selection) and
     // fireshift retries what fails. The follower is still there, applying changes.
     let text = scrape(port);
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in\n{text}"))
-    };
+    let value = |name: &str| metric(&text, name);
     assert_eq!(value("fireshift_follow_running"), 1.0);
     assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
     let dir = tempfile::tempdir().unwrap();
