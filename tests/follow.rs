@@ -62,6 +62,12 @@ struct Follow {
 }
 
 fn follow(world: &World, extra: &[&str]) -> Follow {
+    follow_with_env(world, extra, &[])
+}
+
+/// `migrate --follow` with these environment variables set (a proxy's address).
+fn follow_with_env(world: &World, extra: &[&str], env: &[(&str, &str)]) -> Follow {
+    common::init_env();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fireshift"))
         .args([
             "migrate",
@@ -75,6 +81,7 @@ fn follow(world: &World, extra: &[&str]) -> Follow {
             "1",
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .env("FIRESHIFT_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -494,6 +501,66 @@ async fn a_mongodb_outage_during_the_follow_is_ridden_out() {
     let value = |name: &str| metric(&text, name);
     assert_eq!(value("fireshift_follow_running"), 1.0);
     assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("gate");
+    let out = cutover(&world, &report, &["--strip-guard"]);
+    assert_eq!(out.status.code(), Some(0), "every gate passes");
+    assert_eq!(f.exit_code(60), 0);
+    assert_equals_a_fresh_copy(&world, &[]).await;
+}
+
+/// Firestore goes away for a few seconds while the app writes (a proxy in front of the
+/// emulator closes the Listen stream and refuses new connections; the app itself still
+/// reaches the emulator): the follower reopens from its saved position and loses nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firestore_outage_during_the_follow_is_ridden_out() {
+    let world = World::new("follow-fs-outage").await;
+    world.write_demo(8).await;
+    common::init_env();
+    let emulator = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
+    let proxy = common::proxy::TcpProxy::start(emulator).await;
+    let via = proxy.addr.to_string();
+    let port = free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let f = follow_with_env(
+        &world,
+        &["--metrics-addr", &metrics_addr],
+        &[("FIRESTORE_EMULATOR_HOST", &via)],
+    );
+    f.wait_for("the copy is done", 120);
+    let w = writer(
+        &world,
+        &[
+            "churn",
+            "--groups",
+            GROUPS,
+            "--seconds",
+            "7",
+            "--seed",
+            "6",
+            "--pause",
+            "0.02",
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    finish_writer(w);
+    // The cut ended the stream: the follower opened it again (counted), and follows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = scrape(port);
+        if metric(&text, "fireshift_follow_stream_restarts_total") >= 1.0 {
+            assert_eq!(metric(&text, "fireshift_follow_running"), 1.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stream restart counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("gate");
     let out = cutover(&world, &report, &["--strip-guard"]);
