@@ -98,6 +98,14 @@ fn follow_with_env(world: &World, extra: &[&str], env: &[(&str, &str)]) -> Follo
     Follow { child, lines }
 }
 
+/// A failing test must not leave its follower running (it would follow forever).
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Follow {
     /// Waits for a stdout line containing `what`.
     fn wait_for(&self, what: &str, secs: u64) {
