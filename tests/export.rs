@@ -14,67 +14,6 @@ use mongodb::Database;
 
 type Snapshot = BTreeMap<String, BTreeMap<String, RawDocumentBuf>>;
 
-/// One call to the emulator's REST API (it keeps connections open, so a client that
-/// reads to the end of the connection would wait forever).
-async fn emulator_call(method: reqwest::Method, url: &str, body: String) -> (u16, String) {
-    fireshift::tls::install_crypto_provider();
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .request(method, url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("the emulator answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
-}
-
-/// Exports `world`'s Firestore project with the emulator's export endpoint into
-/// `dir/name`; returns that folder.
-async fn export(world: &World, dir: &Path, name: &str) -> PathBuf {
-    init_env();
-    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
-    let body = serde_json::json!({
-        "database": format!("projects/{}/databases/(default)", world.project),
-        "export_directory": dir.to_str().unwrap(),
-        "export_name": name,
-    })
-    .to_string();
-    let (status, answer) = emulator_call(
-        reqwest::Method::POST,
-        &format!(
-            "http://{host}/emulator/v1/projects/{}:export",
-            world.project
-        ),
-        body,
-    )
-    .await;
-    assert_eq!(status, 200, "export: {answer}");
-    let folder = dir.join(name);
-    assert!(folder.is_dir(), "the export wrote {}", folder.display());
-    folder
-}
-
-/// Deletes every document of `world`'s project from the emulator: a copy from the
-/// export afterwards cannot have read Firestore.
-async fn empty_firestore(world: &World) {
-    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
-    let (status, answer) = emulator_call(
-        reqwest::Method::DELETE,
-        &format!(
-            "http://{host}/emulator/v1/projects/{}/databases/(default)/documents",
-            world.project
-        ),
-        String::new(),
-    )
-    .await;
-    assert_eq!(status, 200, "reset: {answer}");
-    assert!(firestore_names(world, "users").await.is_empty());
-}
-
 /// A second target database of the same server for `world`, dropped first.
 async fn other_database(world: &World, suffix: &str) -> Database {
     let db = world

@@ -10,6 +10,7 @@ pub mod google;
 pub mod proxy;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
@@ -692,4 +693,67 @@ pub async fn firestore_names(world: &World, collection: &str) -> Vec<String> {
         }
     }
     names
+}
+
+// ----- the shared emulator's REST API ------------------------------------------------
+
+/// One call to the emulator's REST API (it keeps connections open, so a client that
+/// reads to the end of the connection would wait forever).
+pub async fn emulator_call(method: reqwest::Method, url: &str, body: String) -> (u16, String) {
+    fireshift::tls::install_crypto_provider();
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the emulator answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// Exports `world`'s Firestore project with the emulator's export endpoint into
+/// `dir/name`; returns that folder.
+pub async fn export(world: &World, dir: &Path, name: &str) -> PathBuf {
+    init_env();
+    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
+    let body = serde_json::json!({
+        "database": format!("projects/{}/databases/(default)", world.project),
+        "export_directory": dir.to_str().unwrap(),
+        "export_name": name,
+    })
+    .to_string();
+    let (status, answer) = emulator_call(
+        reqwest::Method::POST,
+        &format!(
+            "http://{host}/emulator/v1/projects/{}:export",
+            world.project
+        ),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "export: {answer}");
+    let folder = dir.join(name);
+    assert!(folder.is_dir(), "the export wrote {}", folder.display());
+    folder
+}
+
+/// Deletes every document of `world`'s project from the emulator: a copy from the
+/// export afterwards cannot have read Firestore.
+pub async fn empty_firestore(world: &World) {
+    let host = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
+    let (status, answer) = emulator_call(
+        reqwest::Method::DELETE,
+        &format!(
+            "http://{host}/emulator/v1/projects/{}/databases/(default)/documents",
+            world.project
+        ),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 200, "reset: {answer}");
+    assert!(firestore_names(world, "users").await.is_empty());
 }
