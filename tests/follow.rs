@@ -576,3 +576,32 @@ async fn a_firestore_outage_during_the_follow_is_ridden_out() {
     assert_eq!(f.exit_code(60), 0);
     assert_equals_a_fresh_copy(&world, &[]).await;
 }
+
+/// The gap-free handoff from an export: the copy reads only the export's files (the
+/// database as of its snapshot), the follow starts from the snapshot time, so the
+/// changes made after the export — before the copy and while following — all land.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_then_the_follow_from_its_snapshot_misses_nothing() {
+    let world = World::new("follow-export").await;
+    world.write_demo(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::export(&world, dir.path(), "snapshot").await;
+    let folder = folder.to_str().unwrap();
+    // After the snapshot, before the copy: only the follow can bring these.
+    let after = finish_writer(writer(
+        &world,
+        &["churn", "--groups", GROUPS, "--seconds", "2", "--seed", "7"],
+    ));
+    assert!(after.contains("delete"), "{after}");
+    let f = follow(&world, &["--from-export", folder]);
+    f.wait_for("the copy is done", 120);
+    finish_writer(writer(
+        &world,
+        &["churn", "--groups", GROUPS, "--seconds", "2", "--seed", "8"],
+    ));
+    let report = dir.path().join("gate");
+    let out = cutover(&world, &report, &["--strip-guard"]);
+    assert_eq!(out.status.code(), Some(0), "every gate passes");
+    assert_eq!(f.exit_code(60), 0);
+    assert_equals_a_fresh_copy(&world, &[]).await;
+}

@@ -208,6 +208,23 @@ impl FollowStore {
         .await
     }
 
+    /// The jobs whose follow has not been cut over yet.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<String>> {
+        let values = self
+            .call(
+                "list the follow records",
+                self.records.distinct(
+                    "job",
+                    doc! { "kind": "follow", "finished": { "$in": [null] } },
+                ),
+            )
+            .await?;
+        Ok(values
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Stores a new record unless one exists; returns the stored one.
     pub async fn create(&self, record: FollowRecord) -> Result<FollowRecord> {
         let job = record.job.clone();

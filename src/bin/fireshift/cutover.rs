@@ -23,7 +23,8 @@ pub struct CutoverArgs {
     /// The mapping directory the job copies with (verify transforms the same way).
     #[arg(long)]
     pub mappings: Option<PathBuf>,
-    /// The followed job. Default: `migrate:<project>/<firestore database>`.
+    /// The followed job. Default: the one job of the database that follows and was not
+    /// cut over yet (`migrate:<project>/<firestore database>` when none does).
     #[arg(long)]
     pub job: Option<String>,
     /// How long the gate waits for the follower to apply everything up to the cutover
@@ -67,12 +68,29 @@ fn iso(ns: i64) -> String {
 pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     let project = ep.firestore.project.clone().unwrap_or_default();
-    let job = args
-        .job
-        .clone()
-        .unwrap_or_else(|| format!("migrate:{project}/{}", ep.firestore.firestore_database));
     let source = fireshift::source::FirestoreSource::connect(ep.source_config()).await?;
     let sink = ep.mongo.connect(SinkConfig::default()).await?;
+    // Without --job: the one job of the database that follows (an export's job has its
+    // own name), else the live default.
+    let job = match &args.job {
+        Some(j) => j.clone(),
+        None => {
+            let following = FollowStore::new(sink.database()).unfinished_jobs().await?;
+            match following.as_slice() {
+                [one] => one.clone(),
+                [] => format!("migrate:{project}/{}", ep.firestore.firestore_database),
+                many => {
+                    sink.shutdown().await;
+                    eprintln!(
+                        "error: {} jobs of this database follow Firestore ({}): name one with --job",
+                        many.len(),
+                        many.join(", ")
+                    );
+                    return Ok(ExitCode::Usage);
+                }
+            }
+        }
+    };
     let outcome = gates(&args, &job, &source, &sink).await;
     sink.shutdown().await;
     let (gates, time) = outcome?;

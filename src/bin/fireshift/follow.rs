@@ -22,7 +22,7 @@ pub struct FollowArgs {
     /// Copy, then keep MongoDB in step with Firestore's changes until `fireshift
     /// cutover` (docs/follow.md): every write guarded by update time, deletes applied,
     /// the position saved in the job.
-    #[arg(long, conflicts_with_all = ["from_export", "dry_run", "only_from_report"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "only_from_report"])]
     pub follow: bool,
     /// A collection group to follow that neither the copy, the mappings nor the root
     /// collections name (a subcollection id that appears while following). Repeatable.
@@ -37,11 +37,20 @@ pub struct FollowArgs {
 pub fn refuse_unsupported(args: &MigrateArgs, source: &AnySource) -> anyhow::Result<()> {
     if args.shard.shard.count > 1 {
         anyhow::bail!(
-            "--follow runs in one process: run the follower without --shard (the shards can copy first, then `migrate --follow` follows)"
+            "--follow runs in one process: its copy uses --parallel ranges, not --shard shares"
         );
     }
-    if matches!(source, AnySource::Export(_)) {
-        anyhow::bail!("--follow needs the live database, not an export");
+    if let AnySource::Export(export) = source {
+        // The follow starts from the snapshot: Firestore must still hold the versions
+        // since then (its version retention), or every group is read again in full.
+        let age = fireshift::sink::guard::now_nanos()
+            - fireshift::sink::guard::timestamp_nanos(&export.snapshot());
+        let hours = age as f64 / 3.6e12;
+        if hours > 1.0 {
+            tracing::warn!(
+                "the export's snapshot is {hours:.1} h old: past Firestore's version retention (1 h; 7 days with point-in-time recovery) the follow cannot start from it and reads every collection group in full instead"
+            );
+        }
     }
     Ok(())
 }
@@ -56,11 +65,14 @@ pub struct Running {
 }
 
 /// Takes (or resumes) the follow record and starts the follower. A new job's follow
-/// starts from Firestore's clock now, before the copy reads anything.
+/// starts from `start_at` (an export's snapshot time), else from Firestore's clock now,
+/// before the copy reads anything.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     args: &MigrateArgs,
     options: &JobOptions,
     source: &FirestoreSource,
+    start_at: Option<i64>,
     sink: &MongoSink,
     transformer: &Transformer,
     stop: &CancellationToken,
@@ -125,7 +137,10 @@ pub async fn start(
                 );
             }
             fresh = true;
-            let start = fireshift::sink::guard::timestamp_nanos(&source.server_time().await?);
+            let start = match start_at {
+                Some(t) => t,
+                None => fireshift::sink::guard::timestamp_nanos(&source.server_time().await?),
+            };
             store
                 .create(FollowRecord::new(job, source.root(), start))
                 .await?

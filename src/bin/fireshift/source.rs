@@ -44,6 +44,32 @@ impl AnySource {
         ids_of(self.root())
     }
 
+    /// The live database a follow reads (`migrate --follow`), and the time it must
+    /// start from when the copy stands for one: an export's snapshot time (its copy is
+    /// the database as of then, so the follow takes every change after it). `None`: the
+    /// follow takes Firestore's clock before the copy's first read.
+    pub async fn followed(
+        &self,
+        ep: &Endpoints,
+        page_size: i32,
+    ) -> anyhow::Result<(FirestoreSource, Option<i64>)> {
+        match self {
+            Self::Live(live) => Ok(((**live).clone(), None)),
+            Self::Export(export) => {
+                let (project, database) = self.ids();
+                let mut config = ep.source_config();
+                config.project = project;
+                config.database_id = database;
+                config.page_size = page_size;
+                let live = FirestoreSource::connect(config)
+                    .await
+                    .context("connecting to Firestore to follow the export's database")?;
+                let start = fireshift::sink::guard::timestamp_nanos(&export.snapshot());
+                Ok((live, Some(start)))
+            }
+        }
+    }
+
     /// The export's path, for an export.
     pub fn export_path<'a>(&self, ep: &'a Endpoints) -> Option<&'a str> {
         match self {

@@ -311,20 +311,24 @@ async fn migrate_on(
     };
     // With --follow, the follower starts before the copy's first read (its start time
     // is taken first) and runs beside it.
-    let follower = match (args.follow.follow, source) {
-        (true, AnySource::Live(live)) => Some(
-            crate::follow::start(
-                args,
-                &options,
-                live,
-                sink,
-                transformer,
-                &stop.token,
-                &facts.run_id,
+    let follower = match args.follow.follow {
+        true => {
+            let (live, start_at) = source.followed(&args.endpoints, args.page_size).await?;
+            Some(
+                crate::follow::start(
+                    args,
+                    &options,
+                    &live,
+                    start_at,
+                    sink,
+                    transformer,
+                    &stop.token,
+                    &facts.run_id,
+                )
+                .await?,
             )
-            .await?,
-        ),
-        _ => None,
+        }
+        false => None,
     };
     if let Some(f) = &follower {
         *follow_view.lock().unwrap() = Some(f.view.clone());
