@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{snapshot, World};
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::{Bson, RawDocumentBuf};
 
 /// What the demo data's writers touch: a root collection, an own subcollection and an
 /// embedded one (with the mixillo mappings).
@@ -45,6 +45,21 @@ fn writer(world: &World, args: &[&str]) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3 runs the writer")
+}
+
+/// The writer's `churn` over [`GROUPS`] for `seconds`, seeded, with `more` options.
+fn churn(world: &World, seconds: &str, seed: &str, more: &[&str]) -> Child {
+    let mut args = vec![
+        "churn",
+        "--groups",
+        GROUPS,
+        "--seconds",
+        seconds,
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(more);
+    writer(world, &args)
 }
 
 fn finish_writer(child: Child) -> String {
@@ -167,28 +182,27 @@ fn cutover(world: &World, report: &Path, extra: &[&str]) -> Output {
     out
 }
 
-/// Keys sorted at every depth (arrays keep their order), doubles by their bits:
-/// documents compared by content.
-fn canonical(b: &Bson) -> Bson {
+/// Keys sorted at every depth (arrays keep their order): a followed document may hold
+/// its fields in another order than a fresh copy's (its embedded arrays arrived first,
+/// say), which is not a difference of content.
+fn sorted_keys(b: &Bson) -> Bson {
     match b {
         Bson::Document(d) => {
             let sorted: BTreeMap<&String, &Bson> = d.iter().collect();
             Bson::Document(
                 sorted
                     .into_iter()
-                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
                     .collect(),
             )
         }
-        Bson::Array(a) => Bson::Array(a.iter().map(canonical).collect()),
-        // NaN is not equal to itself, and -0.0 equals 0.0: doubles compare by their bits.
-        Bson::Double(f) => Bson::String(format!("double {:016x}", f.to_bits())),
+        Bson::Array(a) => Bson::Array(a.iter().map(sorted_keys).collect()),
         other => other.clone(),
     }
 }
 
-/// Every data collection of `db`, documents by `_id`, canonical.
-async fn content(db: &mongodb::Database) -> BTreeMap<String, BTreeMap<String, Bson>> {
+/// Every data collection of `db`, documents by `_id`, keys sorted.
+async fn content(db: &mongodb::Database) -> common::Target {
     snapshot(db)
         .await
         .into_iter()
@@ -196,8 +210,12 @@ async fn content(db: &mongodb::Database) -> BTreeMap<String, BTreeMap<String, Bs
             let docs = docs
                 .into_iter()
                 .map(|(id, raw)| {
-                    let d: Document = raw.to_document().unwrap();
-                    (id, canonical(&Bson::Document(d)))
+                    let Bson::Document(d) =
+                        sorted_keys(&Bson::Document(raw.to_document().unwrap()))
+                    else {
+                        unreachable!("a document stays a document")
+                    };
+                    (id, RawDocumentBuf::from_document(&d).unwrap())
                 })
                 .collect();
             (c, docs)
@@ -223,31 +241,12 @@ async fn assert_equals_a_fresh_copy(world: &World, mappings: &[&str]) {
         expected.values().map(BTreeMap::len).sum::<usize>() > 100,
         "a real data set"
     );
-    let names =
-        |m: &BTreeMap<String, BTreeMap<String, Bson>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&actual), names(&expected), "the same collections");
-    for (coll, docs) in &expected {
-        let got = &actual[coll];
-        let missing: Vec<&String> = docs.keys().filter(|k| !got.contains_key(*k)).collect();
-        let extra: Vec<&String> = got.keys().filter(|k| !docs.contains_key(*k)).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{coll}: missing {missing:?}, extra (deleted in Firestore) {extra:?}"
-        );
-        for (id, d) in docs {
-            assert_eq!(&got[id], d, "{coll}/{id} differs from its fresh copy");
-        }
-    }
+    common::assert_same_target(
+        &expected,
+        &actual,
+        "a fresh copy of Firestore's final state",
+    );
     client.database(&expected_db).drop().await.unwrap();
-}
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET /metrics` over plain HTTP/1.1; the body.
@@ -284,7 +283,7 @@ async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
     let world = World::new(name).await;
     let docs = world.write_demo(12).await;
     assert!(docs > 300, "{docs}");
-    let port = free_port();
+    let port = common::free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let mut extra = vec![
         "--max-reads-per-second",
@@ -295,28 +294,12 @@ async fn copy_follow_cutover(name: &str, mappings: &[&str]) {
     extra.extend_from_slice(mappings);
     let f = follow(&world, &extra);
     // During the copy.
-    let w = writer(
-        &world,
-        &["churn", "--groups", GROUPS, "--seconds", "3", "--seed", "1"],
-    );
+    let w = churn(&world, "3", "1", &[]);
     let during_copy = finish_writer(w);
     assert!(during_copy.contains("delete"), "{during_copy}");
     f.wait_for("the copy is done", 120);
     // During the follow, with a new root collection.
-    let w = writer(
-        &world,
-        &[
-            "churn",
-            "--groups",
-            GROUPS,
-            "--seconds",
-            "3",
-            "--seed",
-            "2",
-            "--new-root",
-            "arrivals",
-        ],
-    );
+    let w = churn(&world, "3", "2", &["--new-root", "arrivals"]);
     finish_writer(w);
     // While following, `status` shows the follow: running, its lag, every group.
     let out = world.fireshift(&["status", "--database", &world.database, "--json"], &[]);
@@ -401,20 +384,7 @@ async fn kill_9_during_the_copy_and_during_the_follow_loses_nothing() {
     let world = World::new("follow-kill").await;
     world.write_demo(12).await;
     let args = ["--max-reads-per-second", "150"];
-    let w = writer(
-        &world,
-        &[
-            "churn",
-            "--groups",
-            GROUPS,
-            "--seconds",
-            "12",
-            "--seed",
-            "3",
-            "--pause",
-            "0.02",
-        ],
-    );
+    let w = churn(&world, "12", "3", &["--pause", "0.02"]);
     // Killed mid-copy.
     let f = follow(&world, &args);
     std::thread::sleep(Duration::from_millis(1500 + rand::random::<u64>() % 1000));
@@ -476,32 +446,14 @@ async fn a_mongodb_outage_during_the_follow_is_ridden_out() {
     world.write_demo(8).await;
     let proxy = common::proxy::TcpProxy::to_mongodb().await;
     let uri = proxy.mongodb_uri();
-    let port = free_port();
+    let port = common::free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let f = follow(
         &world,
         &["--mongodb-uri", &uri, "--metrics-addr", &metrics_addr],
     );
     f.wait_for("the copy is done", 120);
-    let w = writer(
-        &world,
-        &[
-            "churn",
-            "--groups",
-            GROUPS,
-            "--seconds",
-            "7",
-            "--seed",
-            "5",
-            "--pause",
-            "0.02",
-        ],
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    proxy.restore();
-    finish_writer(w);
+    churn_through_an_outage(&world, &proxy, "5", Duration::from_secs(4)).await;
     // Every connection of the follower went through the proxy, so the cut closed them
     // all; the driver waits for the server to come back (server selection) and
     // fireshift retries what fails. The follower is still there, applying changes.
@@ -509,12 +461,34 @@ async fn a_mongodb_outage_during_the_follow_is_ridden_out() {
     let value = |name: &str| metric(&text, name);
     assert_eq!(value("fireshift_follow_running"), 1.0);
     assert!(value("fireshift_follow_changes_total{kind=\"upsert\"}") > 0.0);
+    cut_over_and_match_a_fresh_copy(&world, f).await;
+}
+
+/// Google's client churns for 7 s (seed `seed`); 1.5 s in, `proxy` goes down for
+/// `down`, then comes back.
+async fn churn_through_an_outage(
+    world: &World,
+    proxy: &common::proxy::TcpProxy,
+    seed: &str,
+    down: Duration,
+) {
+    let w = churn(world, "7", seed, &["--pause", "0.02"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.cut();
+    tokio::time::sleep(down).await;
+    proxy.restore();
+    finish_writer(w);
+}
+
+/// With the writes stopped: the gate passes (the guard stripped), the follower leaves
+/// with 0, and MongoDB equals a fresh copy of Firestore.
+async fn cut_over_and_match_a_fresh_copy(world: &World, f: Follow) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("gate");
-    let out = cutover(&world, &report, &["--strip-guard"]);
+    let out = cutover(world, &report, &["--strip-guard"]);
     assert_eq!(out.status.code(), Some(0), "every gate passes");
     assert_eq!(f.exit_code(60), 0);
-    assert_equals_a_fresh_copy(&world, &[]).await;
+    assert_equals_a_fresh_copy(world, &[]).await;
 }
 
 /// Firestore goes away for a few seconds while the app writes (a proxy in front of the
@@ -528,7 +502,7 @@ async fn a_firestore_outage_during_the_follow_is_ridden_out() {
     let emulator = std::env::var("FIRESTORE_EMULATOR_HOST").unwrap();
     let proxy = common::proxy::TcpProxy::start(emulator).await;
     let via = proxy.addr.to_string();
-    let port = free_port();
+    let port = common::free_port();
     let metrics_addr = format!("127.0.0.1:{port}");
     let f = follow_with_env(
         &world,
@@ -536,25 +510,7 @@ async fn a_firestore_outage_during_the_follow_is_ridden_out() {
         &[("FIRESTORE_EMULATOR_HOST", &via)],
     );
     f.wait_for("the copy is done", 120);
-    let w = writer(
-        &world,
-        &[
-            "churn",
-            "--groups",
-            GROUPS,
-            "--seconds",
-            "7",
-            "--seed",
-            "6",
-            "--pause",
-            "0.02",
-        ],
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    proxy.restore();
-    finish_writer(w);
+    churn_through_an_outage(&world, &proxy, "6", Duration::from_secs(3)).await;
     // The cut ended the stream: the follower opened it again (counted), and follows.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -569,12 +525,7 @@ async fn a_firestore_outage_during_the_follow_is_ridden_out() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("gate");
-    let out = cutover(&world, &report, &["--strip-guard"]);
-    assert_eq!(out.status.code(), Some(0), "every gate passes");
-    assert_eq!(f.exit_code(60), 0);
-    assert_equals_a_fresh_copy(&world, &[]).await;
+    cut_over_and_match_a_fresh_copy(&world, f).await;
 }
 
 /// The gap-free handoff from an export: the copy reads only the export's files (the
@@ -588,20 +539,10 @@ async fn an_export_then_the_follow_from_its_snapshot_misses_nothing() {
     let folder = common::export(&world, dir.path(), "snapshot").await;
     let folder = folder.to_str().unwrap();
     // After the snapshot, before the copy: only the follow can bring these.
-    let after = finish_writer(writer(
-        &world,
-        &["churn", "--groups", GROUPS, "--seconds", "2", "--seed", "7"],
-    ));
+    let after = finish_writer(churn(&world, "2", "7", &[]));
     assert!(after.contains("delete"), "{after}");
     let f = follow(&world, &["--from-export", folder]);
     f.wait_for("the copy is done", 120);
-    finish_writer(writer(
-        &world,
-        &["churn", "--groups", GROUPS, "--seconds", "2", "--seed", "8"],
-    ));
-    let report = dir.path().join("gate");
-    let out = cutover(&world, &report, &["--strip-guard"]);
-    assert_eq!(out.status.code(), Some(0), "every gate passes");
-    assert_eq!(f.exit_code(60), 0);
-    assert_equals_a_fresh_copy(&world, &[]).await;
+    finish_writer(churn(&world, "2", "8", &[]));
+    cut_over_and_match_a_fresh_copy(&world, f).await;
 }

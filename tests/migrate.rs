@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-
-use common::{diff, doc_at, expected_target, stderr, stdout, World};
+use common::{assert_same_target, doc_at, expected_target, stderr, stdout, World};
 use fireshift_demo as demo;
 use gcloud_sdk::google::firestore::v1::{value::ValueType, ArrayValue, MapValue, Value};
 use gcloud_sdk::google::r#type::LatLng;
@@ -38,26 +36,7 @@ async fn every_demo_document_lands_equal_to_its_expected_conversion() {
         demo::generate(users, &world.project, common::DB_ID, demo::FIXED_NOW),
     );
     let actual = world.snapshot().await;
-    let expected_names: BTreeSet<&String> = expected.keys().collect();
-    let actual_names: BTreeSet<&String> = actual.keys().collect();
-    assert_eq!(actual_names, expected_names, "target collections");
-    let mut compared = 0;
-    for (collection, docs) in &expected {
-        let landed = &actual[collection];
-        let missing: Vec<&String> = docs.keys().filter(|id| !landed.contains_key(*id)).collect();
-        let extra: Vec<&String> = landed.keys().filter(|id| !docs.contains_key(*id)).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{collection}: missing {missing:?}, extra {extra:?}"
-        );
-        for (id, want) in docs {
-            let got = landed[id].to_document().unwrap();
-            if let Some(d) = diff(&want.to_document().unwrap(), &got) {
-                panic!("{collection}/{id}: {d}");
-            }
-            compared += 1;
-        }
-    }
+    let compared = assert_same_target(&expected, &actual, "the expected conversion");
     assert_eq!(compared, demo::expected_count(users));
     // The summary the operator sees agrees with what landed.
     let s = stdout(&out);

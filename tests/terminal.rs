@@ -43,25 +43,37 @@ fn is_collection_line(line: &str) -> bool {
     })
 }
 
-#[tokio::test]
-async fn a_terminal_shows_the_busiest_collections_and_sums_the_rest() {
-    let world = World::new("terminal").await;
-    world.write_demo(20).await;
+/// `fireshift migrate` of `world` with `flags`, on a pseudo-terminal `columns` wide
+/// (`script` from util-linux): what it draws is the command's stdout.
+fn migrate_on_a_terminal(world: &World, flags: &str, columns: u16) -> Command {
     let command = format!(
-        "{} migrate --project {} --database {} --mongodb-uri '{}' --batch-size 50 --in-flight 1 --page-size 100 --log warn",
+        "{} migrate --project {} --database {} --mongodb-uri '{}' {flags}",
         env!("CARGO_BIN_EXE_fireshift"),
         world.project,
         world.database,
         common::mongodb_uri()
     );
-    let out = Command::new("script")
+    let mut script = Command::new("script");
+    script
         .args(["-qfec", &command, "/dev/null"])
         .env("TERM", "xterm-256color")
-        .env("COLUMNS", "160")
+        .env("COLUMNS", columns.to_string())
         .env("LINES", "50")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run `script` (util-linux)");
+        .env_remove("NO_COLOR");
+    script
+}
+
+#[tokio::test]
+async fn a_terminal_shows_the_busiest_collections_and_sums_the_rest() {
+    let world = World::new("terminal").await;
+    world.write_demo(20).await;
+    let out = migrate_on_a_terminal(
+        &world,
+        "--batch-size 50 --in-flight 1 --page-size 100 --log warn",
+        160,
+    )
+    .output()
+    .expect("run `script` (util-linux)");
     let screen = plain(&out.stdout);
     assert!(out.status.success(), "{screen}");
     // What was drawn before the summary table: the bars' redraws.
@@ -108,19 +120,7 @@ fn thousands(n: usize) -> String {
 async fn a_terminal_shows_the_follow_and_its_lag() {
     let world = World::new("terminal-follow").await;
     world.write_demo(3).await;
-    let command = format!(
-        "{} migrate --project {} --database {} --mongodb-uri '{}' --follow --log warn",
-        env!("CARGO_BIN_EXE_fireshift"),
-        world.project,
-        world.database,
-        common::mongodb_uri()
-    );
-    let follower = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .env("TERM", "xterm-256color")
-        .env("COLUMNS", "200")
-        .env("LINES", "50")
-        .env_remove("NO_COLOR")
+    let follower = migrate_on_a_terminal(&world, "--follow --log warn", 200)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run `script` (util-linux)");

@@ -278,6 +278,41 @@ pub fn diff(
     (ek != ak).then(|| format!("field order differs: expected {ek:?}, got {ak:?}"))
 }
 
+/// Documents by `_id` rendered as a string, by collection: a target as [`snapshot`]
+/// reads it.
+pub type Target = BTreeMap<String, BTreeMap<String, RawDocumentBuf>>;
+
+/// Asserts that `actual` holds exactly the collections and `_id`s of `expected` and
+/// that each document equals its expected one field by field ([`diff`]: values by
+/// their BSON bytes, so NaN equals itself and −0.0 is not 0.0; order included).
+/// `expected_is` names the expected side in messages. Returns the documents compared.
+pub fn assert_same_target(expected: &Target, actual: &Target, expected_is: &str) -> usize {
+    let names = |t: &Target| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(actual),
+        names(expected),
+        "the collections of {expected_is}"
+    );
+    let mut compared = 0;
+    for (collection, docs) in expected {
+        let landed = &actual[collection];
+        let missing: Vec<&String> = docs.keys().filter(|id| !landed.contains_key(*id)).collect();
+        let extra: Vec<&String> = landed.keys().filter(|id| !docs.contains_key(*id)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{collection}: missing {missing:?}, extra {extra:?} (against {expected_is})"
+        );
+        for (id, want) in docs {
+            let got = landed[id].to_document().unwrap();
+            if let Some(d) = diff(&want.to_document().unwrap(), &got) {
+                panic!("{collection}/{id}: {d} (against {expected_is})");
+            }
+            compared += 1;
+        }
+    }
+    compared
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
