@@ -118,13 +118,7 @@ impl Ledger {
                     id: item.id.clone(),
                     embed: Some(Embedded {
                         field: field.clone(),
-                        id: item
-                            .doc
-                            .get("_id")
-                            .ok()
-                            .flatten()
-                            .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
-                            .unwrap_or(Bson::Null),
+                        id: Bson::try_from(item.element_id()).unwrap_or(Bson::Null),
                     }),
                 },
                 _ => Location {

@@ -204,11 +204,9 @@ impl Applier {
                                 time,
                                 epoch_of(group_of(&rel)),
                             ));
-                            let holds = self.mappings.embedded_fields_of(&location.collection);
                             removals.push(Removal {
                                 location,
                                 time,
-                                holds,
                                 rel: rel.clone(),
                             });
                             counts.deletes += 1;
@@ -227,7 +225,9 @@ impl Applier {
         }
         self.note_epochs(unchanged).await?;
         if !removals.is_empty() {
-            self.sink.remove(&self.guard, &removals).await?;
+            self.sink
+                .remove(&self.guard, &self.mappings, &removals)
+                .await?;
             self.sink.write(&tombstones).await?;
             self.clear_empty_holders(&removals).await?;
         }
@@ -364,11 +364,12 @@ impl Applier {
                 removals.push(Removal {
                     location: e.location.clone(),
                     time,
-                    holds: self.mappings.embedded_fields_of(&e.location.collection),
                     rel: e.p.clone(),
                 });
             }
-            self.sink.remove(&self.guard, &removals).await?;
+            self.sink
+                .remove(&self.guard, &self.mappings, &removals)
+                .await?;
             if !tombstones.items.is_empty() {
                 self.sink.write(&tombstones).await?;
             }

@@ -16,6 +16,7 @@ use mongodb::bson::{doc, Bson, Document};
 use super::MongoSink;
 use crate::error::{Error, Result};
 use crate::mapping::location::Location;
+use crate::mapping::MappingSet;
 use crate::mongo::ANSWER_TIMEOUT;
 
 /// One document to remove from where it lives.
@@ -24,8 +25,6 @@ pub struct Removal {
     pub location: Location,
     /// When Firestore was seen without it (ns since the epoch): the guard's bound.
     pub time: i64,
-    /// The arrays embedded children fill in documents of its collection (empty: none).
-    pub holds: Vec<String>,
     /// Its Firestore path relative to the database (for the logs and the holders).
     pub rel: String,
 }
@@ -38,8 +37,15 @@ fn not_newer(field: &str, time: i64) -> Document {
 impl MongoSink {
     /// Removes every document of `removals` that holds no state newer than its time.
     /// The removals may be in several collections; each collection's share is one
-    /// command. Transient failures are retried until the retry deadline.
-    pub async fn remove(&self, guard_field: &str, removals: &[Removal]) -> Result<u64> {
+    /// command. In a collection whose documents hold embedded children (`mappings`
+    /// say which arrays), a document is reduced to a holder instead. Transient
+    /// failures are retried until the retry deadline.
+    pub async fn remove(
+        &self,
+        guard_field: &str,
+        mappings: &MappingSet,
+        removals: &[Removal],
+    ) -> Result<u64> {
         let mut by_collection: std::collections::BTreeMap<&str, Vec<&Removal>> =
             std::collections::BTreeMap::new();
         for r in removals {
@@ -52,25 +58,23 @@ impl MongoSink {
         for (collection, rs) in by_collection {
             let (whole, elements): (Vec<&Removal>, Vec<&Removal>) =
                 rs.into_iter().partition(|r| r.location.embed.is_none());
-            let (held, whole): (Vec<&Removal>, Vec<&Removal>) =
-                whole.into_iter().partition(|r| !r.holds.is_empty());
+            let holds = mappings.embedded_fields_of(collection);
+            let (held, whole) = if holds.is_empty() {
+                (Vec::new(), whole)
+            } else {
+                (whole, Vec::new())
+            };
             if !held.is_empty() {
                 let updates: Vec<Document> = held
                     .iter()
                     .map(|r| {
                         let mut q = not_newer(guard_field, r.time);
                         q.insert("_id", r.location.id.clone());
-                        let u = super::holder::reduce_to_holder(&r.holds, guard_field, r.time);
+                        let u = super::holder::reduce_to_holder(&holds, guard_field, r.time);
                         doc! { "q": q, "u": u }
                     })
                     .collect();
-                let cmd = doc! {
-                    "update": collection,
-                    "updates": updates,
-                    "ordered": false,
-                    "writeConcern": { "w": "majority", "j": true },
-                };
-                self.command_n("reduce to a holder", collection, cmd)
+                self.write_n("reduce to a holder", "update", collection, updates)
                     .await?;
             }
             let deletes: Vec<Document> = whole
@@ -82,20 +86,16 @@ impl MongoSink {
                 })
                 .chain(held.iter().map(|r| {
                     // The holder just made, when it holds nothing.
-                    let mut q = super::holder::empty(&r.holds, guard_field);
+                    let mut q = super::holder::empty(&holds, guard_field);
                     q.extend(not_newer(guard_field, r.time));
                     q.insert("_id", r.location.id.clone());
                     doc! { "q": q, "limit": 1 }
                 }))
                 .collect();
             if !deletes.is_empty() {
-                let cmd = doc! {
-                    "delete": collection,
-                    "deletes": deletes,
-                    "ordered": false,
-                    "writeConcern": { "w": "majority", "j": true },
-                };
-                removed += self.command_n("guarded delete", collection, cmd).await?;
+                removed += self
+                    .write_n("guarded delete", "delete", collection, deletes)
+                    .await?;
             }
             if !elements.is_empty() {
                 let updates: Vec<Document> = elements
@@ -110,14 +110,8 @@ impl MongoSink {
                         })
                     })
                     .collect();
-                let cmd = doc! {
-                    "update": collection,
-                    "updates": updates,
-                    "ordered": false,
-                    "writeConcern": { "w": "majority", "j": true },
-                };
                 removed += self
-                    .command_n("guarded pull", collection, cmd)
+                    .write_n("guarded pull", "update", collection, updates)
                     .await
                     .map(|_| elements.len() as u64)?;
             }
@@ -146,24 +140,26 @@ impl MongoSink {
                 doc! { "q": q, "limit": 1 }
             })
             .collect();
-        let cmd = doc! {
-            "delete": collection,
-            "deletes": deletes,
-            "ordered": false,
-            "writeConcern": { "w": "majority", "j": true },
-        };
-        self.command_n("remove empty holders", collection, cmd)
+        self.write_n("remove empty holders", "delete", collection, deletes)
             .await
     }
 
-    /// Runs one write command until it is answered without a write error, retrying
-    /// transient failures; returns its `n`.
-    async fn command_n(
+    /// Runs one unordered `update` or `delete` command (`verb`) of `statements` on
+    /// `collection` until it is answered without a write error, retrying transient
+    /// failures; returns its `n`. Durable when answered: majority, journaled.
+    async fn write_n(
         &self,
         operation: &'static str,
+        verb: &str,
         collection: &str,
-        cmd: Document,
+        statements: Vec<Document>,
     ) -> Result<u64> {
+        let cmd = doc! {
+            verb: collection,
+            format!("{verb}s"): statements,
+            "ordered": false,
+            "writeConcern": { "w": "majority", "j": true },
+        };
         let target = format!("{}.{collection}", self.database().name());
         let mut backoff = self.config().retry.backoff();
         loop {

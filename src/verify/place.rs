@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use mongodb::bson::{Bson, RawBsonRef, RawDocumentBuf};
+use mongodb::bson::{Bson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::compare::RawError;
 use crate::mapping::item::WriteKind;
@@ -110,16 +110,9 @@ impl Place {
     ) -> Result<Option<Cow<'a, RawDocumentBuf>>, RawError> {
         match self {
             Place::Doc { strip } if strip.is_empty() => Ok(Some(Cow::Borrowed(fetched))),
-            Place::Doc { strip } => {
-                let mut out = RawDocumentBuf::new();
-                for entry in fetched.iter() {
-                    let (key, value) = entry?;
-                    if !strip.iter().any(|s| s == key) {
-                        out.append(key, value.to_raw_bson());
-                    }
-                }
-                Ok(Some(Cow::Owned(out)))
-            }
+            Place::Doc { strip } => Ok(Some(Cow::Owned(without(fetched, |key| {
+                strip.iter().any(|s| s == key)
+            })?))),
             Place::Element { field, .. } => {
                 let Some(array) = fetched.get_array(field).ok() else {
                     return Ok(None);
@@ -130,13 +123,7 @@ impl Place {
                         if d.get("_id")?.map(|v| v.to_raw_bson()).as_ref() == Some(&want) {
                             // A guarded embed stamps each element with its update time
                             // (bookkeeping, as on a whole document): compare without it.
-                            let mut out = RawDocumentBuf::new();
-                            for entry in d.iter() {
-                                let (key, value) = entry?;
-                                if key != crate::sink::guard::GUARD_FIELD {
-                                    out.append(key, value.to_raw_bson());
-                                }
-                            }
+                            let out = without(d, |key| key == crate::sink::guard::GUARD_FIELD)?;
                             return Ok(Some(Cow::Owned(out)));
                         }
                     }
@@ -145,6 +132,18 @@ impl Place {
             }
         }
     }
+}
+
+/// `d` without the fields `drop` names.
+fn without(d: &RawDocument, drop: impl Fn(&str) -> bool) -> Result<RawDocumentBuf, RawError> {
+    let mut out = RawDocumentBuf::new();
+    for entry in d.iter() {
+        let (key, value) = entry?;
+        if !drop(key) {
+            out.append(key, value.to_raw_bson());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
