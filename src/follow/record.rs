@@ -136,6 +136,11 @@ impl FollowRecord {
         self.applied.unwrap_or(self.start)
     }
 
+    /// How far behind the wall clock the applied time is (seconds, never negative).
+    pub fn lag_secs(&self) -> f64 {
+        (crate::sink::guard::now_nanos() - self.applied_or_start()).max(0) as f64 / 1e9
+    }
+
     /// Whether a follower was seen within [`HEARTBEAT_TTL_SECS`].
     pub fn follower_alive(&self, now: DateTime) -> bool {
         self.finished.is_none()

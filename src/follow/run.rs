@@ -20,7 +20,7 @@ use super::record::{FollowRecord, FollowStore, GroupState, Holder};
 use super::watch::{Event, Watch};
 use crate::error::{Error, Result};
 use crate::ledger::group_of;
-use crate::sink::guard::{nanos_timestamp, now_nanos, timestamp_nanos};
+use crate::sink::guard::{nanos_rfc3339, nanos_timestamp, now_nanos, timestamp_nanos};
 use crate::source::FirestoreSource;
 
 /// Tuning and identity of one follower.
@@ -54,10 +54,10 @@ pub enum Ended {
     Stopped,
 }
 
-/// What the follower shows while it runs (progress display, status line).
+/// What the follower shows while it runs (terminal line, metrics): its record as last
+/// saved, `None` before it runs.
 #[derive(Debug, Clone, Default)]
 pub struct FollowView {
-    pub applied: Option<i64>,
     pub record: Option<FollowRecord>,
 }
 
@@ -464,7 +464,6 @@ impl Follower {
 
     fn publish(&self, record: &FollowRecord) {
         let mut v = self.view.lock().unwrap();
-        v.applied = record.applied;
         v.record = Some(record.clone());
     }
 
@@ -507,12 +506,11 @@ fn stale_resume(e: &Error) -> bool {
 
 /// The lag line: the consistent time applied, how far behind now it is, the counts.
 pub fn lag_line(record: &FollowRecord) -> String {
-    let applied = record.applied_or_start();
-    let lag = (now_nanos() - applied).max(0) as f64 / 1e9;
+    let lag = record.lag_secs();
     let c = &record.counts;
     format!(
         "following: applied up to {} (lag {lag:.1}s); {} upserts, {} unchanged, {} deletes, {} resets, {} resyncs, {} restarts, {} dead letters",
-        DateTime::from_millis(applied / 1_000_000).try_to_rfc3339_string().unwrap_or_default(),
+        nanos_rfc3339(record.applied_or_start()),
         c.upserts, c.unchanged, c.deletes, c.resets, c.resyncs, c.restarts, c.dead_letters
     )
 }

@@ -49,6 +49,13 @@ pub fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
+/// Guard nanoseconds as RFC 3339 text (to the millisecond), for reports and logs.
+pub fn nanos_rfc3339(nanos: i64) -> String {
+    mongodb::bson::DateTime::from_millis(nanos.div_euclid(1_000_000))
+        .try_to_rfc3339_string()
+        .unwrap_or_default()
+}
+
 /// The guard time a stored document carries, if any.
 pub fn guard_time(doc: &RawDocument, field: &str) -> Option<i64> {
     match doc.get(field).ok().flatten()? {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, FromArgMatches};
 use fireshift::follow::record::{FollowRecord, FollowStore};
-use fireshift::sink::guard::timestamp_nanos;
+use fireshift::sink::guard::{nanos_rfc3339, timestamp_nanos};
 use fireshift::sink::SinkConfig;
 use serde::Serialize;
 
@@ -59,12 +59,6 @@ struct Report {
     gates: Vec<Gate>,
 }
 
-fn iso(ns: i64) -> String {
-    mongodb::bson::DateTime::from_millis(ns / 1_000_000)
-        .try_to_rfc3339_string()
-        .unwrap_or_default()
-}
-
 pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let ep = &args.endpoints;
     let project = ep.firestore.project.clone().unwrap_or_default();
@@ -104,7 +98,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     };
     let report = Report {
         job: job.clone(),
-        cutover_time: time.map(iso),
+        cutover_time: time.map(nanos_rfc3339),
         passed: failed.is_none(),
         exit_code: code.code(),
         gates,
@@ -220,7 +214,7 @@ async fn gates(
         figure: if ok {
             format!(
                 "applied up to {} (cutover time reached)",
-                iso(last.applied_or_start())
+                nanos_rfc3339(last.applied_or_start())
             )
         } else if !last.copy_done {
             "the copy is not done yet".into()

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use fireshift::follow::apply::Applier;
 use fireshift::follow::record::{FollowRecord, FollowStore};
-use fireshift::follow::run::{Ended, FollowConfig, Follower};
+use fireshift::follow::run::{Ended, FollowConfig, FollowView, Follower};
 use fireshift::ledger::{Ledger, LEDGER_COLLECTION};
 use fireshift::mapping::transform::Transformer;
 use fireshift::migrate::job::{JobOptions, JobOutcome};
@@ -60,13 +60,12 @@ pub struct Running {
     handle: tokio::task::JoinHandle<fireshift::error::Result<Ended>>,
     copy_done: watch::Sender<bool>,
     stop: CancellationToken,
-    /// What the follower shows (its record as last saved): the metrics read it.
-    pub view: Arc<Mutex<fireshift::follow::run::FollowView>>,
 }
 
 /// Takes (or resumes) the follow record and starts the follower. A new job's follow
 /// starts from `start_at` (an export's snapshot time), else from Firestore's clock now,
-/// before the copy reads anything.
+/// before the copy reads anything. The follower publishes its record in `view` (for
+/// the metrics and the terminal).
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     args: &MigrateArgs,
@@ -77,6 +76,7 @@ pub async fn start(
     transformer: &Transformer,
     stop: &CancellationToken,
     run_id: &str,
+    view: Arc<Mutex<FollowView>>,
 ) -> anyhow::Result<Running> {
     let job = &options.job;
     let store = FollowStore::new(sink.database());
@@ -113,6 +113,11 @@ pub async fn start(
     // that the target holds no other copy, and would find the follower's writes.
     // Changes made meanwhile are not lost: the follow starts from its recorded time.
     let began = mongodb::bson::DateTime::now();
+    let checkpoints = fireshift::migrate::checkpoint::CheckpointStore::new(
+        sink.database(),
+        fireshift::migrate::checkpoint::CHECKPOINT_COLLECTION,
+        sink.config().retry,
+    );
     let mut fresh = false;
     let record = match store.load(job).await? {
         Some(r) => {
@@ -125,11 +130,6 @@ pub async fn start(
             r
         }
         None => {
-            let checkpoints = fireshift::migrate::checkpoint::CheckpointStore::new(
-                sink.database(),
-                fireshift::migrate::checkpoint::CHECKPOINT_COLLECTION,
-                sink.config().retry,
-            );
             if !args.restart && checkpoints.load_job(job).await?.is_some() {
                 anyhow::bail!(
                     "job `{job}` was copied without --follow: changes made since its copy began are unknown. \
@@ -167,17 +167,11 @@ pub async fn start(
             report_every: std::time::Duration::from_secs(args.follow.follow_report_every),
             ..FollowConfig::default()
         },
-        view: Arc::new(Mutex::new(Default::default())),
+        view,
     };
-    let view = follower.view.clone();
     let (copy_done, done_rx) = watch::channel(record.copy_done);
     let stop = stop.child_token();
     let token = stop.clone();
-    let checkpoints = fireshift::migrate::checkpoint::CheckpointStore::new(
-        sink.database(),
-        fireshift::migrate::checkpoint::CHECKPOINT_COLLECTION,
-        sink.config().retry,
-    );
     let job_name = job.clone();
     let handle = tokio::spawn(async move {
         // A new follow waits for a plan made after it began (a --restart's old plan
@@ -199,7 +193,6 @@ pub async fn start(
         handle,
         copy_done,
         stop,
-        view,
     })
 }
 

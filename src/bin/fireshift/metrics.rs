@@ -37,8 +37,8 @@ pub struct MetricsArgs {
 #[derive(Clone)]
 pub struct Sources {
     pub progress: Progress,
-    /// Set once a follower runs.
-    pub follow: Arc<Mutex<Option<Arc<Mutex<FollowView>>>>>,
+    /// What the follower publishes (its record stays `None` without one).
+    pub follow: Arc<Mutex<FollowView>>,
 }
 
 struct Exported {
@@ -155,13 +155,8 @@ impl Exported {
             stats.iter().map(|c| c.dead_lettered).sum(),
         );
         Self::advance(&self.retries, fireshift::retry::retries());
-        let view = sources
-            .follow
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|v| v.lock().unwrap().clone());
-        let Some(record) = view.and_then(|v| v.record) else {
+        let record = sources.follow.lock().unwrap().record.clone();
+        let Some(record) = record else {
             self.following.set(0);
             return;
         };
@@ -178,8 +173,7 @@ impl Exported {
         Self::advance(&self.resets, c.resets);
         let applied = record.applied_or_start();
         self.applied.set(applied as f64 / 1e9);
-        self.lag
-            .set((fireshift::sink::guard::now_nanos() - applied).max(0) as f64 / 1e9);
+        self.lag.set(record.lag_secs());
         self.following.set(i64::from(
             record.holder.is_some() && record.finished.is_none(),
         ));
@@ -301,7 +295,7 @@ mod tests {
         let e = Exported::new();
         let sources = Sources {
             progress: Progress::new(),
-            follow: Arc::new(Mutex::new(None)),
+            follow: Arc::new(Mutex::new(FollowView::default())),
         };
         sources.progress.see("users", "users");
         sources.progress.read("users", 5);
@@ -318,11 +312,7 @@ mod tests {
             pid: 1,
             heartbeat: mongodb::bson::DateTime::now(),
         });
-        let view = FollowView {
-            applied: None,
-            record: Some(record),
-        };
-        *sources.follow.lock().unwrap() = Some(Arc::new(Mutex::new(view)));
+        sources.follow.lock().unwrap().record = Some(record);
         e.update(&sources);
         assert_eq!(e.changes.with_label_values(&["upsert"]).get(), 4);
         assert_eq!(e.restarts.get(), 1);

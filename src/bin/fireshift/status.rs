@@ -105,12 +105,8 @@ fn group_state(g: &fireshift::follow::record::GroupState, copy_done: bool) -> &'
 fn follow_json(r: &fireshift::follow::record::FollowRecord) -> serde_json::Value {
     let now = mongodb::bson::DateTime::now();
     let applied = r.applied_or_start();
-    let lag = (fireshift::sink::guard::now_nanos() - applied).max(0) as f64 / 1e9;
-    let rfc = |ns: i64| {
-        mongodb::bson::DateTime::from_millis(ns / 1_000_000)
-            .try_to_rfc3339_string()
-            .unwrap_or_default()
-    };
+    let lag = r.lag_secs();
+    let rfc = fireshift::sink::guard::nanos_rfc3339;
     let groups: serde_json::Map<String, serde_json::Value> = r
         .groups
         .iter()

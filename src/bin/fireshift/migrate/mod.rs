@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use fireshift::follow::run::FollowView;
 use fireshift::migrate::job::{self, JobOptions};
 use fireshift::migrate::pipeline::pushback::Pushback;
 use fireshift::migrate::pipeline::{PipelineConfig, Summary};
@@ -238,8 +239,9 @@ async fn migrate_on(
     if args.follow.follow {
         crate::follow::refuse_unsupported(args, source)?;
     }
-    // Served until this function returns (the copy, and the follow until it leaves).
-    let follow_view = Arc::new(std::sync::Mutex::new(None));
+    // What the follower publishes (nothing without one); the metrics are served until
+    // this function returns (the copy, and the follow until it leaves).
+    let follow_view = Arc::new(std::sync::Mutex::new(FollowView::default()));
     let _metrics = match args.metrics.metrics_addr {
         Some(addr) => Some(
             crate::metrics::serve(
@@ -324,15 +326,13 @@ async fn migrate_on(
                     transformer,
                     &stop.token,
                     &facts.run_id,
+                    follow_view.clone(),
                 )
                 .await?,
             )
         }
         false => None,
     };
-    if let Some(f) = &follower {
-        *follow_view.lock().unwrap() = Some(f.view.clone());
-    }
     let result = tokio::select! {
         r = job::run(source, sink, transformer, &options, progress) => r,
         stalled = watchdog::watchdog(progress, args.stall_warning, args.stall_timeout) => Err(stalled),
@@ -449,7 +449,7 @@ async fn migrate_on(
             "job `{}`: the copy is done; following Firestore's changes until `fireshift cutover`",
             options.job
         );
-        let shown = crate::progress::follow::FollowDisplay::start(f.view.clone(), args.quiet);
+        let shown = crate::progress::follow::FollowDisplay::start(follow_view.clone(), args.quiet);
         let ended = f.finish().await;
         shown.finish().await;
         match ended? {
