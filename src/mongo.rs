@@ -135,6 +135,25 @@ pub const RETRYABLE_CODES: &[i32] = &[
     6, 7, 89, 91, 189, 262, 9001, 10107, 11000, 11600, 11602, 13435, 13436, 64,
 ];
 
+/// The server's code for a write that breaks a unique index.
+pub const DUPLICATE_KEY: i32 = 11000;
+
+/// Whether a duplicate-key write error (code 11000) is on `_id`: two upserts of one new
+/// `_id` racing, which a retry settles. On any other unique index it is the document
+/// itself that clashes with another one, and retrying changes nothing. `key_pattern` is
+/// the error's `keyPattern` when the server sends one; else the message's
+/// `index: NAME` decides, and a message that names no index counts as a race (the
+/// retry deadline still ends it).
+pub fn duplicate_key_on_id(key_pattern: Option<&mongodb::bson::Document>, message: &str) -> bool {
+    if let Some(k) = key_pattern {
+        return k.keys().eq(["_id"]);
+    }
+    match message.split_once(" index: ") {
+        Some((_, rest)) => rest.split_whitespace().next() == Some("_id_"),
+        None => true,
+    }
+}
+
 /// Whether a driver error describes a passing condition: network faults, pool resets,
 /// no reachable server, or a server error labelled or coded as transient.
 pub fn is_retryable(e: &mongodb::error::Error) -> bool {
@@ -189,6 +208,25 @@ pub fn describe(e: &mongodb::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_duplicate_key_is_a_race_only_on_the_id_index() {
+        use super::duplicate_key_on_id;
+        let on = |index: &str| {
+            format!("E11000 duplicate key error collection: app.users index: {index} dup key: {{ x: 1 }}")
+        };
+        assert!(duplicate_key_on_id(None, &on("_id_")));
+        assert!(!duplicate_key_on_id(None, &on("email_1")));
+        assert!(!duplicate_key_on_id(None, &on("_id_1_tenant_1")));
+        // A server that names no index: a race, bounded by the retry deadline.
+        assert!(duplicate_key_on_id(None, "E11000 duplicate key error"));
+        let id = mongodb::bson::doc! { "_id": 1 };
+        let email = mongodb::bson::doc! { "email": 1 };
+        let both = mongodb::bson::doc! { "_id": 1, "email": 1 };
+        assert!(duplicate_key_on_id(Some(&id), &on("email_1")));
+        assert!(!duplicate_key_on_id(Some(&email), &on("_id_")));
+        assert!(!duplicate_key_on_id(Some(&both), ""));
+    }
+
     use super::*;
 
     #[tokio::test]

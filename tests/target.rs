@@ -222,3 +222,74 @@ async fn indexes_are_built_only_on_collections_that_received_documents() {
     );
     assert_eq!(collections().await, ["languages", "tags", "users"]);
 }
+
+/// A unique index already on the target (a resumed copy, a follow, an index the
+/// operator made) and two Firestore documents with the same key: Firestore enforces no
+/// uniqueness, MongoDB does. The second document is dead-lettered at once, naming the
+/// index — not retried as if two writes of one `_id` were racing — and the rest lands.
+#[tokio::test]
+async fn a_document_that_breaks_a_unique_index_is_dead_lettered_not_retried() {
+    use common::doc_at;
+    use gcloud_sdk::google::firestore::v1::{value::ValueType, Value};
+    let s = |x: &str| Value {
+        value_type: Some(ValueType::StringValue(x.into())),
+    };
+    let world = World::new("target-unique").await;
+    let user = |id: &str, email: &str| {
+        doc_at(
+            &format!("users/{id}"),
+            vec![("email", s(email)), ("name", s(id))],
+        )
+    };
+    world
+        .write(
+            [
+                user("u0", "same@example.com"),
+                user("u1", "own@example.com"),
+                user("u2", "same@example.com"),
+            ]
+            .into_iter(),
+        )
+        .await;
+    let users = world.db.collection::<Document>("users");
+    users
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "email": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+
+    let out = world.migrate(&["--quiet"]);
+    assert_eq!(
+        out.status.code(),
+        Some(common::EXIT_DEAD_LETTERS),
+        "{}",
+        stderr(&out)
+    );
+    let landed = world.raw_docs("users").await;
+    assert_eq!(landed.keys().collect::<Vec<_>>(), ["u0", "u1"]);
+    assert_eq!(landed["u0"].get_str("email").unwrap(), "same@example.com");
+    assert_eq!(landed["u1"].get_str("email").unwrap(), "own@example.com");
+    assert_eq!(landed["u1"].get_str("name").unwrap(), "u1");
+    let dead = common::dead_letters(&world).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    let u2 = &dead[&world.full_name("users/u2")];
+    assert_eq!(u2.get_str("rule").unwrap(), "unique");
+    let reason = u2.get_str("reason").unwrap();
+    assert!(
+        reason.contains("unique index") && reason.contains("email_1"),
+        "{reason}"
+    );
+    assert!(
+        !stderr(&out).contains("transient failure, retrying"),
+        "not retried: {}",
+        stderr(&out)
+    );
+}

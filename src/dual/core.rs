@@ -460,11 +460,15 @@ impl Core {
                     Some(Bson::Int64(c)) => *c,
                     _ => 0,
                 };
-                // 11000: two upserts of one new `_id` raced; the replay decides.
-                return Err(err(
-                    format!("code {code}: {}", e.get_str("errmsg").unwrap_or("")),
-                    code == 11000,
-                ));
+                // 11000 on `_id`: two upserts of one new `_id` raced; the replay
+                // decides. On another unique index the document clashes for good.
+                let message = e.get_str("errmsg").unwrap_or("");
+                let race = code == i64::from(crate::mongo::DUPLICATE_KEY)
+                    && crate::mongo::duplicate_key_on_id(
+                        e.get_document("keyPattern").ok(),
+                        message,
+                    );
+                return Err(err(format!("code {code}: {message}"), race));
             }
         }
         Ok(())

@@ -555,7 +555,22 @@ impl MongoSink {
                     });
                 };
                 errored[index as usize] = true;
-                if crate::mongo::RETRYABLE_CODES.contains(&code) {
+                if code == crate::mongo::DUPLICATE_KEY
+                    && !crate::mongo::duplicate_key_on_id(
+                        e.get_document("keyPattern").ok(),
+                        &message,
+                    )
+                {
+                    failed.push(DocFailure {
+                        source_path: item.source_path.clone(),
+                        collection: collection.to_string(),
+                        code,
+                        message: format!(
+                            "unique index: another document of {collection} holds the same key ({message})"
+                        ),
+                        rule: "unique",
+                    });
+                } else if crate::mongo::RETRYABLE_CODES.contains(&code) {
                     retry.push((*item, message));
                 } else if let (WriteKind::Embed { field, max }, true) =
                     (&item.kind, message.contains(EMBED_LIMIT_MARKER))

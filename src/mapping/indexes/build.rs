@@ -27,6 +27,7 @@ use mongodb::Database;
 use super::def::IndexDef;
 use super::report::{IndexOutcome, IndexReport};
 use crate::mapping::MappingSet;
+use crate::mongo::DUPLICATE_KEY;
 use crate::retry::RetryPolicy;
 
 /// Builds every index of the set whose collection exists (idempotent: existing
@@ -131,9 +132,6 @@ fn equivalent(existing: &Document, ix: &IndexDef) -> bool {
         && relaxed(existing.get_document("partialFilterExpression").ok())
             == relaxed(ix.partial.as_ref())
 }
-
-/// `DuplicateKey`: a unique index the existing documents violate.
-const DUPLICATE_KEY: i32 = 11000;
 
 async fn build_one(db: &Database, ix: &IndexDef) -> IndexReport {
     let cmd = doc! { "createIndexes": &ix.collection, "indexes": [ix.spec_document()] };
