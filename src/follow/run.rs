@@ -258,7 +258,10 @@ impl Follower {
         // line every `report_every`.
         let mut report = tokio::time::interval(Duration::from_secs(1));
         report.tick().await;
-        let opened = Instant::now();
+        // When the stream last said anything: a gate waiting on a quiet stream reopens
+        // it, never one that is busy (a resend of a large group, say: reopening would
+        // start that resend again, and again, and the gate would never pass).
+        let mut heard = Instant::now();
         let mut discover = tokio::time::interval(self.config.discover_every);
         discover.tick().await;
         loop {
@@ -292,7 +295,10 @@ impl Follower {
                     // A cutover waits for a consistent point past its time, and a quiet
                     // stream may send none (the emulator sends one only on a change):
                     // a reopened stream sends one at once.
-                    if record.cutover_pending && opened.elapsed() >= Duration::from_secs(3) {
+                    // A resend in progress ends in a consistent point of its own: it
+                    // is given longer before it counts as quiet.
+                    let quiet = Duration::from_secs(if epochs.is_empty() { 3 } else { 30 });
+                    if record.cutover_pending && heard.elapsed() >= quiet {
                         // A gate waits: the root collections it must see are listed now,
                         // not at the next discovery.
                         self.discover(record, resync).await?;
@@ -308,6 +314,7 @@ impl Follower {
                 }
                 resp = stream.next(conn) => resp?,
             };
+            heard = Instant::now();
             let Some(resp) = resp else {
                 return Err(Error::Firestore {
                     operation: "Listen",
