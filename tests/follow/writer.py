@@ -91,8 +91,10 @@ def churn(db, args):
                 continue
             ref.update({f: firestore.ArrayUnion([f"u{n}"])})
         elif kind == "clone":
+            # A new document, as an app makes one: its own values for the strings that
+            # may identify it (a user's username and email are unique in the mappings).
             new = ref.parent.document(f"{ref.id}-c{n}")
-            new.set(data)
+            new.set({k: f"{v} c{n}" if is_plain_string(k, v) else v for k, v in data.items()})
             refs.append(new)
         elif kind == "delete":
             ref.delete()
