@@ -718,18 +718,16 @@ async fn the_page_lists_failing_collections_first_and_caps_each_while_the_json_k
 }
 
 #[tokio::test]
-async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings() {
+async fn verify_counts_what_a_ttl_index_expired_and_warns_when_the_job_used_other_mappings() {
     let world = World::new("v-hints").await;
-    // Dates a day ahead: the server's own TTL monitor leaves them alone.
-    let ahead = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64
-        + 86_400;
-    let at = |i: i64| {
+        .as_secs() as i64;
+    let at = |secs: i64| {
         v(ValueType::TimestampValue(
             gcloud_sdk::prost_types::Timestamp {
-                seconds: ahead + i,
+                seconds: secs,
                 nanos: 0,
             },
         ))
@@ -737,8 +735,11 @@ async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings(
     world
         .write(
             vec![
-                doc_at("events/e1", vec![("at", at(1))]),
-                doc_at("events/e2", vec![("at", at(2))]),
+                // Two days old: past the TTL index's hour.
+                doc_at("events/e1", vec![("at", at(now - 2 * 86_400))]),
+                // A day ahead: MongoDB keeps it.
+                doc_at("events/e2", vec![("at", at(now + 86_400))]),
+                doc_at("events/e3", vec![("at", at(now + 86_400))]),
                 doc_at(
                     "notes/n1",
                     vec![("text", v(ValueType::StringValue("hi".into())))],
@@ -753,37 +754,64 @@ async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings(
         "collection = \"events\"\n\n[[indexes]]\nkeys = { at = 1 }\nexpire_after_seconds = 3600\nname = \"at_ttl\"\n",
     )
     .unwrap();
+    std::fs::write(
+        maps.path().join("notes.toml"),
+        "collection = \"notes\"\n\n[[indexes]]\nkeys = { at = 1 }\nexpire_after_seconds = 60\npartial = { temp = true }\n",
+    )
+    .unwrap();
     let mappings = maps.path().to_str().unwrap();
     let out = world.migrate(&["--quiet", "--mappings", mappings]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    world
-        .db
-        .collection::<Document>("events")
-        .delete_one(doc! {"_id": "e1"})
-        .await
-        .unwrap();
+    // e1 goes as the server's TTL monitor removes it (it may have already); e2 and n1
+    // are lost.
+    for (c, id) in [("events", "e1"), ("events", "e2"), ("notes", "n1")] {
+        world
+            .db
+            .collection::<Document>(c)
+            .delete_one(doc! {"_id": id})
+            .await
+            .unwrap();
+    }
 
-    // With the job's mappings: no warning; the TTL index is named beside the missing
-    // document.
+    // With the job's mappings: no warning; the expired document is counted as such, the
+    // lost one is missing; a partial TTL index (verify cannot tell whether its filter
+    // held) is named beside its collection's missing document.
     let dir = tempfile::tempdir().unwrap();
     let (out, report) = verify(&world, dir.path(), &["--mappings", mappings]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let r = report.unwrap();
-    let hint = "a TTL index of the mappings (field at, 3600 s) removes documents: missing ones may be expired";
-    let events = r["collections"]
+    let row = |r: &Json, c: &str| {
+        r["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["collection"] == c)
+            .unwrap()
+            .clone()
+    };
+    let events = row(&r, "events");
+    assert_eq!(events["expired"], 1, "{events}");
+    assert_eq!(events["missing"], 1, "{events}");
+    assert_eq!(events["expected_in_target"], 2, "{events}");
+    assert_eq!(events["target"], 1, "{events}");
+    assert_eq!(events["hints"], serde_json::json!([]));
+    let missing: Vec<&str> = r["mismatches"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["collection"] == "events")
-        .unwrap()
-        .clone();
-    assert_eq!(events["hints"], serde_json::json!([hint]));
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["e2", "n1"]);
+    let hint = "a partial TTL index of the mappings (field at, 60 s) removes the documents its filter selects: missing ones may be expired";
+    assert_eq!(row(&r, "notes")["hints"], serde_json::json!([hint]));
+    assert_eq!(r["totals"]["expired"], 1);
     assert_eq!(r["result"]["warnings"], serde_json::json!([]));
     let s = stdout(&out);
-    assert!(s.contains(&format!("hint: events: {hint}")), "{s}");
+    assert!(s.contains(&format!("hint: notes: {hint}")), "{s}");
     assert!(!s.contains("warning:"), "{s}");
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains(&format!("hint: {hint}")), "{html}");
+    assert!(html.contains("<th>expired (TTL)</th>"), "{html}");
 
     // Without them: warned up front, with the job's name and both hashes.
     let job_hash = mongodb::bson::from_document::<Json>(
@@ -823,8 +851,10 @@ async fn verify_hints_at_ttl_indexes_and_warns_when_the_job_used_other_mappings(
         warnings[0].as_str().unwrap().starts_with(&warning),
         "{warnings:?}"
     );
-    // Without the mappings there is no TTL index to hint at.
+    // Without the mappings there is no partial TTL index to hint at; what the target's
+    // own TTL index expired is still counted (the target's indexes decide).
     assert!(!stdout(&out).contains("hint:"));
+    assert_eq!(row(&r, "events")["expired"], 1);
 }
 
 #[tokio::test]

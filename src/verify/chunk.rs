@@ -130,6 +130,24 @@ impl<S: Source> Verifier<S> {
                 }
             }
         }
+        // A document the target's TTL index removed is expired, not missing (embedded
+        // elements are not removed on their own).
+        let mut still_absent = Vec::with_capacity(absent.len());
+        for i in absent {
+            let item = &mut chunk.items[i];
+            let expired = match (&item.place, &item.doc) {
+                (Place::Doc { .. }, Some(doc)) => {
+                    self.expired_by(&chunk.collection, doc).await?.is_some()
+                }
+                _ => false,
+            };
+            if expired {
+                item.outcome.expired += 1;
+            } else {
+                still_absent.push(i);
+            }
+        }
+        let absent = still_absent;
         if !absent.is_empty() {
             // A document the server refused is dead-lettered by migrate (rule `sink`):
             // accounted for, not missing.

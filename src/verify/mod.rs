@@ -19,6 +19,7 @@
 //!   of seen ids.
 //! * `recheck` judges each suspect again against fresh reads of both sides.
 //! * [`report`] the JSON (`docs/verify-report.md`), HTML and terminal renderings.
+//! * [`ttl`] the target's TTL indexes: a document they expired is not missing.
 //!
 //! # Memory
 //!
@@ -55,6 +56,7 @@ pub mod place;
 mod recheck;
 pub mod report;
 pub mod store;
+pub mod ttl;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -237,6 +239,10 @@ pub struct CollectionCounts {
     /// Of those, documents migrate dead-lettered instead (transform refused, or the
     /// server refused and a dead letter records it).
     pub dead_lettered: u64,
+    /// Of those, documents absent from the target because its TTL index expired them
+    /// ([`ttl`]). Absent from run records written before it existed.
+    #[serde(default)]
+    pub expired: u64,
     /// Not compared because outside the sample.
     pub sampled_out: u64,
     /// Compared against the target (or, when refused by the transform, against the dead
@@ -263,6 +269,7 @@ impl CollectionCounts {
     fn add(&mut self, o: &CollectionCounts) {
         self.source += o.source;
         self.dead_lettered += o.dead_lettered;
+        self.expired += o.expired;
         self.sampled_out += o.sampled_out;
         self.compared += o.compared;
         self.matched += o.matched;
@@ -328,6 +335,8 @@ pub struct Verifier<S: Source = FirestoreSource> {
     uri: String,
     transformer: Transformer,
     config: VerifyConfig,
+    /// The target's TTL indexes, listed once per collection.
+    ttl: std::sync::Arc<ttl::TtlIndexes>,
 }
 
 impl<S: Source> Verifier<S> {
@@ -346,6 +355,7 @@ impl<S: Source> Verifier<S> {
             uri,
             transformer,
             config,
+            ttl: Default::default(),
         })
     }
 
@@ -367,6 +377,20 @@ impl<S: Source> Verifier<S> {
 
     pub fn transformer(&self) -> &Transformer {
         &self.transformer
+    }
+
+    /// The TTL index of `collection` that may have removed `expected` by now, if any.
+    pub(crate) async fn expired_by(
+        &self,
+        collection: &str,
+        expected: &mongodb::bson::RawDocument,
+    ) -> Result<Option<String>> {
+        let indexes = self
+            .ttl
+            .of(&self.db, &self.uri, &self.config.retry, collection)
+            .await?;
+        let now = mongodb::bson::DateTime::now().timestamp_millis();
+        Ok(ttl::expired_by(&indexes, expected, now).map(str::to_string))
     }
 }
 

@@ -1,8 +1,10 @@
 //! Hints for known causes of findings, so that a report says *why* where the cause is
 //! known instead of listing documents without a word:
 //!
-//! * a TTL index of the mappings removes documents from a target collection after a
-//!   while, so documents verify finds missing there may simply have expired;
+//! * a *partial* TTL index of the mappings removes documents from a target collection
+//!   after a while when its filter holds: verify counts what a plain TTL index expired
+//!   (`crate::verify::ttl`) but cannot tell whether a filter held when the monitor ran,
+//!   so documents it finds missing there may simply have expired;
 //! * a verify run with other mappings than the job copied with (no `--mappings`, or
 //!   another directory) compares against another conversion: every document may look
 //!   missing and extra. The job stores its mappings' hash; a different one is a warning
@@ -11,8 +13,8 @@
 use super::model::CollectionReport;
 use crate::mapping::MappingSet;
 
-/// A TTL index the mappings declare: documents of `collection` expire `seconds` after
-/// the date in `field`.
+/// A partial TTL index the mappings declare: documents of `collection` that match its
+/// filter expire `seconds` after the date in `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlIndex {
     pub collection: String,
@@ -20,13 +22,14 @@ pub struct TtlIndex {
     pub seconds: i64,
 }
 
-/// The TTL indexes of a mapping set (none without mappings).
+/// The partial TTL indexes of a mapping set (none without mappings).
 pub fn ttl_indexes(set: Option<&MappingSet>) -> Vec<TtlIndex> {
     let Some(set) = set else { return Vec::new() };
     set.mappings()
         .flat_map(|m| m.indexes.iter())
         .filter_map(|ix| {
             let seconds = ix.expire_after_seconds?;
+            ix.partial.as_ref()?;
             let (field, _) = ix.keys.first()?;
             Some(TtlIndex {
                 collection: ix.collection.clone(),
@@ -42,7 +45,7 @@ pub fn add_collection_hints(rows: &mut [CollectionReport], ttl: &[TtlIndex]) {
     for row in rows.iter_mut().filter(|r| r.missing > 0) {
         for t in ttl.iter().filter(|t| t.collection == row.collection) {
             row.hints.push(format!(
-                "a TTL index of the mappings (field {}, {} s) removes documents: missing ones may be expired",
+                "a partial TTL index of the mappings (field {}, {} s) removes the documents its filter selects: missing ones may be expired",
                 t.field, t.seconds
             ));
         }
@@ -90,7 +93,7 @@ mod tests {
         add_collection_hints(&mut rows, &ttl);
         assert_eq!(
             rows[0].hints,
-            vec!["a TTL index of the mappings (field expiresAt, 0 s) removes documents: missing ones may be expired"]
+            vec!["a partial TTL index of the mappings (field expiresAt, 0 s) removes the documents its filter selects: missing ones may be expired"]
         );
         assert!(rows[1].hints.is_empty() && rows[2].hints.is_empty());
     }

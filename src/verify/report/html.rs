@@ -97,7 +97,7 @@ pub(super) fn html_head(h: &ReportHead) -> String {
         let _ = writeln!(s, "<dt>{}</dt><dd>{}</dd>", e(k), e(&v));
     }
     let _ = writeln!(s, "</dl>");
-    let _ = writeln!(s, "<h2>Collections</h2>\n<table><thead><tr><th>collection</th><th>source</th><th>dead-lettered</th><th>sampled out</th><th>compared</th><th>expected in target</th><th>target</th><th>missing</th><th>extra</th><th>differing</th><th>dead letters missing</th><th>resolved on recheck</th><th>parity</th></tr></thead><tbody>");
+    let _ = writeln!(s, "<h2>Collections</h2>\n<table><thead><tr><th>collection</th><th>source</th><th>dead-lettered</th><th>expired (TTL)</th><th>sampled out</th><th>compared</th><th>expected in target</th><th>target</th><th>missing</th><th>extra</th><th>differing</th><th>dead letters missing</th><th>resolved on recheck</th><th>parity</th></tr></thead><tbody>");
     for r in failing_first(&h.collections)
         .into_iter()
         .chain(std::iter::once(&h.totals))
@@ -115,10 +115,11 @@ pub(super) fn html_head(h: &ReportHead) -> String {
             .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             s,
-            "<tr{class}><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr{class}><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             e(&r.collection),
             r.source,
             r.dead_lettered,
+            r.expired,
             r.sampled_out,
             r.compared,
             r.expected_in_target,

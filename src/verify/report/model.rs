@@ -19,9 +19,11 @@ pub struct CollectionReport {
     pub collection: String,
     pub source: u64,
     pub dead_lettered: u64,
+    /// Absent from the target because its TTL index expired them (not missing).
+    pub expired: u64,
     pub sampled_out: u64,
     pub compared: u64,
-    /// `source − dead_lettered`: what the target should hold.
+    /// `source − dead_lettered − expired`: what the target should hold.
     pub expected_in_target: u64,
     pub target: Option<u64>,
     /// `target == expected_in_target` (`None` when the target was not counted).
@@ -69,13 +71,14 @@ pub fn collection_reports(
     let mut rows: std::collections::BTreeMap<String, CollectionReport> = counts
         .iter()
         .map(|c| {
-            let expected = c.source.saturating_sub(c.dead_lettered);
+            let expected = c.source.saturating_sub(c.dead_lettered + c.expired);
             (
                 c.collection.clone(),
                 CollectionReport {
                     collection: c.collection.clone(),
                     source: c.source,
                     dead_lettered: c.dead_lettered,
+                    expired: c.expired,
                     sampled_out: c.sampled_out,
                     compared: c.compared,
                     expected_in_target: expected,
@@ -114,6 +117,7 @@ pub fn collection_reports(
         r.parity = r.mismatches() == 0 && (!sampled || r.count_parity != Some(false));
         total.source += r.source;
         total.dead_lettered += r.dead_lettered;
+        total.expired += r.expired;
         total.sampled_out += r.sampled_out;
         total.compared += r.compared;
         total.expected_in_target += r.expected_in_target;
@@ -230,6 +234,9 @@ pub fn verdict(total: &CollectionReport, sampled: bool) -> String {
         }
         if total.dead_lettered > 0 {
             let _ = write!(s, "; {} dead-lettered as expected", total.dead_lettered);
+        }
+        if total.expired > 0 {
+            let _ = write!(s, "; {} expired by the target's TTL indexes", total.expired);
         }
         s
     } else {
