@@ -201,10 +201,12 @@ fn sorted_keys(b: &Bson) -> Bson {
     }
 }
 
-/// Every data collection of `db`, documents by `_id`, keys sorted.
+/// Every data collection of `db`, documents by `_id`, keys sorted; documents its TTL
+/// indexes expired left out ([`common::drop_expired`]).
 async fn content(db: &mongodb::Database) -> common::Target {
-    snapshot(db)
-        .await
+    let mut target = snapshot(db).await;
+    common::drop_expired(db, &mut target).await;
+    target
         .into_iter()
         .map(|(c, docs)| {
             let docs = docs

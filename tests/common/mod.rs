@@ -282,6 +282,21 @@ pub fn diff(
 /// reads it.
 pub type Target = BTreeMap<String, BTreeMap<String, RawDocumentBuf>>;
 
+/// Removes from `target` (a snapshot of `db`) the documents `db`'s TTL indexes have
+/// expired: MongoDB's monitor removes them at a moment of its own (about once a minute),
+/// so whether a snapshot still holds one is timing, not content. Verify counts them as
+/// expired by the same rule (`fireshift::verify::ttl`).
+pub async fn drop_expired(db: &Database, target: &mut Target) {
+    use fireshift::verify::ttl::{expired_by, TtlIndexes};
+    let now = mongodb::bson::DateTime::now().timestamp_millis();
+    let indexes = TtlIndexes::default();
+    let retry = fireshift::retry::RetryPolicy::default();
+    for (collection, docs) in target.iter_mut() {
+        let ttl = indexes.of(db, "", &retry, collection).await.unwrap();
+        docs.retain(|_, d| expired_by(&ttl, d, now).is_none());
+    }
+}
+
 /// Asserts that `actual` holds exactly the collections and `_id`s of `expected` and
 /// that each document equals its expected one field by field ([`diff`]: values by
 /// their BSON bytes, so NaN equals itself and −0.0 is not 0.0; order included).
