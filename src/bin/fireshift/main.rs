@@ -52,8 +52,24 @@ fn init_logs(args: &Cli) {
     }
 }
 
+/// Transparent huge pages off for this process. mimalloc asks the kernel for them, and
+/// each fresh 2 MiB page it touches after giving memory back is zeroed whole: measured
+/// on an export copy (`perf`), the kernel's page zeroing was a seventh of fireshift's CPU
+/// and peak RSS a third higher, for a heap of some 100 MiB that gains nothing from
+/// fewer TLB entries. The kernel checks the flag at each page fault, so memory mapped
+/// before this call is covered too.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours;
+    // on a kernel without it the call fails harmlessly (the result is not needed).
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    no_transparent_huge_pages();
     // Chosen before anything can build a TLS client (see fireshift::tls).
     fireshift::tls::install_crypto_provider();
     let args = match Cli::try_parse() {
