@@ -10,9 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use mongodb::bson::{doc, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, Tls, TlsOptions};
-use mongodb::Client;
+use mongodb::{Client, Database};
 
 use crate::error::{Error, Result};
 use crate::redact::redact_uri;
@@ -138,19 +139,50 @@ pub const RETRYABLE_CODES: &[i32] = &[
 /// The server's code for a write that breaks a unique index.
 pub const DUPLICATE_KEY: i32 = 11000;
 
-/// Whether a duplicate-key write error (code 11000) is on `_id`: two upserts of one new
-/// `_id` racing, which a retry settles. On any other unique index it is the document
-/// itself that clashes with another one, and retrying changes nothing. `key_pattern` is
-/// the error's `keyPattern` when the server sends one; else the message's
-/// `index: NAME` decides, and a message that names no index counts as a race (the
-/// retry deadline still ends it).
-pub fn duplicate_key_on_id(key_pattern: Option<&mongodb::bson::Document>, message: &str) -> bool {
-    if let Some(k) = key_pattern {
+/// Whether a duplicate-key write error (code 11000, an entry of a reply's
+/// `writeErrors`) is on `_id`: two upserts of one new `_id` racing, which a retry
+/// settles. On any other unique index it is the document itself that clashes with
+/// another one, and retrying changes nothing. The error's `keyPattern` decides when the
+/// server sends one; else its message's `index: NAME`, and a message that names no
+/// index counts as a race (the retry deadline still ends it).
+pub fn duplicate_key_on_id(write_error: &Document) -> bool {
+    if let Ok(k) = write_error.get_document("keyPattern") {
         return k.keys().eq(["_id"]);
     }
+    let message = write_error.get_str("errmsg").unwrap_or_default();
     match message.split_once(" index: ") {
         Some((_, rest)) => rest.split_whitespace().next() == Some("_id_"),
         None => true,
+    }
+}
+
+/// Whether a driver error is a duplicate key (an insert of an `_id` that exists: the
+/// callers' "someone else was first").
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+/// A collection's index specifications as `listIndexes` returns them (its first batch:
+/// a collection has at most 64 indexes, far under one batch); none when the collection
+/// does not exist (NamespaceNotFound).
+pub async fn list_indexes(
+    db: &Database,
+    collection: &str,
+) -> std::result::Result<Vec<Document>, mongodb::error::Error> {
+    match db.run_command(doc! { "listIndexes": collection }).await {
+        Ok(reply) => Ok(reply
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect())
+            .unwrap_or_default()),
+        Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 26) => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -211,20 +243,33 @@ mod tests {
     #[test]
     fn a_duplicate_key_is_a_race_only_on_the_id_index() {
         use super::duplicate_key_on_id;
+        use mongodb::bson::{doc, Document};
         let on = |index: &str| {
             format!("E11000 duplicate key error collection: app.users index: {index} dup key: {{ x: 1 }}")
         };
-        assert!(duplicate_key_on_id(None, &on("_id_")));
-        assert!(!duplicate_key_on_id(None, &on("email_1")));
-        assert!(!duplicate_key_on_id(None, &on("_id_1_tenant_1")));
+        let error = |message: &str| doc! { "index": 0, "code": 11000, "errmsg": message };
+        let with_pattern = |pattern: Document, message: &str| {
+            let mut e = error(message);
+            e.insert("keyPattern", pattern);
+            e
+        };
+        assert!(duplicate_key_on_id(&error(&on("_id_"))));
+        assert!(!duplicate_key_on_id(&error(&on("email_1"))));
+        assert!(!duplicate_key_on_id(&error(&on("_id_1_tenant_1"))));
         // A server that names no index: a race, bounded by the retry deadline.
-        assert!(duplicate_key_on_id(None, "E11000 duplicate key error"));
-        let id = mongodb::bson::doc! { "_id": 1 };
-        let email = mongodb::bson::doc! { "email": 1 };
-        let both = mongodb::bson::doc! { "_id": 1, "email": 1 };
-        assert!(duplicate_key_on_id(Some(&id), &on("email_1")));
-        assert!(!duplicate_key_on_id(Some(&email), &on("_id_")));
-        assert!(!duplicate_key_on_id(Some(&both), ""));
+        assert!(duplicate_key_on_id(&error("E11000 duplicate key error")));
+        assert!(duplicate_key_on_id(&with_pattern(
+            doc! { "_id": 1 },
+            &on("email_1")
+        )));
+        assert!(!duplicate_key_on_id(&with_pattern(
+            doc! { "email": 1 },
+            &on("_id_")
+        )));
+        assert!(!duplicate_key_on_id(&with_pattern(
+            doc! { "_id": 1, "email": 1 },
+            ""
+        )));
     }
 
     use super::*;

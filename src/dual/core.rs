@@ -462,13 +462,12 @@ impl Core {
                 };
                 // 11000 on `_id`: two upserts of one new `_id` raced; the replay
                 // decides. On another unique index the document clashes for good.
-                let message = e.get_str("errmsg").unwrap_or("");
                 let race = code == i64::from(crate::mongo::DUPLICATE_KEY)
-                    && crate::mongo::duplicate_key_on_id(
-                        e.get_document("keyPattern").ok(),
-                        message,
-                    );
-                return Err(err(format!("code {code}: {message}"), race));
+                    && crate::mongo::duplicate_key_on_id(e);
+                return Err(err(
+                    format!("code {code}: {}", e.get_str("errmsg").unwrap_or("")),
+                    race,
+                ));
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ use super::op::{Secondary, Target, WriteOp, WriteResult};
 use super::query::translate_field;
 use crate::error::Error;
 use crate::mapping::item::WriteItem;
+use crate::mongo::is_duplicate_key;
 use crate::path::DocPath;
 use crate::sink::guard::{self, GUARD_FIELD};
 
@@ -143,13 +144,4 @@ async fn replace(core: &Core, collection: &str, item: &WriteItem, now: i64) -> D
 /// when that is ahead.
 fn guard_after(now: i64) -> mongodb::bson::Document {
     doc! { "$max": [now, { "$add": [{ "$ifNull": [format!("${GUARD_FIELD}"), 0i64] }, 1i64] }] }
-}
-
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    match e.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::Command(c) => c.code == 11000,
-        _ => false,
-    }
 }

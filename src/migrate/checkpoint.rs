@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::migrate::lease::Lease;
+use crate::mongo::is_duplicate_key;
 use crate::retry::RetryPolicy;
 use crate::source::{Position, Range};
 
@@ -538,12 +539,6 @@ impl CheckpointStore {
         }
         Ok(())
     }
-}
-
-pub(crate) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::{ErrorKind, WriteFailure};
-    matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
-        || matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == 11000)
 }
 
 #[cfg(test)]

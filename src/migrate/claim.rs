@@ -17,8 +17,9 @@ use mongodb::bson::{doc, Document};
 use mongodb::Collection;
 
 use crate::error::{Error, Result};
-use crate::migrate::checkpoint::{is_duplicate_key, CheckpointStore};
+use crate::migrate::checkpoint::CheckpointStore;
 use crate::migrate::lease::Lease;
+use crate::mongo::is_duplicate_key;
 
 /// A job-wide step that one process does.
 #[derive(Debug, Clone, Copy)]

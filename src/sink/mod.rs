@@ -555,12 +555,7 @@ impl MongoSink {
                     });
                 };
                 errored[index as usize] = true;
-                if code == crate::mongo::DUPLICATE_KEY
-                    && !crate::mongo::duplicate_key_on_id(
-                        e.get_document("keyPattern").ok(),
-                        &message,
-                    )
-                {
+                if code == crate::mongo::DUPLICATE_KEY && !crate::mongo::duplicate_key_on_id(e) {
                     failed.push(DocFailure {
                         source_path: item.source_path.clone(),
                         collection: collection.to_string(),

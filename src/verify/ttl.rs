@@ -113,13 +113,9 @@ impl TtlIndexes {
             .run(
                 || format!("list the indexes of {target}"),
                 || async {
-                    let cmd = mongodb::bson::doc! { "listIndexes": collection };
-                    match db.run_command(cmd).await {
-                        Ok(reply) => Ok(first_batch(&reply)),
-                        // No such collection (26): nothing there, no TTL.
-                        Err(e) if command_code(&e) == Some(26) => Ok(Vec::new()),
-                        Err(e) => Err(crate::mongo::error("listIndexes", target.clone(), uri, e)),
-                    }
+                    crate::mongo::list_indexes(db, collection)
+                        .await
+                        .map_err(|e| crate::mongo::error("listIndexes", target.clone(), uri, e))
                 },
             )
             .await?;
@@ -129,23 +125,6 @@ impl TtlIndexes {
             .await
             .insert(collection.to_string(), Arc::clone(&ttl));
         Ok(ttl)
-    }
-}
-
-/// The index specifications of a `listIndexes` reply (its first batch: a collection
-/// has at most 64 indexes, far under one batch).
-fn first_batch(reply: &Document) -> Vec<Document> {
-    reply
-        .get_document("cursor")
-        .and_then(|c| c.get_array("firstBatch"))
-        .map(|a| a.iter().filter_map(|v| v.as_document().cloned()).collect())
-        .unwrap_or_default()
-}
-
-fn command_code(e: &mongodb::error::Error) -> Option<i32> {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Command(c) => Some(c.code),
-        _ => None,
     }
 }
 

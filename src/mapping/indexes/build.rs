@@ -46,7 +46,13 @@ pub async fn build(db: &Database, set: &MappingSet) -> Vec<IndexReport> {
     for ix in set.indexes() {
         if !existing.contains_key(&ix.collection) {
             let listed = if exists(db, &ix.collection).await {
-                Some(list_indexes(db, &ix.collection).await)
+                // A listing that fails counts as none: the `createIndexes` that
+                // follows then reports the real problem.
+                Some(
+                    crate::mongo::list_indexes(db, &ix.collection)
+                        .await
+                        .unwrap_or_default(),
+                )
             } else {
                 None
             };
@@ -88,19 +94,6 @@ async fn exists(db: &Database, collection: &str) -> bool {
         .filter(doc! { "name": collection })
         .await
         .map_or(true, |names| !names.is_empty())
-}
-
-/// The collection's indexes; none when it does not exist (or cannot be listed: the
-/// `createIndexes` that follows then reports the real problem).
-async fn list_indexes(db: &Database, collection: &str) -> Vec<Document> {
-    match db.run_command(doc! { "listIndexes": collection }).await {
-        Ok(reply) => reply
-            .get_document("cursor")
-            .and_then(|c| c.get_array("firstBatch"))
-            .map(|a| a.iter().filter_map(|b| b.as_document().cloned()).collect())
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// Whether an existing index (as `listIndexes` shows it) is the declared one.
