@@ -130,18 +130,15 @@ impl<S: Source> Verifier<S> {
                 }
             }
         }
-        // A document the target's TTL index removed is expired, not missing (embedded
-        // elements are not removed on their own).
+        // A document the target's TTL index removed is expired, not missing.
         let mut still_absent = Vec::with_capacity(absent.len());
         for i in absent {
             let item = &mut chunk.items[i];
-            let expired = match (&item.place, &item.doc) {
-                (Place::Doc { .. }, Some(doc)) => {
-                    self.expired_by(&chunk.collection, doc).await?.is_some()
-                }
-                _ => false,
-            };
-            if expired {
+            let expected = item.doc.as_ref().expect("target chunks carry documents");
+            if self
+                .expired(&chunk.collection, &item.place, expected)
+                .await?
+            {
                 item.outcome.expired += 1;
             } else {
                 still_absent.push(i);

@@ -379,18 +379,24 @@ impl<S: Source> Verifier<S> {
         &self.transformer
     }
 
-    /// The TTL index of `collection` that may have removed `expected` by now, if any.
-    pub(crate) async fn expired_by(
+    /// Whether a TTL index of `collection` may have removed `expected`, which belongs
+    /// at `place`, by now. Only whole documents expire: an embedded element is never
+    /// removed on its own.
+    pub(crate) async fn expired(
         &self,
         collection: &str,
+        place: &place::Place,
         expected: &mongodb::bson::RawDocument,
-    ) -> Result<Option<String>> {
+    ) -> Result<bool> {
+        if !matches!(place, place::Place::Doc { .. }) {
+            return Ok(false);
+        }
         let indexes = self
             .ttl
             .of(&self.db, &self.uri, &self.config.retry, collection)
             .await?;
         let now = mongodb::bson::DateTime::now().timestamp_millis();
-        Ok(ttl::expired_by(&indexes, expected, now).map(str::to_string))
+        Ok(ttl::expired_by(&indexes, expected, now).is_some())
     }
 }
 

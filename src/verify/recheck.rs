@@ -107,15 +107,7 @@ impl<S: Source> Verifier<S> {
                 .flatten();
             // Absent now because the TTL index expired it since pass 1: not missing.
             let expired = match (&e, &actual) {
-                (
-                    Some(
-                        e @ Expected {
-                            place: Place::Doc { .. },
-                            ..
-                        },
-                    ),
-                    None,
-                ) => self.expired_by(&m.collection, &e.doc).await?.is_some(),
+                (Some(e), None) => self.expired(&m.collection, &e.place, &e.doc).await?,
                 _ => false,
             };
             if expired {
